@@ -10,3 +10,12 @@
 //! It is pure: every entry point takes `&str` and returns values or typed
 //! errors. It must not touch the file system, the network, the terminal or
 //! the process environment; the `kiln` binary does that and hands text in.
+
+pub mod ast;
+pub mod diagnostic;
+pub mod parser;
+pub mod span;
+
+pub use ast::Dockerfile;
+pub use parser::{parse, ParseError};
+pub use span::Span;

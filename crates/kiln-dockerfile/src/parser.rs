@@ -964,7 +964,9 @@ fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, ParseErrorKind> {
 mod tests {
     use super::*;
 
-    fn heredocs(src: &str) -> Vec<Vec<(String, String, bool, bool, u32)>> {
+    type Seen = (String, String, bool, bool, u32);
+
+    fn heredocs(src: &str) -> Vec<Vec<Seen>> {
         let df = parse(src).expect("parses");
         df.nodes
             .iter()
@@ -977,7 +979,7 @@ mod tests {
             .collect()
     }
 
-    fn h(name: &str, content: &str, expand: bool) -> (String, String, bool, bool, u32) {
+    fn h(name: &str, content: &str, expand: bool) -> Seen {
         (name.into(), content.into(), expand, false, 0)
     }
 

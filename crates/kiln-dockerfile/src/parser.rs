@@ -883,7 +883,7 @@ fn heredoc_candidate_words(line: &str) -> Vec<String> {
 
 /// BuildKit's `ParseHeredoc`: `^(\d*)<<(-?)\s*([^<]*)$`, then the terminator
 /// word unquoted; a quoted terminator disables expansion.
-fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, ParseErrorKind> {
+pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, ParseErrorKind> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let Some(rest) = word[digits..].strip_prefix("<<") else {
         return Ok(None);

@@ -1,0 +1,42 @@
+# kiln — make targets. Every target installs what it needs: a fresh
+# Debian 12 machine needs nothing but this repository (and ../shared/).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test deps lint unit fuzz bench build clean
+
+## test: install what the tests need, check formatting and lints, run every test
+test: deps lint unit
+
+## deps: the Rust toolchain (rustup, stable) and the Debian packages the tests use
+deps:
+	@./scripts/install-deps.sh
+
+## lint: cargo fmt --check and clippy with warnings as errors
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## unit: all unit, conformance and CLI tests (prints the conformance counts)
+unit: deps
+	@mkdir -p target
+	@set -o pipefail; $(CARGO) test --workspace --locked --no-fail-fast -- --nocapture 2>&1 \
+		| tee target/test.log | grep -E '^(test result|.*conformance:|     Running)' \
+		|| { echo "tests failed; the whole log:"; cat target/test.log; exit 1; }
+
+## build: the release binary at target/release/kiln
+build: deps
+	$(CARGO) build --release --locked -p kiln
+
+## fuzz: ten minutes of cargo-fuzz on the Dockerfile frontend (see fuzz/README.md)
+fuzz: deps
+	./fuzz/run.sh 600
+
+## bench: criterion benchmarks of the frontend; results in bench/RESULTS.md
+bench: deps
+	$(CARGO) bench -p kiln-dockerfile --bench frontend
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,302 @@
+//! `kiln build --call targets|outline|check`: what `docker build --call`
+//! does, on kiln's Dockerfile frontend.
+//!
+//! The Dockerfile is read from `-f FILE`, standard input (`-f -`) or
+//! `CONTEXT/Dockerfile`; the ignore file is `<Dockerfile>.dockerignore`
+//! beside it when that exists, else `CONTEXT/.dockerignore`. Data (the
+//! table, the findings, JSON) goes to stdout; the summary and errors go to
+//! stderr.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use kiln_dockerfile::diagnostic::{render, Located};
+use kiln_dockerfile::ignore::IgnoreRules;
+use kiln_dockerfile::lint::Finding;
+use kiln_dockerfile::lower::{self, Build, LowerOptions, UnknownImages};
+use kiln_oci::Platform;
+use serde_json::{json, Value};
+
+use crate::cli::{BuildArgs, Call, Cli, Format};
+use crate::{EXIT_FAILURE, EXIT_USAGE};
+
+/// The Dockerfile text and the name to show in messages.
+struct Source {
+    name: String,
+    path: Option<PathBuf>,
+    text: String,
+}
+
+fn read_dockerfile(args: &BuildArgs) -> Result<Source> {
+    match &args.file {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("failed to read the Dockerfile from standard input")?;
+            Ok(Source { name: "Dockerfile".into(), path: None, text })
+        }
+        other => {
+            let path = other.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("failed to read Dockerfile {}", path.display()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text: {e}", path.display()))?;
+            let name = other.as_ref().map_or_else(|| "Dockerfile".into(), |p| p.display().to_string());
+            Ok(Source { name, path: Some(path), text })
+        }
+    }
+}
+
+fn read_ignore(args: &BuildArgs, src: &Source) -> Result<Option<IgnoreRules>> {
+    let mut candidates = Vec::new();
+    if let Some(p) = &src.path {
+        let mut beside = p.clone().into_os_string();
+        beside.push(".dockerignore");
+        candidates.push(PathBuf::from(beside));
+    }
+    candidates.push(args.context.join(".dockerignore"));
+    for c in candidates {
+        match std::fs::read_to_string(&c) {
+            Ok(text) => {
+                let rules = IgnoreRules::parse(&text)
+                    .with_context(|| format!("failed to parse {}", c.display()))?;
+                return Ok(Some(rules));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("failed to read {}", c.display())),
+        }
+    }
+    Ok(None)
+}
+
+fn build_args(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for a in raw {
+        match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => bail!("invalid --build-arg `{a}`: the name is empty"),
+            None => {
+                // Docker takes a bare name's value from the environment and
+                // ignores it when unset.
+                if let Ok(v) = std::env::var(a) {
+                    out.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Render a located frontend error the way compilers do.
+fn located(src: &Source, e: &dyn Located) -> anyhow::Error {
+    anyhow::anyhow!("{}", render(&src.name, &src.text, e.span(), &e.to_string()))
+}
+
+pub(crate) fn run(_cli: &Cli, args: &BuildArgs) -> Result<u8> {
+    let Some(call) = args.call else {
+        eprintln!("error: --call is required: targets, outline or check");
+        return Ok(EXIT_USAGE);
+    };
+    if !args.context.is_dir() && args.file.is_none() {
+        bail!("build context {} is not a directory", args.context.display());
+    }
+    let src = read_dockerfile(args)?;
+    let df = kiln_dockerfile::parse(&src.text).map_err(|e| located(&src, &e))?;
+    let ignore = read_ignore(args, &src)?;
+    let build_args = build_args(&args.build_args)?;
+    let host = Platform::host();
+    let target_platform = match &args.platform {
+        Some(p) => Some(p.parse::<Platform>().with_context(|| format!("invalid --platform {p}"))?),
+        None => None,
+    };
+    let opts = LowerOptions {
+        build_args: &build_args,
+        target: args.target.as_deref(),
+        target_platform: target_platform.as_ref(),
+        build_platform: &host,
+        images: &UnknownImages,
+        ignore: ignore.as_ref(),
+    };
+    let build = lower::lower(&df, &opts).map_err(|e| located(&src, &e))?;
+    match call {
+        Call::Targets => targets(&build, args.format),
+        Call::Outline => outline(&build, args.format),
+        Call::Check => check(&build, &src, args.format),
+    }
+}
+
+/// Print rows as left-aligned columns.
+fn table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+fn targets(build: &Build, format: Format) -> Result<u8> {
+    match format {
+        Format::Json => {
+            let targets: Vec<Value> = build
+                .stages
+                .iter()
+                .map(|s| {
+                    json!({
+                        "name": s.display_name(),
+                        "default": s.index == build.target,
+                        "description": s.description.clone().unwrap_or_default(),
+                        "base": s.base_name,
+                        "platform": s.platform.to_string(),
+                        "line": s.line,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json!({ "targets": targets }))?);
+        }
+        Format::Text => {
+            let mut rows = vec![vec!["TARGET".to_string(), "DESCRIPTION".to_string()]];
+            for s in &build.stages {
+                let mut name = s.display_name();
+                if s.index == build.target {
+                    name.push_str(" (default)");
+                }
+                rows.push(vec![name, s.description.clone().unwrap_or_default()]);
+            }
+            table(&rows);
+        }
+    }
+    Ok(0)
+}
+
+/// The build args the target uses: global args used by a needed FROM or
+/// redeclared in a needed stage, and the args declared in needed stages.
+fn outline_args(build: &Build) -> Vec<(String, String, String, usize)> {
+    let mut out: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
+    for &i in &build.needed {
+        let stage = &build.stages[i];
+        for step in &stage.steps {
+            if let kiln_dockerfile::instructions::Instruction::Arg(defs) = &step.instruction {
+                for d in defs {
+                    let meta = build.meta_args.iter().find(|m| m.name == d.name);
+                    let (value, desc, line) = match (&d.default, meta) {
+                        (None, Some(m)) => (
+                            m.value.clone().unwrap_or_default(),
+                            d.description.clone().or_else(|| m.description.clone()),
+                            m.line,
+                        ),
+                        _ => (
+                            stage.args.iter().find(|(n, _)| n == &d.name).and_then(|(_, v)| v.clone()).unwrap_or_default(),
+                            d.description.clone(),
+                            step.line,
+                        ),
+                    };
+                    out.entry(d.name.clone()).or_insert((value, desc.unwrap_or_default(), line));
+                }
+            }
+        }
+    }
+    for m in &build.meta_args {
+        if build.needed.iter().any(|&i| build.stages[i].from_args.contains(&m.name)) {
+            out.entry(m.name.clone()).or_insert((
+                m.value.clone().unwrap_or_default(),
+                m.description.clone().unwrap_or_default(),
+                m.line,
+            ));
+        }
+    }
+    let mut v: Vec<_> = out.into_iter().map(|(k, (v, d, l))| (k, v, d, l)).collect();
+    v.sort_by_key(|(_, _, _, l)| *l);
+    v
+}
+
+fn outline(build: &Build, format: Format) -> Result<u8> {
+    let target = &build.stages[build.target];
+    let args = outline_args(build);
+    let secrets = build.secrets();
+    let ssh = build.ssh();
+    match format {
+        Format::Json => {
+            let v = json!({
+                "name": target.display_name(),
+                "description": target.description.clone().unwrap_or_default(),
+                "args": args.iter().map(|(n, v, d, l)| json!({"name": n, "value": v, "description": d, "line": l})).collect::<Vec<_>>(),
+                "secrets": secrets.iter().map(|(n, r)| json!({"name": n, "required": r})).collect::<Vec<_>>(),
+                "ssh": ssh.iter().map(|(n, r)| json!({"name": n, "required": r})).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Text => {
+            println!("TARGET:      {}", target.display_name());
+            if let Some(d) = &target.description {
+                println!("DESCRIPTION: {d}");
+            }
+            if !args.is_empty() {
+                println!();
+                let mut rows = vec![vec!["BUILD ARG".into(), "VALUE".into(), "DESCRIPTION".into()]];
+                rows.extend(args.iter().map(|(n, v, d, _)| vec![n.clone(), v.clone(), d.clone()]));
+                table(&rows);
+            }
+            for (title, map) in [("SECRET", &secrets), ("SSH", &ssh)] {
+                if map.is_empty() {
+                    continue;
+                }
+                println!();
+                let mut rows = vec![vec![title.to_string(), "REQUIRED".to_string()]];
+                rows.extend(map.iter().map(|(n, r)| vec![n.clone(), r.to_string()]));
+                table(&rows);
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn check(build: &Build, src: &Source, format: Format) -> Result<u8> {
+    let findings: &[Finding] = &build.findings;
+    match format {
+        Format::Json => {
+            let warnings: Vec<Value> = findings
+                .iter()
+                .map(|f| {
+                    json!({
+                        "ruleName": f.rule.name(),
+                        "description": f.rule.description(),
+                        "url": f.rule.url(),
+                        "detail": f.message,
+                        "hint": f.rule.hint(),
+                        "location": { "file": src.name, "line": f.line },
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json!({ "warnings": warnings }))?);
+        }
+        Format::Text => {
+            for f in findings {
+                println!("{}:{}: {}: {}", src.name, f.line, f.rule.name(), f.message);
+                println!("    hint: {} ({})", f.rule.hint(), f.rule.url());
+            }
+        }
+    }
+    if findings.is_empty() {
+        eprintln!("Check complete, no warnings found.");
+        Ok(0)
+    } else {
+        let n = findings.len();
+        eprintln!("Check complete, {n} warning{} found.", if n == 1 { " has been" } else { "s have been" });
+        Ok(EXIT_FAILURE)
+    }
+}

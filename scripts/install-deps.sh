@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what kiln's tests need on a fresh Debian 12 machine, and nothing
+# when it is already there. Safe to run repeatedly; runs without a terminal.
+set -euo pipefail
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    echo "cargo is in $HOME/.cargo/bin: add it to PATH" >&2
+  else
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
+  fi
+  exit_hint=1
+fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+if [ "${exit_hint:-0}" = 1 ] && ! command -v cargo >/dev/null 2>&1; then
+  echo "installed Rust; run: source \$HOME/.cargo/env && make test" >&2
+  exit 1
+fi
+
+# The conformance data the tests read in place.
+if [ ! -d "$(dirname "$0")/../../shared/conformance" ] && [ -z "${KILN_CONFORMANCE_DIR:-}" ]; then
+  echo "warning: ../shared/conformance not found beside the repository; conformance tests will fail" >&2
+fi

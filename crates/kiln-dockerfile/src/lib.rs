@@ -14,6 +14,7 @@
 pub mod ast;
 pub mod diagnostic;
 pub mod parser;
+pub mod shell;
 pub mod span;
 
 pub use ast::Dockerfile;

@@ -18,7 +18,11 @@ use crate::ast::{
     Arg, Directive, Dockerfile, Flag, Heredoc, Node, ParseWarning, ParseWarningKind, Word,
 };
 use crate::diagnostic::Located;
+use crate::shell::Lexer;
 use crate::span::Span;
+
+/// No variables: heredoc terminators are lexed without an environment.
+const NO_ENV: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
 
 /// A Dockerfile that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -836,49 +840,15 @@ fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ParseErrorKind> {
 
 /// Split a line into shell words, keeping quotes and escapes as written, and
 /// keeping `<<` together with the spaces that follow it, so that `<< EOF`
-/// is one word (BuildKit lexes with raw quotes and raw escapes for this,
-/// always with `\\` as the escape, whatever the escape directive says).
+/// is one word. Like BuildKit, always with `\\` as the escape whatever the
+/// escape directive says, and a line that does not lex has no heredocs.
 fn heredoc_candidate_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            cur.push(c);
-            if let Some(n) = chars.next() {
-                cur.push(n);
-            }
-        } else if c == '\'' || c == '"' {
-            cur.push(c);
-            for n in chars.by_ref() {
-                cur.push(n);
-                if n == c {
-                    break;
-                }
-            }
-        } else if c == '<' && chars.peek() == Some(&'<') {
-            chars.next();
-            cur.push_str("<<");
-            while let Some(&n) = chars.peek() {
-                if n == ' ' || n == '\t' {
-                    cur.push(n);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-        } else if c.is_whitespace() {
-            if !cur.is_empty() {
-                words.push(std::mem::take(&mut cur));
-            }
-        } else {
-            cur.push(c);
-        }
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    words
+    Lexer::new('\\')
+        .raw_quotes(true)
+        .raw_escapes(true)
+        .skip_unset_env(true)
+        .process_words(line, &NO_ENV)
+        .unwrap_or_default()
 }
 
 /// BuildKit's `ParseHeredoc`: `^(\d*)<<(-?)\s*([^<]*)$`, then the terminator
@@ -897,59 +867,22 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, ParseErr
         return Ok(None);
     }
     let fd = word[..digits].parse::<u32>().unwrap_or(0);
-    // Remove quotes and backslash escapes (the heredoc word is always lexed
-    // with `\`, whatever the escape directive says).
-    let mut name = String::new();
-    let mut removed_quotes = false;
-    let mut chars = rest.chars();
-    let mut word_ended = false;
-    while let Some(c) = chars.next() {
-        if c.is_whitespace() {
-            word_ended = true;
-            continue;
-        }
-        if word_ended {
-            // More than one word (`<<EOF sh`): not a heredoc.
-            return Ok(None);
-        }
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    name.push(n);
-                }
-            }
-            '\'' | '"' => {
-                removed_quotes = true;
-                loop {
-                    match chars.next() {
-                        Some(n) if n == c => break,
-                        Some('\\') if c == '"' => match chars.next() {
-                            Some(n @ ('"' | '$' | '\\')) => name.push(n),
-                            Some(n) => {
-                                name.push('\\');
-                                name.push(n);
-                            }
-                            None => {
-                                return Err(ParseErrorKind::InvalidHeredoc {
-                                    word: rest.to_string(),
-                                })
-                            }
-                        },
-                        Some(n) => name.push(n),
-                        None => {
-                            return Err(ParseErrorKind::InvalidHeredoc {
-                                word: rest.to_string(),
-                            })
-                        }
-                    }
-                }
-            }
-            c => name.push(c),
-        }
-    }
-    if name.is_empty() && !removed_quotes {
+    // The terminator is the word with quotes removed; it was quoted (and
+    // the body is not expanded) if removing quotes removed any.
+    let invalid = |_| ParseErrorKind::InvalidHeredoc {
+        word: rest.to_string(),
+    };
+    let lexer = Lexer::new('\\').skip_unset_env(true);
+    let words = lexer.process_words(rest, &NO_ENV).map_err(invalid)?;
+    let Ok([name]) = <[String; 1]>::try_from(words) else {
         return Ok(None);
-    }
+    };
+    let raw = lexer
+        .raw_quotes(true)
+        .process_words(rest, &NO_ENV)
+        .map_err(invalid)?;
+    let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
+    let removed_quotes = raw.first().map_or(0, |r| quotes(r)) != quotes(&name);
     Ok(Some(Heredoc {
         name,
         fd,

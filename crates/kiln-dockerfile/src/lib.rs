@@ -13,6 +13,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod lint;
 pub mod parser;
 pub mod shell;
 pub mod span;

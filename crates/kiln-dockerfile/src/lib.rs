@@ -13,6 +13,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod ignore;
 pub mod lint;
 pub mod parser;
 pub mod shell;

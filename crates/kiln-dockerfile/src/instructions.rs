@@ -61,7 +61,7 @@ impl Located for InstructionError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum InstructionErrorKind {
     /// Not a Dockerfile instruction.
-    #[error("unknown instruction: {name}{}", suggestion(.suggestion))]
+    #[error("unknown instruction: {name}{}", fmt_suggestion(.suggestion))]
     Unknown {
         /// As written.
         name: String,
@@ -149,7 +149,9 @@ pub enum InstructionErrorKind {
     #[error("FROM requires either one or three arguments")]
     FromArguments,
     /// `FROM a AS 1bad`.
-    #[error("invalid name for build stage: `{name}`, name can't start with a number or contain symbols")]
+    #[error(
+        "invalid name for build stage: `{name}`, name can't start with a number or contain symbols"
+    )]
     StageName {
         /// The name.
         name: String,
@@ -186,8 +188,10 @@ pub enum InstructionErrorKind {
     },
 }
 
-fn suggestion(s: &Option<String>) -> String {
-    s.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
+fn fmt_suggestion(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(" (did you mean {s}?)"))
+        .unwrap_or_default()
 }
 
 /// A value with the span it came from.
@@ -442,7 +446,10 @@ impl Flags {
     ) -> Result<Flags, InstructionError> {
         let mut values: Vec<(&'static str, String, Span)> = Vec::new();
         for flag in &node.flags {
-            let err = |kind| InstructionError { kind, span: flag.span };
+            let err = |kind| InstructionError {
+                kind,
+                span: flag.span,
+            };
             let body = flag.text.strip_prefix("--").unwrap_or(&flag.text);
             let (name, value) = match body.split_once('=') {
                 Some((n, v)) => (n, Some(v)),
@@ -455,7 +462,9 @@ impl Flags {
                 }));
             };
             if kind != FlagKind::Strings && values.iter().any(|(n, _, _)| *n == canon) {
-                return Err(err(InstructionErrorKind::DuplicateFlag { flag: name.to_string() }));
+                return Err(err(InstructionErrorKind::DuplicateFlag {
+                    flag: name.to_string(),
+                }));
             }
             let value = match (kind, value) {
                 (FlagKind::Bool, None) => "true".to_string(),
@@ -485,14 +494,20 @@ impl Flags {
         self.values
             .iter()
             .find(|(n, _, _)| *n == name)
-            .map(|(_, v, s)| Spanned { value: v.clone(), span: *s })
+            .map(|(_, v, s)| Spanned {
+                value: v.clone(),
+                span: *s,
+            })
     }
 
     fn strings(&self, name: &str) -> Vec<Spanned<String>> {
         self.values
             .iter()
             .filter(|(n, _, _)| *n == name)
-            .map(|(_, v, s)| Spanned { value: v.clone(), span: *s })
+            .map(|(_, v, s)| Spanned {
+                value: v.clone(),
+                span: *s,
+            })
             .collect()
     }
 
@@ -511,298 +526,371 @@ pub fn parse_node(
     let name = node.name();
     let upper = name.to_ascii_uppercase();
     let span = node.span;
-    let args_err = |kind| InstructionError { kind, span: node.args_span() };
+    let args_err = |kind| InstructionError {
+        kind,
+        span: node.args_span(),
+    };
     let args: Vec<String> = node_args(node);
     use FlagKind::{Bool, String as Str, Strings};
     let no_flags = |inst: &str| Flags::parse(node, inst, &[]);
 
-    let instruction = match name.as_str() {
-        "from" => {
-            let flags = Flags::parse(node, "FROM", &[("platform", Str)])?;
-            let words: Vec<_> = node.words().collect();
-            let stage = match words.as_slice() {
-                [_] => None,
-                [_, as_kw, n] if as_kw.value.eq_ignore_ascii_case("as") => {
-                    if n.value != n.value.to_lowercase() {
-                        lint.report(
-                            Some(cfg),
-                            Rule::StageNameCasing,
-                            span,
-                            node.start_line,
-                            format!("Stage name '{}' should be lowercase", n.value),
-                        );
-                    }
-                    let kw_lower = node.keyword == node.keyword.to_lowercase();
-                    let kw_upper = node.keyword == node.keyword.to_uppercase();
-                    if (kw_lower && as_kw.value != as_kw.value.to_lowercase())
-                        || (kw_upper && as_kw.value != as_kw.value.to_uppercase())
-                    {
-                        lint.report(
-                            Some(cfg),
-                            Rule::FromAsCasing,
-                            span,
-                            node.start_line,
-                            format!(
-                                "'{}' and '{}' keywords' casing do not match",
-                                as_kw.value, node.keyword
-                            ),
-                        );
-                    }
-                    let lower = n.value.to_lowercase();
-                    if !valid_stage_name(&lower) {
-                        return Err(InstructionError {
-                            kind: InstructionErrorKind::StageName { name: n.value.clone() },
+    let instruction =
+        match name.as_str() {
+            "from" => {
+                let flags = Flags::parse(node, "FROM", &[("platform", Str)])?;
+                let words: Vec<_> = node.words().collect();
+                let stage = match words.as_slice() {
+                    [_] => None,
+                    [_, as_kw, n] if as_kw.value.eq_ignore_ascii_case("as") => {
+                        if n.value != n.value.to_lowercase() {
+                            lint.report(
+                                Some(cfg),
+                                Rule::StageNameCasing,
+                                span,
+                                node.start_line,
+                                format!("Stage name '{}' should be lowercase", n.value),
+                            );
+                        }
+                        let kw_lower = node.keyword == node.keyword.to_lowercase();
+                        let kw_upper = node.keyword == node.keyword.to_uppercase();
+                        if (kw_lower && as_kw.value != as_kw.value.to_lowercase())
+                            || (kw_upper && as_kw.value != as_kw.value.to_uppercase())
+                        {
+                            lint.report(
+                                Some(cfg),
+                                Rule::FromAsCasing,
+                                span,
+                                node.start_line,
+                                format!(
+                                    "'{}' and '{}' keywords' casing do not match",
+                                    as_kw.value, node.keyword
+                                ),
+                            );
+                        }
+                        let lower = n.value.to_lowercase();
+                        if !valid_stage_name(&lower) {
+                            return Err(InstructionError {
+                                kind: InstructionErrorKind::StageName {
+                                    name: n.value.clone(),
+                                },
+                                span: n.span,
+                            });
+                        }
+                        Some(Spanned {
+                            value: lower,
                             span: n.span,
-                        });
+                        })
                     }
-                    Some(Spanned { value: lower, span: n.span })
+                    _ => return Err(args_err(InstructionErrorKind::FromArguments)),
+                };
+                let base = words.first().map(|w| Spanned {
+                    value: w.value.clone(),
+                    span: w.span,
+                });
+                let Some(base) = base else {
+                    return Err(args_err(InstructionErrorKind::FromArguments));
+                };
+                let description = stage.as_ref().and_then(|s| {
+                    check_description(node, "FROM", &[s.value.as_str()], lint, cfg);
+                    doc_comment(&node.comments, &s.value)
+                });
+                return Ok(Parsed::From(From {
+                    base,
+                    name: stage,
+                    platform: flags.string("platform"),
+                    description,
+                }));
+            }
+            "env" | "label" => {
+                let inst = if name == "env" { "ENV" } else { "LABEL" };
+                no_flags(inst)?;
+                let pairs = key_values(&args, inst).map_err(args_err)?;
+                if name == "env" {
+                    Instruction::Env(pairs)
+                } else {
+                    Instruction::Label(pairs)
                 }
-                _ => return Err(args_err(InstructionErrorKind::FromArguments)),
-            };
-            let base = words.first().map(|w| Spanned { value: w.value.clone(), span: w.span });
-            let Some(base) = base else {
-                return Err(args_err(InstructionErrorKind::FromArguments));
-            };
-            let description = stage.as_ref().and_then(|s| {
-                check_description(node, "FROM", &[s.value.as_str()], lint, cfg);
-                doc_comment(&node.comments, &s.value)
-            });
-            return Ok(Parsed::From(From {
-                base,
-                name: stage,
-                platform: flags.string("platform"),
-                description,
-            }));
-        }
-        "env" | "label" => {
-            let inst = if name == "env" { "ENV" } else { "LABEL" };
-            no_flags(inst)?;
-            let pairs = key_values(&args, inst).map_err(args_err)?;
-            if name == "env" {
-                Instruction::Env(pairs)
-            } else {
-                Instruction::Label(pairs)
             }
-        }
-        "maintainer" => {
-            no_flags("MAINTAINER")?;
-            lint.report(
-                Some(cfg),
-                Rule::MaintainerDeprecated,
-                span,
-                node.start_line,
-                "Maintainer instruction is deprecated in favor of using label".into(),
-            );
-            match args.as_slice() {
-                [one] => Instruction::Maintainer(one.clone()),
-                _ => return Err(args_err(InstructionErrorKind::ExactlyOne { instruction: "MAINTAINER" })),
+            "maintainer" => {
+                no_flags("MAINTAINER")?;
+                lint.report(
+                    Some(cfg),
+                    Rule::MaintainerDeprecated,
+                    span,
+                    node.start_line,
+                    "Maintainer instruction is deprecated in favor of using label".into(),
+                );
+                match args.as_slice() {
+                    [one] => Instruction::Maintainer(one.clone()),
+                    _ => {
+                        return Err(args_err(InstructionErrorKind::ExactlyOne {
+                            instruction: "MAINTAINER",
+                        }))
+                    }
+                }
             }
-        }
-        "add" => {
-            let flags = Flags::parse(
-                node,
-                "ADD",
-                &[
-                    ("chown", Str),
-                    ("chmod", Str),
-                    ("link", Bool),
-                    ("keep-git-dir", Bool),
-                    ("checksum", Str),
-                    ("unpack", Bool),
-                    ("exclude", Strings),
-                ],
-            )?;
-            let (sources, contents, dest) = sources_and_dest(node, &args, "ADD")?;
-            Instruction::Add(Add {
-                chown: flags.string("chown").map(|s| s.value),
-                chmod: flags.string("chmod").map(|s| s.value),
-                link: flags.bool("link").unwrap_or(false),
-                keep_git_dir: flags.bool("keep-git-dir"),
-                checksum: flags.string("checksum").map(|s| s.value),
-                unpack: flags.bool("unpack"),
-                exclude: flags.strings("exclude").into_iter().map(|s| s.value).collect(),
-                sources,
-                contents,
-                dest,
-            })
-        }
-        "copy" => {
-            let flags = Flags::parse(
-                node,
-                "COPY",
-                &[
-                    ("chown", Str),
-                    ("from", Str),
-                    ("chmod", Str),
-                    ("link", Bool),
-                    ("exclude", Strings),
-                    ("parents", Bool),
-                ],
-            )?;
-            let (sources, contents, dest) = sources_and_dest(node, &args, "COPY")?;
-            Instruction::Copy(Copy {
-                from: flags.string("from"),
-                chown: flags.string("chown").map(|s| s.value),
-                chmod: flags.string("chmod").map(|s| s.value),
-                link: flags.bool("link").unwrap_or(false),
-                parents: flags.bool("parents").unwrap_or(false),
-                exclude: flags.strings("exclude").into_iter().map(|s| s.value).collect(),
-                sources,
-                contents,
-                dest,
-            })
-        }
-        "onbuild" => {
-            no_flags("ONBUILD")?;
-            let Some(Arg::Node(child)) = node.args.first() else {
-                return Err(args_err(InstructionErrorKind::AtLeastOne { instruction: "ONBUILD" }));
-            };
-            let trigger = child.keyword.to_ascii_uppercase();
-            if matches!(trigger.as_str(), "ONBUILD" | "MAINTAINER" | "FROM") {
+            "add" => {
+                let flags = Flags::parse(
+                    node,
+                    "ADD",
+                    &[
+                        ("chown", Str),
+                        ("chmod", Str),
+                        ("link", Bool),
+                        ("keep-git-dir", Bool),
+                        ("checksum", Str),
+                        ("unpack", Bool),
+                        ("exclude", Strings),
+                    ],
+                )?;
+                let (sources, contents, dest) = sources_and_dest(node, &args, "ADD")?;
+                Instruction::Add(Add {
+                    chown: flags.string("chown").map(|s| s.value),
+                    chmod: flags.string("chmod").map(|s| s.value),
+                    link: flags.bool("link").unwrap_or(false),
+                    keep_git_dir: flags.bool("keep-git-dir"),
+                    checksum: flags.string("checksum").map(|s| s.value),
+                    unpack: flags.bool("unpack"),
+                    exclude: flags
+                        .strings("exclude")
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect(),
+                    sources,
+                    contents,
+                    dest,
+                })
+            }
+            "copy" => {
+                let flags = Flags::parse(
+                    node,
+                    "COPY",
+                    &[
+                        ("chown", Str),
+                        ("from", Str),
+                        ("chmod", Str),
+                        ("link", Bool),
+                        ("exclude", Strings),
+                        ("parents", Bool),
+                    ],
+                )?;
+                let (sources, contents, dest) = sources_and_dest(node, &args, "COPY")?;
+                Instruction::Copy(Copy {
+                    from: flags.string("from"),
+                    chown: flags.string("chown").map(|s| s.value),
+                    chmod: flags.string("chmod").map(|s| s.value),
+                    link: flags.bool("link").unwrap_or(false),
+                    parents: flags.bool("parents").unwrap_or(false),
+                    exclude: flags
+                        .strings("exclude")
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect(),
+                    sources,
+                    contents,
+                    dest,
+                })
+            }
+            "onbuild" => {
+                no_flags("ONBUILD")?;
+                let Some(Arg::Node(child)) = node.args.first() else {
+                    return Err(args_err(InstructionErrorKind::AtLeastOne {
+                        instruction: "ONBUILD",
+                    }));
+                };
+                let trigger = child.keyword.to_ascii_uppercase();
+                if matches!(trigger.as_str(), "ONBUILD" | "MAINTAINER" | "FROM") {
+                    return Err(InstructionError {
+                        kind: InstructionErrorKind::OnbuildTrigger { trigger },
+                        span: child.keyword_span,
+                    });
+                }
+                // The trigger must itself be a valid instruction.
+                let mut scratch = Linter::new(LintConfig {
+                    skip_all: true,
+                    ..LintConfig::default()
+                });
+                parse_node(child, &mut scratch, cfg)?;
+                let mut expression = child.original.trim().to_string();
+                for h in &node.heredocs {
+                    expression.push('\n');
+                    expression.push_str(&h.content);
+                    expression.push_str(&h.name);
+                }
+                Instruction::Onbuild(expression)
+            }
+            "workdir" => {
+                no_flags("WORKDIR")?;
+                match args.as_slice() {
+                    [one] => Instruction::Workdir(one.clone()),
+                    _ => {
+                        return Err(args_err(InstructionErrorKind::ExactlyOne {
+                            instruction: "WORKDIR",
+                        }))
+                    }
+                }
+            }
+            "run" => {
+                let flags = Flags::parse(
+                    node,
+                    "RUN",
+                    &[
+                        ("mount", Strings),
+                        ("network", Str),
+                        ("security", Str),
+                        ("device", Strings),
+                    ],
+                )?;
+                let network = match flags.string("network") {
+                    Some(v) => Some(mounts::parse_network(&v.value).map_err(|source| {
+                        InstructionError {
+                            kind: InstructionErrorKind::Mount {
+                                flag: "network",
+                                source,
+                            },
+                            span: v.span,
+                        }
+                    })?),
+                    None => None,
+                };
+                let security = match flags.string("security") {
+                    Some(v) => Some(mounts::parse_security(&v.value).map_err(|source| {
+                        InstructionError {
+                            kind: InstructionErrorKind::Mount {
+                                flag: "security",
+                                source,
+                            },
+                            span: v.span,
+                        }
+                    })?),
+                    None => None,
+                };
+                Instruction::Run(Run {
+                    command: command_line(node, &args),
+                    mount_specs: flags.strings("mount"),
+                    mounts: Vec::new(),
+                    network,
+                    security,
+                    devices: flags
+                        .strings("device")
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect(),
+                    build_args: Vec::new(),
+                })
+            }
+            "cmd" => {
+                no_flags("CMD")?;
+                Instruction::Cmd(command_line(node, &args))
+            }
+            "entrypoint" => {
+                no_flags("ENTRYPOINT")?;
+                Instruction::Entrypoint(command_line(node, &args))
+            }
+            "healthcheck" => Instruction::Healthcheck(healthcheck(node, &args)?),
+            "expose" => {
+                no_flags("EXPOSE")?;
+                if args.is_empty() {
+                    return Err(args_err(InstructionErrorKind::AtLeastOne {
+                        instruction: "EXPOSE",
+                    }));
+                }
+                let mut ports = args.clone();
+                ports.sort();
+                Instruction::Expose(ports)
+            }
+            "user" => {
+                no_flags("USER")?;
+                match args.as_slice() {
+                    [one] => Instruction::User(one.clone()),
+                    _ => {
+                        return Err(args_err(InstructionErrorKind::ExactlyOne {
+                            instruction: "USER",
+                        }))
+                    }
+                }
+            }
+            "volume" => {
+                no_flags("VOLUME")?;
+                if args.is_empty() {
+                    return Err(args_err(InstructionErrorKind::AtLeastOne {
+                        instruction: "VOLUME",
+                    }));
+                }
+                let mut vols = Vec::with_capacity(args.len());
+                for v in &args {
+                    let v = v.trim();
+                    if v.is_empty() {
+                        return Err(args_err(InstructionErrorKind::EmptyVolume));
+                    }
+                    vols.push(v.to_string());
+                }
+                Instruction::Volume(vols)
+            }
+            "stopsignal" => {
+                no_flags("STOPSIGNAL")?;
+                match args.as_slice() {
+                    [one] => Instruction::StopSignal(one.clone()),
+                    _ => {
+                        return Err(args_err(InstructionErrorKind::ExactlyOne {
+                            instruction: "STOPSIGNAL",
+                        }))
+                    }
+                }
+            }
+            "arg" => {
+                no_flags("ARG")?;
+                if args.is_empty() {
+                    return Err(args_err(InstructionErrorKind::AtLeastOne {
+                        instruction: "ARG",
+                    }));
+                }
+                let mut defs = Vec::with_capacity(args.len());
+                for a in &args {
+                    let (name, default) = match a.split_once('=') {
+                        Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                        None => (a.clone(), None),
+                    };
+                    if name.is_empty() {
+                        return Err(args_err(InstructionErrorKind::BlankName {
+                            instruction: "ARG",
+                        }));
+                    }
+                    let description = doc_comment(&node.comments, &name);
+                    defs.push(ArgDef {
+                        name,
+                        default,
+                        description,
+                    });
+                }
+                let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+                check_description(node, "ARG", &names, lint, cfg);
+                Instruction::Arg(defs)
+            }
+            "shell" => {
+                no_flags("SHELL")?;
+                if args.is_empty() {
+                    return Err(args_err(InstructionErrorKind::AtLeastOne {
+                        instruction: "SHELL",
+                    }));
+                }
+                if !node.json {
+                    return Err(args_err(InstructionErrorKind::ShellNotJson));
+                }
+                Instruction::Shell(args)
+            }
+            _ => {
+                let suggestion =
+                    crate::lint::suggest(&node.keyword, INSTRUCTIONS, false).map(str::to_string);
                 return Err(InstructionError {
-                    kind: InstructionErrorKind::OnbuildTrigger { trigger },
-                    span: child.keyword_span,
+                    kind: InstructionErrorKind::Unknown {
+                        name: node.keyword.clone(),
+                        suggestion,
+                    },
+                    span: node.keyword_span,
                 });
             }
-            // The trigger must itself be a valid instruction.
-            let mut scratch = Linter::new(LintConfig { skip_all: true, ..LintConfig::default() });
-            parse_node(child, &mut scratch, cfg)?;
-            let mut expression = child.original.trim().to_string();
-            for h in &node.heredocs {
-                expression.push('\n');
-                expression.push_str(&h.content);
-                expression.push_str(&h.name);
-            }
-            Instruction::Onbuild(expression)
-        }
-        "workdir" => {
-            no_flags("WORKDIR")?;
-            match args.as_slice() {
-                [one] => Instruction::Workdir(one.clone()),
-                _ => return Err(args_err(InstructionErrorKind::ExactlyOne { instruction: "WORKDIR" })),
-            }
-        }
-        "run" => {
-            let flags = Flags::parse(
-                node,
-                "RUN",
-                &[("mount", Strings), ("network", Str), ("security", Str), ("device", Strings)],
-            )?;
-            let network = match flags.string("network") {
-                Some(v) => Some(mounts::parse_network(&v.value).map_err(|source| {
-                    InstructionError {
-                        kind: InstructionErrorKind::Mount { flag: "network", source },
-                        span: v.span,
-                    }
-                })?),
-                None => None,
-            };
-            let security = match flags.string("security") {
-                Some(v) => Some(mounts::parse_security(&v.value).map_err(|source| {
-                    InstructionError {
-                        kind: InstructionErrorKind::Mount { flag: "security", source },
-                        span: v.span,
-                    }
-                })?),
-                None => None,
-            };
-            Instruction::Run(Run {
-                command: command_line(node, &args),
-                mount_specs: flags.strings("mount"),
-                mounts: Vec::new(),
-                network,
-                security,
-                devices: flags.strings("device").into_iter().map(|s| s.value).collect(),
-                build_args: Vec::new(),
-            })
-        }
-        "cmd" => {
-            no_flags("CMD")?;
-            Instruction::Cmd(command_line(node, &args))
-        }
-        "entrypoint" => {
-            no_flags("ENTRYPOINT")?;
-            Instruction::Entrypoint(command_line(node, &args))
-        }
-        "healthcheck" => Instruction::Healthcheck(healthcheck(node, &args)?),
-        "expose" => {
-            no_flags("EXPOSE")?;
-            if args.is_empty() {
-                return Err(args_err(InstructionErrorKind::AtLeastOne { instruction: "EXPOSE" }));
-            }
-            let mut ports = args.clone();
-            ports.sort();
-            Instruction::Expose(ports)
-        }
-        "user" => {
-            no_flags("USER")?;
-            match args.as_slice() {
-                [one] => Instruction::User(one.clone()),
-                _ => return Err(args_err(InstructionErrorKind::ExactlyOne { instruction: "USER" })),
-            }
-        }
-        "volume" => {
-            no_flags("VOLUME")?;
-            if args.is_empty() {
-                return Err(args_err(InstructionErrorKind::AtLeastOne { instruction: "VOLUME" }));
-            }
-            let mut vols = Vec::with_capacity(args.len());
-            for v in &args {
-                let v = v.trim();
-                if v.is_empty() {
-                    return Err(args_err(InstructionErrorKind::EmptyVolume));
-                }
-                vols.push(v.to_string());
-            }
-            Instruction::Volume(vols)
-        }
-        "stopsignal" => {
-            no_flags("STOPSIGNAL")?;
-            match args.as_slice() {
-                [one] => Instruction::StopSignal(one.clone()),
-                _ => return Err(args_err(InstructionErrorKind::ExactlyOne { instruction: "STOPSIGNAL" })),
-            }
-        }
-        "arg" => {
-            no_flags("ARG")?;
-            if args.is_empty() {
-                return Err(args_err(InstructionErrorKind::AtLeastOne { instruction: "ARG" }));
-            }
-            let mut defs = Vec::with_capacity(args.len());
-            for a in &args {
-                let (name, default) = match a.split_once('=') {
-                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                    None => (a.clone(), None),
-                };
-                if name.is_empty() {
-                    return Err(args_err(InstructionErrorKind::BlankName { instruction: "ARG" }));
-                }
-                let description = doc_comment(&node.comments, &name);
-                defs.push(ArgDef { name, default, description });
-            }
-            let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
-            check_description(node, "ARG", &names, lint, cfg);
-            Instruction::Arg(defs)
-        }
-        "shell" => {
-            no_flags("SHELL")?;
-            if args.is_empty() {
-                return Err(args_err(InstructionErrorKind::AtLeastOne { instruction: "SHELL" }));
-            }
-            if !node.json {
-                return Err(args_err(InstructionErrorKind::ShellNotJson));
-            }
-            Instruction::Shell(args)
-        }
-        _ => {
-            let suggestion = crate::lint::suggest(&node.keyword, INSTRUCTIONS, false)
-                .map(str::to_string);
-            return Err(InstructionError {
-                kind: InstructionErrorKind::Unknown { name: node.keyword.clone(), suggestion },
-                span: node.keyword_span,
-            });
-        }
-    };
+        };
     debug_assert_eq!(instruction.name(), upper);
     Ok(Parsed::Instruction(instruction))
 }
@@ -836,7 +924,9 @@ fn doc_comment(comments: &[String], name: &str) -> Option<String> {
         return None;
     }
     let prefix = format!("{name} ");
-    comments.iter().find_map(|c| c.strip_prefix(&prefix).map(str::to_string))
+    comments
+        .iter()
+        .find_map(|c| c.strip_prefix(&prefix).map(str::to_string))
 }
 
 fn check_description(
@@ -875,7 +965,11 @@ fn key_values(args: &[String], inst: &'static str) -> Result<Vec<KeyValue>, Inst
         if k.is_empty() {
             return Err(InstructionErrorKind::BlankName { instruction: inst });
         }
-        out.push(KeyValue { key: k.clone(), value: v.clone(), legacy: d.is_empty() });
+        out.push(KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+            legacy: d.is_empty(),
+        });
     }
     Ok(out)
 }
@@ -884,9 +978,18 @@ fn command_line(node: &Node, args: &[String]) -> CommandLine {
     let files = node
         .heredocs
         .iter()
-        .map(|h| InlineFile { name: h.name.clone(), data: h.content.clone(), expand: h.expand, chomp: h.chomp })
+        .map(|h| InlineFile {
+            name: h.name.clone(),
+            data: h.content.clone(),
+            expand: h.expand,
+            chomp: h.chomp,
+        })
         .collect();
-    CommandLine { args: args.to_vec(), prepend_shell: !node.json, files }
+    CommandLine {
+        args: args.to_vec(),
+        prepend_shell: !node.json,
+        files,
+    }
 }
 
 type SourcesAndDest = (Vec<String>, Vec<InlineFile>, String);
@@ -896,12 +999,19 @@ fn sources_and_dest(
     args: &[String],
     inst: &'static str,
 ) -> Result<SourcesAndDest, InstructionError> {
-    let err = |kind| InstructionError { kind, span: node.args_span() };
+    let err = |kind| InstructionError {
+        kind,
+        span: node.args_span(),
+    };
     let Some((dest, srcs)) = args.split_last().filter(|(_, s)| !s.is_empty()) else {
-        return Err(err(InstructionErrorKind::NoDestination { instruction: inst }));
+        return Err(err(InstructionErrorKind::NoDestination {
+            instruction: inst,
+        }));
     };
     if heredoc_word(dest).is_some() {
-        return Err(err(InstructionErrorKind::HeredocDestination { instruction: inst }));
+        return Err(err(InstructionErrorKind::HeredocDestination {
+            instruction: inst,
+        }));
     }
     let mut sources = Vec::new();
     let mut contents = Vec::new();
@@ -909,7 +1019,13 @@ fn sources_and_dest(
         match heredoc_word(src) {
             Some(h) => {
                 let body = node.heredocs.iter().find(|d| d.name == h.name);
-                let data = body.map(|b| Heredoc { chomp: h.chomp, ..b.clone() }.body());
+                let data = body.map(|b| {
+                    Heredoc {
+                        chomp: h.chomp,
+                        ..b.clone()
+                    }
+                    .body()
+                });
                 contents.push(InlineFile {
                     name: h.name,
                     data: data.unwrap_or_default(),
@@ -928,9 +1044,14 @@ fn heredoc_word(word: &str) -> Option<Heredoc> {
 }
 
 fn healthcheck(node: &Node, args: &[String]) -> Result<Healthcheck, InstructionError> {
-    let args_err = |kind| InstructionError { kind, span: node.args_span() };
+    let args_err = |kind| InstructionError {
+        kind,
+        span: node.args_span(),
+    };
     let Some((kind, rest)) = args.split_first() else {
-        return Err(args_err(InstructionErrorKind::AtLeastOne { instruction: "HEALTHCHECK" }));
+        return Err(args_err(InstructionErrorKind::AtLeastOne {
+            instruction: "HEALTHCHECK",
+        }));
     };
     let kind = kind.to_ascii_uppercase();
     if kind == "NONE" {
@@ -958,7 +1079,11 @@ fn healthcheck(node: &Node, args: &[String]) -> Result<Healthcheck, InstructionE
     if rest.is_empty() || rest.iter().all(String::is_empty) && !node.json {
         return Err(args_err(InstructionErrorKind::HealthcheckMissingCommand));
     }
-    let mut test = vec![if node.json { "CMD".to_string() } else { "CMD-SHELL".to_string() }];
+    let mut test = vec![if node.json {
+        "CMD".to_string()
+    } else {
+        "CMD-SHELL".to_string()
+    }];
     test.extend(rest.iter().cloned());
     let duration = |name: &str| -> Result<Option<Duration>, InstructionError> {
         let Some(v) = flags.string(name) else {
@@ -975,7 +1100,8 @@ fn healthcheck(node: &Node, args: &[String]) -> Result<Healthcheck, InstructionE
         if v.value.is_empty() {
             return Ok(None);
         }
-        let d = parse_go_duration(&v.value).ok_or_else(|| bad("not a duration such as 30s or 1m30s"))?;
+        let d = parse_go_duration(&v.value)
+            .ok_or_else(|| bad("not a duration such as 30s or 1m30s"))?;
         if d.is_zero() {
             return Ok(None);
         }
@@ -985,14 +1111,16 @@ fn healthcheck(node: &Node, args: &[String]) -> Result<Healthcheck, InstructionE
         Ok(Some(d))
     };
     let retries = match flags.string("retries") {
-        Some(v) if !v.value.is_empty() => Some(v.value.parse::<u32>().map_err(|_| InstructionError {
-            kind: InstructionErrorKind::BadFlagValue {
-                flag: "retries".into(),
-                value: v.value.clone(),
-                reason: "expected a non-negative integer".into(),
-            },
-            span: v.span,
-        })?),
+        Some(v) if !v.value.is_empty() => {
+            Some(v.value.parse::<u32>().map_err(|_| InstructionError {
+                kind: InstructionErrorKind::BadFlagValue {
+                    flag: "retries".into(),
+                    value: v.value.clone(),
+                    reason: "expected a non-negative integer".into(),
+                },
+                span: v.span,
+            })?)
+        }
         _ => None,
     };
     Ok(Healthcheck::Cmd {
@@ -1018,14 +1146,18 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     let mut total: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let num = &rest[..num_len];
         if num.is_empty() || num == "." || num.matches('.').count() > 1 {
             return None;
         }
         let value: f64 = num.parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let nanos_per = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -1060,15 +1192,42 @@ mod tests {
 
     #[test]
     fn flags_are_checked() {
-        assert!(matches!(kind("COPY --form=a x y"), InstructionErrorKind::UnknownFlag { .. }));
-        assert!(matches!(kind("COPY --from=a --from=b x y"), InstructionErrorKind::DuplicateFlag { .. }));
-        assert!(matches!(kind("COPY --from x y"), InstructionErrorKind::MissingFlagValue { .. }));
-        assert!(matches!(kind("COPY --link=maybe x y"), InstructionErrorKind::NotBoolean { .. }));
-        assert!(matches!(kind("ADD --from=a x y"), InstructionErrorKind::UnknownFlag { .. }));
-        assert!(matches!(kind("ENV --x=1 a=b"), InstructionErrorKind::UnknownFlag { .. }));
-        assert!(matches!(kind("RUN --network=bogus true"), InstructionErrorKind::Mount { .. }));
-        assert!(matches!(kind("HEALTHCHECK --interval=5 CMD true"), InstructionErrorKind::BadFlagValue { .. }));
-        assert!(matches!(kind("HEALTHCHECK --retries=-1 CMD true"), InstructionErrorKind::BadFlagValue { .. }));
+        assert!(matches!(
+            kind("COPY --form=a x y"),
+            InstructionErrorKind::UnknownFlag { .. }
+        ));
+        assert!(matches!(
+            kind("COPY --from=a --from=b x y"),
+            InstructionErrorKind::DuplicateFlag { .. }
+        ));
+        assert!(matches!(
+            kind("COPY --from x y"),
+            InstructionErrorKind::MissingFlagValue { .. }
+        ));
+        assert!(matches!(
+            kind("COPY --link=maybe x y"),
+            InstructionErrorKind::NotBoolean { .. }
+        ));
+        assert!(matches!(
+            kind("ADD --from=a x y"),
+            InstructionErrorKind::UnknownFlag { .. }
+        ));
+        assert!(matches!(
+            kind("ENV --x=1 a=b"),
+            InstructionErrorKind::UnknownFlag { .. }
+        ));
+        assert!(matches!(
+            kind("RUN --network=bogus true"),
+            InstructionErrorKind::Mount { .. }
+        ));
+        assert!(matches!(
+            kind("HEALTHCHECK --interval=5 CMD true"),
+            InstructionErrorKind::BadFlagValue { .. }
+        ));
+        assert!(matches!(
+            kind("HEALTHCHECK --retries=-1 CMD true"),
+            InstructionErrorKind::BadFlagValue { .. }
+        ));
         let Ok(Parsed::Instruction(Instruction::Copy(c))) =
             one("COPY --exclude=*.md --exclude=*.txt --link --chmod=755 a b /d/")
         else {
@@ -1091,19 +1250,58 @@ mod tests {
 
     #[test]
     fn argument_counts() {
-        assert!(matches!(kind("COPY onlyone"), InstructionErrorKind::NoDestination { .. }));
-        assert!(matches!(kind("WORKDIR a b"), InstructionErrorKind::ExactlyOne { .. }));
-        assert!(matches!(kind("USER"), InstructionErrorKind::ExactlyOne { .. }));
-        assert!(matches!(kind("SHELL sh -c"), InstructionErrorKind::ShellNotJson));
-        assert!(matches!(kind("ONBUILD FROM x"), InstructionErrorKind::OnbuildTrigger { .. }));
-        assert!(matches!(kind("ONBUILD ONBUILD RUN x"), InstructionErrorKind::OnbuildTrigger { .. }));
-        assert!(matches!(kind("HEALTHCHECK NONE x"), InstructionErrorKind::HealthcheckNoneArgs));
-        assert!(matches!(kind("HEALTHCHECK FOO x"), InstructionErrorKind::HealthcheckType { .. }));
-        assert!(matches!(kind("COPY <<EOF <<EOF\nx\nEOF\ny\nEOF"), InstructionErrorKind::HeredocDestination { .. }));
-        assert!(matches!(kind("ARG =x"), InstructionErrorKind::BlankName { .. }));
-        assert!(matches!(kind("VOLUME [\"\"]"), InstructionErrorKind::EmptyVolume));
+        assert!(matches!(
+            kind("COPY onlyone"),
+            InstructionErrorKind::NoDestination { .. }
+        ));
+        assert!(matches!(
+            kind("WORKDIR"),
+            InstructionErrorKind::ExactlyOne { .. }
+        ));
+        assert!(matches!(
+            kind("STOPSIGNAL"),
+            InstructionErrorKind::ExactlyOne { .. }
+        ));
+        assert!(matches!(
+            kind("USER"),
+            InstructionErrorKind::ExactlyOne { .. }
+        ));
+        assert!(matches!(
+            kind("SHELL sh -c"),
+            InstructionErrorKind::ShellNotJson
+        ));
+        assert!(matches!(
+            kind("ONBUILD FROM x"),
+            InstructionErrorKind::OnbuildTrigger { .. }
+        ));
+        assert!(matches!(
+            kind("ONBUILD ONBUILD RUN x"),
+            InstructionErrorKind::OnbuildTrigger { .. }
+        ));
+        assert!(matches!(
+            kind("HEALTHCHECK NONE x"),
+            InstructionErrorKind::HealthcheckNoneArgs
+        ));
+        assert!(matches!(
+            kind("HEALTHCHECK FOO x"),
+            InstructionErrorKind::HealthcheckType { .. }
+        ));
+        assert!(matches!(
+            kind("COPY <<EOF <<EOF\nx\nEOF\ny\nEOF"),
+            InstructionErrorKind::HeredocDestination { .. }
+        ));
+        assert!(matches!(
+            kind("ARG =x"),
+            InstructionErrorKind::BlankName { .. }
+        ));
+        assert!(matches!(
+            kind("VOLUME [\"\"]"),
+            InstructionErrorKind::EmptyVolume
+        ));
         match kind("COPPY a b") {
-            InstructionErrorKind::Unknown { suggestion, .. } => assert_eq!(suggestion.as_deref(), Some("COPY")),
+            InstructionErrorKind::Unknown { suggestion, .. } => {
+                assert_eq!(suggestion.as_deref(), Some("COPY"))
+            }
             k => panic!("{k:?}"),
         }
     }
@@ -1126,16 +1324,26 @@ mod tests {
                 retries: Some(3),
             }
         );
-        let Ok(Parsed::Instruction(Instruction::Healthcheck(h))) = one("HEALTHCHECK CMD [\"true\"]") else {
+        let Ok(Parsed::Instruction(Instruction::Healthcheck(h))) =
+            one("HEALTHCHECK CMD [\"true\"]")
+        else {
             panic!("healthcheck")
         };
         assert!(matches!(h, Healthcheck::Cmd { ref test, .. } if test == &["CMD", "true"]));
-        assert_eq!(one("HEALTHCHECK NONE"), Ok(Parsed::Instruction(Instruction::Healthcheck(Healthcheck::None))));
+        assert_eq!(
+            one("HEALTHCHECK NONE"),
+            Ok(Parsed::Instruction(Instruction::Healthcheck(
+                Healthcheck::None
+            )))
+        );
     }
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
+        assert_eq!(
+            parse_go_duration("1h2m3.5s"),
+            Some(Duration::from_millis(3_723_500))
+        );
         assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_go_duration("10"), None);
         assert_eq!(parse_go_duration("1d"), None);
@@ -1151,8 +1359,24 @@ mod tests {
             panic!("copy")
         };
         assert_eq!(c.sources, Vec::<String>::new());
-        assert_eq!(c.contents[0], InlineFile { name: "one".into(), data: "first $X\n".into(), expand: true, chomp: true });
-        assert_eq!(c.contents[1], InlineFile { name: "two".into(), data: "second $X\n".into(), expand: false, chomp: false });
+        assert_eq!(
+            c.contents[0],
+            InlineFile {
+                name: "one".into(),
+                data: "first $X\n".into(),
+                expand: true,
+                chomp: true
+            }
+        );
+        assert_eq!(
+            c.contents[1],
+            InlineFile {
+                name: "two".into(),
+                data: "second $X\n".into(),
+                expand: false,
+                chomp: false
+            }
+        );
     }
 
     #[test]
@@ -1162,9 +1386,21 @@ mod tests {
         };
         assert_eq!(f.base.value, "golang:1.22");
         assert_eq!(f.name.map(|n| n.value).as_deref(), Some("build"));
-        assert_eq!(f.platform.map(|p| p.value).as_deref(), Some("$BUILDPLATFORM"));
-        assert!(matches!(kind("FROM a AS"), InstructionErrorKind::FromArguments));
-        assert!(matches!(kind("FROM a AS 9x"), InstructionErrorKind::StageName { .. }));
-        assert!(matches!(kind("FROM a FOR b"), InstructionErrorKind::FromArguments));
+        assert_eq!(
+            f.platform.map(|p| p.value).as_deref(),
+            Some("$BUILDPLATFORM")
+        );
+        assert!(matches!(
+            kind("FROM a AS"),
+            InstructionErrorKind::FromArguments
+        ));
+        assert!(matches!(
+            kind("FROM a AS 9x"),
+            InstructionErrorKind::StageName { .. }
+        ));
+        assert!(matches!(
+            kind("FROM a FOR b"),
+            InstructionErrorKind::FromArguments
+        ));
     }
 }

@@ -14,7 +14,10 @@
 pub mod ast;
 pub mod diagnostic;
 pub mod ignore;
+pub mod instructions;
 pub mod lint;
+pub mod lower;
+pub mod mounts;
 pub mod parser;
 pub mod shell;
 pub mod span;

@@ -118,7 +118,9 @@ impl Rule {
 
     /// Look a rule up by name (case-insensitive).
     pub fn from_name(name: &str) -> Option<Rule> {
-        Rule::ALL.into_iter().find(|r| r.name().eq_ignore_ascii_case(name))
+        Rule::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(name))
     }
 
     /// What the rule is about.
@@ -190,7 +192,9 @@ impl Rule {
             Rule::UndefinedArgInFrom => "declare the ARG before the first FROM",
             Rule::WorkdirRelativePath => "use an absolute path for the first WORKDIR",
             Rule::UndefinedVar => "define the variable with ARG or ENV before using it",
-            Rule::MultipleInstructionsDisallowed => "keep only the last one; the others are ignored",
+            Rule::MultipleInstructionsDisallowed => {
+                "keep only the last one; the others are ignored"
+            }
             Rule::LegacyKeyValueFormat => "write key=value",
             Rule::InvalidDefaultArgInFrom => "give the ARG a default that names an image",
             Rule::FromPlatformFlagConstDisallowed => {
@@ -296,7 +300,9 @@ impl LintConfig {
         }
         for part in value.splitn(3, ';') {
             let Some((k, v)) = part.split_once('=') else {
-                return Err(LintConfigError::MissingEquals { part: part.to_string() });
+                return Err(LintConfigError::MissingEquals {
+                    part: part.to_string(),
+                });
             };
             let v = v.trim();
             match k.trim().to_ascii_lowercase().as_str() {
@@ -322,10 +328,18 @@ impl LintConfig {
                     cfg.error = match v.to_ascii_lowercase().as_str() {
                         "true" | "1" | "t" => true,
                         "false" | "0" | "f" => false,
-                        _ => return Err(LintConfigError::BadBool { value: v.to_string() }),
+                        _ => {
+                            return Err(LintConfigError::BadBool {
+                                value: v.to_string(),
+                            })
+                        }
                     }
                 }
-                _ => return Err(LintConfigError::UnknownKey { key: k.trim().to_string() }),
+                _ => {
+                    return Err(LintConfigError::UnknownKey {
+                        key: k.trim().to_string(),
+                    })
+                }
             }
         }
         Ok(cfg)
@@ -381,7 +395,10 @@ pub struct Linter {
 impl Linter {
     /// A linter with the file-wide configuration.
     pub fn new(config: LintConfig) -> Self {
-        Linter { config, findings: Vec::new() }
+        Linter {
+            config,
+            findings: Vec::new(),
+        }
     }
 
     /// The file-wide configuration.
@@ -403,7 +420,12 @@ impl Linter {
         if !cfg.enabled(rule) {
             return;
         }
-        let finding = Finding { rule, message, span, line };
+        let finding = Finding {
+            rule,
+            message,
+            span,
+            line,
+        };
         if !self.findings.contains(&finding) {
             self.findings.push(finding);
         }
@@ -428,7 +450,13 @@ pub fn suggest<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
     case_sensitive: bool,
 ) -> Option<&'a str> {
-    let norm = |s: &str| if case_sensitive { s.to_string() } else { s.to_ascii_lowercase() };
+    let norm = |s: &str| {
+        if case_sensitive {
+            s.to_string()
+        } else {
+            s.to_ascii_lowercase()
+        }
+    };
     let w = norm(word);
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
@@ -499,6 +527,9 @@ mod tests {
         assert_eq!(suggest("COPPY", names, false), Some("COPY"));
         assert_eq!(suggest("workdri", names, false), Some("WORKDIR"));
         assert_eq!(suggest("XYZZY", names, false), None);
-        assert_eq!(suggest("BASE_IMG", ["BASE_IMAGE", "VERSION"], true), Some("BASE_IMAGE"));
+        assert_eq!(
+            suggest("BASE_IMG", ["BASE_IMAGE", "VERSION"], true),
+            Some("BASE_IMAGE")
+        );
     }
 }

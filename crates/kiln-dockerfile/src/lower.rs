@@ -48,7 +48,13 @@ use crate::shell::{Env, Lexer, ShellError};
 use crate::span::Span;
 
 /// Names of the proxy build args that need no declaration.
-pub const PROXY_ARGS: [&str; 5] = ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"];
+pub const PROXY_ARGS: [&str; 5] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
 
 /// The environment of base images, as far as the caller knows it.
 pub trait ImageEnv {
@@ -190,12 +196,17 @@ pub enum LowerErrorKind {
 }
 
 fn did_you_mean(s: &Option<String>) -> String {
-    s.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
+    s.as_ref()
+        .map(|s| format!(" (did you mean {s}?)"))
+        .unwrap_or_default()
 }
 
 impl From<InstructionError> for LowerError {
     fn from(e: InstructionError) -> Self {
-        LowerError { kind: LowerErrorKind::Instruction(e.kind), span: e.span }
+        LowerError {
+            kind: LowerErrorKind::Instruction(e.kind),
+            span: e.span,
+        }
     }
 }
 
@@ -298,7 +309,9 @@ pub struct Stage {
 impl Stage {
     /// The name to show: `name` or `stage-N`.
     pub fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("stage-{}", self.index))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{}", self.index))
     }
 }
 
@@ -318,7 +331,11 @@ pub struct Step {
 impl Build {
     /// The stages, by name.
     pub fn stage_by_name(&self, name: &str) -> Option<&Stage> {
-        self.stages.iter().find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        self.stages.iter().find(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
     }
 
     /// What a `--from` value refers to: a stage index, a stage name, else an
@@ -385,7 +402,10 @@ impl EnvList {
 
 impl Env for EnvList {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -413,7 +433,10 @@ fn resolve_source(stages: &[Stage], from: &str) -> Result<Source, LowerErrorKind
     Ok(stages
         .iter()
         .find(|s| s.name.as_deref() == Some(lower.as_str()))
-        .map_or_else(|| Source::Image(from.to_string()), |s| Source::Stage(s.index)))
+        .map_or_else(
+            || Source::Image(from.to_string()),
+            |s| Source::Stage(s.index),
+        ))
 }
 
 /// A parsed node waiting to be dispatched.
@@ -426,15 +449,31 @@ struct Pending<'a> {
 /// Lower a parsed Dockerfile.
 pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerError> {
     let check = match df.directive("check") {
-        Some(d) => LintConfig::parse(d.value.split(' ').next().unwrap_or(""))
-            .map_err(|source| LowerError { kind: LowerErrorKind::CheckDirective { source }, span: d.span })?,
+        Some(d) => {
+            LintConfig::parse(d.value.split(' ').next().unwrap_or("")).map_err(|source| {
+                LowerError {
+                    kind: LowerErrorKind::CheckDirective { source },
+                    span: d.span,
+                }
+            })?
+        }
         None => LintConfig::default(),
     };
     let mut lint = Linter::new(check.clone());
     for w in &df.warnings {
         let ParseWarningKind::EmptyContinuationLine { .. } = &w.kind;
-        let line = df.nodes.iter().find(|n| n.span.start == w.span.start).map_or(0, |n| n.start_line);
-        lint.report(None, Rule::NoEmptyContinuation, w.span, line, "Empty continuation line".into());
+        let line = df
+            .nodes
+            .iter()
+            .find(|n| n.span.start == w.span.start)
+            .map_or(0, |n| n.start_line);
+        lint.report(
+            None,
+            Rule::NoEmptyContinuation,
+            w.span,
+            line,
+            "Empty continuation line".into(),
+        );
     }
 
     // Pass 1: typed instructions, grouped into stages.
@@ -445,7 +484,11 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
         match instructions::parse_node(node, &mut lint, &cfg)? {
             Parsed::From(f) => froms.push((node, f, cfg, Vec::new())),
             Parsed::Instruction(instruction) => match froms.last_mut() {
-                Some((_, _, _, pending)) => pending.push(Pending { node, instruction, cfg }),
+                Some((_, _, _, pending)) => pending.push(Pending {
+                    node,
+                    instruction,
+                    cfg,
+                }),
                 None => match instruction {
                     Instruction::Arg(defs) => meta.push((node, defs)),
                     other => {
@@ -462,14 +505,18 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
     }
     if froms.is_empty() {
         let span = df.nodes.first().map_or_else(Span::default, |n| n.span);
-        return Err(LowerError { kind: LowerErrorKind::NoStages, span });
+        return Err(LowerError {
+            kind: LowerErrorKind::NoStages,
+            span,
+        });
     }
     check_casing(&froms, &mut lint);
 
     let lexer = Lexer::new(df.escape);
     let expand_err = |word: &str, span: Span| {
+        let word = word.to_string();
         move |source| LowerError {
-            kind: LowerErrorKind::Expand { word: word.to_string(), source },
+            kind: LowerErrorKind::Expand { word, source },
             span,
         }
     };
@@ -484,7 +531,11 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
     for (node, defs) in &meta {
         for def in defs {
             let default = match &def.default {
-                Some(d) => Some(lexer.process_word(d, &global).map_err(expand_err(d, node.span))?),
+                Some(d) => Some(
+                    lexer
+                        .process_word(d, &global)
+                        .map_err(expand_err(d, node.span))?,
+                ),
                 None => None,
             };
             if let Some(d) = &def.default {
@@ -519,7 +570,9 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
     let mut seen_names: BTreeSet<String> = BTreeSet::new();
     for (i, (node, from, cfg, _)) in froms.iter().enumerate() {
         let word = &from.base.value;
-        let m = lexer.process_word_with_matches(word, &global).map_err(expand_err(word, node.span))?;
+        let m = lexer
+            .process_word_with_matches(word, &global)
+            .map_err(expand_err(word, node.span))?;
         for var in &m.unmatched {
             if !declared_meta.contains(var.as_str()) && !predefined.contains(var) {
                 let keys: Vec<&str> = declared_meta.iter().copied().collect();
@@ -528,7 +581,13 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
                 if let Some(h) = hint {
                     msg.push_str(&format!(" (did you mean {h}?)"));
                 }
-                lint.report(Some(cfg), Rule::UndefinedArgInFrom, node.span, node.start_line, msg);
+                lint.report(
+                    Some(cfg),
+                    Rule::UndefinedArgInFrom,
+                    node.span,
+                    node.start_line,
+                    msg,
+                );
             }
         }
         if m.value.is_empty() {
@@ -538,13 +597,17 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
             });
         }
         if let Ok(d) = lexer.process_word(word, &defaults_only) {
-            if !is_valid_reference(&d) && !stages.iter().any(|s| s.name.as_deref() == Some(d.as_str())) {
+            if !is_valid_reference(&d)
+                && !stages.iter().any(|s| s.name.as_deref() == Some(d.as_str()))
+            {
                 lint.report(
                     Some(cfg),
                     Rule::InvalidDefaultArgInFrom,
                     node.span,
                     node.start_line,
-                    format!("Default value for ARG {word} results in empty or invalid base image name"),
+                    format!(
+                        "Default value for ARG {word} results in empty or invalid base image name"
+                    ),
                 );
             }
         }
@@ -552,8 +615,15 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
         let mut from_args = m.matched.clone();
         let platform = match &from.platform {
             Some(p) => {
-                let (platform, used) =
-                    stage_platform(&lexer, p, stage_name.as_deref(), &global, &mut lint, cfg, node)?;
+                let (platform, used) = stage_platform(
+                    &lexer,
+                    p,
+                    stage_name.as_deref(),
+                    &global,
+                    &mut lint,
+                    cfg,
+                    node,
+                )?;
                 from_args.extend(used);
                 Some(platform)
             }
@@ -566,7 +636,10 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
                     Rule::ReservedStageName,
                     node.span,
                     node.start_line,
-                    format!("Stage name should not use the same name as reserved stage {:?}", n),
+                    format!(
+                        "Stage name should not use the same name as reserved stage {:?}",
+                        n
+                    ),
                 );
             }
             if !seen_names.insert(n.clone()) {
@@ -583,7 +656,9 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
         let base = if base_name.eq_ignore_ascii_case("scratch") {
             Base::Scratch
         } else if let Some(s) = stages.iter().find(|s| {
-            s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&base_name))
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&base_name))
         }) {
             Base::Stage(s.index)
         } else {
@@ -628,7 +703,10 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
                             .process_word(&f.value, &EnvList::default())
                             .map_err(expand_err(&f.value, f.span))?;
                         if literal != f.value {
-                            return Err(LowerError { kind: LowerErrorKind::FromExpansion, span: f.span });
+                            return Err(LowerError {
+                                kind: LowerErrorKind::FromExpansion,
+                                span: f.span,
+                            });
                         }
                         froms_used.push((f.value.clone(), f.span));
                     }
@@ -685,44 +763,51 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
         opts,
         global: &global,
     };
-    let mut stage_env: Vec<(EnvList, Vec<(String, Option<String>)>, bool)> = Vec::new();
+    let mut finished: Vec<StageState> = Vec::with_capacity(stages.len());
     for (i, (_, _, _, pending)) in froms.into_iter().enumerate() {
-        let (env, args, workdir_set) = match &stages[i].base {
-            Base::Stage(j) => stage_env[*j].clone(),
-            Base::Scratch => (EnvList::default(), Vec::new(), false),
-            Base::Image(img) => {
-                match opts.images.env(img, &stages[i].platform) {
-                    Some(pairs) => {
-                        let mut e = EnvList::default();
-                        for (k, v) in pairs {
-                            e.set(&k, &v);
-                        }
-                        (e, Vec::new(), false)
+        let mut state = match &stages[i].base {
+            // A child stage carries on from where its base stage ended; only
+            // the per-stage instruction trackers start afresh.
+            Base::Stage(j) => StageState {
+                cmd: None,
+                entrypoint: None,
+                healthcheck: None,
+                ..finished[*j].clone()
+            },
+            Base::Scratch => StageState {
+                env_known: true,
+                ..StageState::default()
+            },
+            Base::Image(img) => match opts.images.env(img, &stages[i].platform) {
+                Some(pairs) => {
+                    let mut env = EnvList::default();
+                    for (k, v) in pairs {
+                        env.set(&k, &v);
                     }
-                    None => (EnvList::default(), Vec::new(), false),
+                    StageState {
+                        env,
+                        env_known: true,
+                        ..StageState::default()
+                    }
                 }
+                None => StageState::default(),
+            },
+        };
+        let result = ctx.dispatch_stage(
+            &mut stages[i],
+            pending,
+            &mut state,
+            &mut lint,
+            &mut used_build_args,
+        );
+        if let Err(e) = result {
+            if needed.contains(&i) {
+                return Err(e);
             }
-        };
-        let env_known = match &stages[i].base {
-            Base::Image(img) => opts.images.env(img, &stages[i].platform).is_some(),
-            Base::Stage(j) => stage_known(&stages, *j, opts),
-            Base::Scratch => true,
-        };
-        let mut state = StageState { env, args, workdir_set, env_known, ..StageState::default() };
-        let is_needed = needed.contains(&i);
-        let mut stage_lint = Linter::new(check.clone());
-        let result = ctx.dispatch_stage(&mut stages[i], pending, &mut state, &mut stage_lint, &mut used_build_args);
-        match result {
-            Ok(()) => {}
-            Err(e) if is_needed => return Err(e),
-            Err(_) => {}
-        }
-        for f in stage_lint.into_findings() {
-            lint.report(None, f.rule, f.span, f.line, f.message);
         }
         stages[i].args = state.args.clone();
         stages[i].env = state.env.pairs().to_vec();
-        stage_env.push((state.env, state.args, state.workdir_set));
+        finished.push(state);
     }
 
     let unused_build_args = opts
@@ -751,14 +836,6 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
     })
 }
 
-fn stage_known(stages: &[Stage], j: usize, opts: &LowerOptions<'_>) -> bool {
-    match &stages[j].base {
-        Base::Image(img) => opts.images.env(img, &stages[j].platform).is_some(),
-        Base::Stage(k) => stage_known(stages, *k, opts),
-        Base::Scratch => true,
-    }
-}
-
 /// Whether `name` is one of the proxy args, in any case.
 pub fn is_proxy_arg(name: &str) -> bool {
     PROXY_ARGS.iter().any(|p| p.eq_ignore_ascii_case(name))
@@ -773,11 +850,18 @@ fn stage_platform(
     cfg: &LintConfig,
     node: &Node,
 ) -> Result<(Platform, BTreeSet<String>), LowerError> {
-    let m = lexer.process_word_with_matches(&p.value, global).map_err(|source| LowerError {
-        kind: LowerErrorKind::Expand { word: p.value.clone(), source },
-        span: p.span,
-    })?;
-    if m.matched.len() == 1 && m.unmatched.is_empty() && m.matched.contains("TARGETPLATFORM")
+    let m = lexer
+        .process_word_with_matches(&p.value, global)
+        .map_err(|source| LowerError {
+            kind: LowerErrorKind::Expand {
+                word: p.value.clone(),
+                source,
+            },
+            span: p.span,
+        })?;
+    if m.matched.len() == 1
+        && m.unmatched.is_empty()
+        && m.matched.contains("TARGETPLATFORM")
         && global.get("TARGETPLATFORM") == Some(m.value.as_str())
     {
         lint.report(
@@ -800,23 +884,37 @@ fn stage_platform(
                     Rule::FromPlatformFlagConstDisallowed,
                     node.span,
                     node.start_line,
-                    format!("FROM --platform flag should not use constant value {:?}", m.value),
+                    format!(
+                        "FROM --platform flag should not use constant value {:?}",
+                        m.value
+                    ),
                 );
             }
         }
     }
     if m.value.is_empty() {
-        return Err(LowerError { kind: LowerErrorKind::BlankPlatform { word: p.value.clone() }, span: p.span });
+        return Err(LowerError {
+            kind: LowerErrorKind::BlankPlatform {
+                word: p.value.clone(),
+            },
+            span: p.span,
+        });
     }
     let platform = m.value.parse::<Platform>().map_err(|source| LowerError {
-        kind: LowerErrorKind::Platform { word: p.value.clone(), source },
+        kind: LowerErrorKind::Platform {
+            word: p.value.clone(),
+            source,
+        },
         span: p.span,
     })?;
     Ok((platform, m.matched))
 }
 
 /// BuildKit's ConsistentInstructionCasing over FROM and stage instructions.
-fn check_casing(froms: &[(&Node, instructions::From, LintConfig, Vec<Pending<'_>>)], lint: &mut Linter) {
+fn check_casing(
+    froms: &[(&Node, instructions::From, LintConfig, Vec<Pending<'_>>)],
+    lint: &mut Linter,
+) {
     let consistent = |s: &str| s == s.to_lowercase() || s == s.to_uppercase();
     let mut lower = 0;
     let mut upper = 0;
@@ -848,12 +946,18 @@ fn check_casing(froms: &[(&Node, instructions::From, LintConfig, Vec<Pending<'_>
             Rule::ConsistentInstructionCasing,
             n.span,
             n.start_line,
-            format!("Command '{}' should match the case of the command majority ({casing})", n.keyword),
+            format!(
+                "Command '{}' should match the case of the command majority ({casing})",
+                n.keyword
+            ),
         );
     }
 }
 
-fn check_cycles(stages: &[Stage], spans: &BTreeMap<(usize, usize), Span>) -> Result<(), LowerError> {
+fn check_cycles(
+    stages: &[Stage],
+    spans: &BTreeMap<(usize, usize), Span>,
+) -> Result<(), LowerError> {
     // 0 = unvisited, 1 = on the path, 2 = done.
     fn visit(
         i: usize,
@@ -882,7 +986,9 @@ fn check_cycles(stages: &[Stage], spans: &BTreeMap<(usize, usize), Span>) -> Res
         if state[i] == 0 {
             if let Some((j, span)) = visit(i, stages, &mut state, spans) {
                 return Err(LowerError {
-                    kind: LowerErrorKind::Cycle { stage: stages[j].display_name() },
+                    kind: LowerErrorKind::Cycle {
+                        stage: stages[j].display_name(),
+                    },
                     span,
                 });
             }
@@ -933,29 +1039,39 @@ pub fn is_valid_reference(s: &str) -> bool {
     if let Some(t) = tag {
         let ok = !t.is_empty()
             && t.len() <= 128
-            && t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            && t.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         if !ok {
             return false;
         }
     }
     let mut parts: Vec<&str> = path.split('/').collect();
-    if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
+    if parts.len() > 1
+        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
+    {
         let host = parts.remove(0);
-        if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) {
+        if host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        {
             return false;
         }
     }
     !parts.is_empty()
         && parts.iter().all(|p| {
             !p.is_empty()
-                && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
                 && p.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
                 && p.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
         })
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct StageState {
     env: EnvList,
     args: Vec<(String, Option<String>)>,
@@ -989,16 +1105,23 @@ impl Dispatch<'_> {
             let name = instruction.name();
             let span = node.span;
             let line = node.start_line;
-            let mut expand = |word: &str, lint: &mut Linter, st: &StageState| -> Result<String, LowerError> {
-                self.expand(word, span, line, cfg, lint, st, false)
-            };
+            let expand =
+                |word: &str, lint: &mut Linter, st: &StageState| -> Result<String, LowerError> {
+                    self.expand(word, span, line, cfg, lint, st, false)
+                };
             match &mut instruction {
                 Instruction::Env(pairs) => {
                     for kv in pairs.iter_mut() {
                         kv.key = expand(&kv.key, lint, st)?;
                         kv.value = expand(&kv.value, lint, st)?;
                         if kv.legacy {
-                            lint.report(Some(cfg), Rule::LegacyKeyValueFormat, span, line, legacy_msg("ENV"));
+                            lint.report(
+                                Some(cfg),
+                                Rule::LegacyKeyValueFormat,
+                                span,
+                                line,
+                                legacy_msg("ENV"),
+                            );
                         }
                         secret_check("ENV", &kv.key, span, line, cfg, lint);
                         st.env.set(&kv.key, &kv.value);
@@ -1009,7 +1132,13 @@ impl Dispatch<'_> {
                         kv.key = expand(&kv.key, lint, st)?;
                         kv.value = expand(&kv.value, lint, st)?;
                         if kv.legacy {
-                            lint.report(Some(cfg), Rule::LegacyKeyValueFormat, span, line, legacy_msg("LABEL"));
+                            lint.report(
+                                Some(cfg),
+                                Rule::LegacyKeyValueFormat,
+                                span,
+                                line,
+                                legacy_msg("LABEL"),
+                            );
                         }
                     }
                 }
@@ -1097,7 +1226,8 @@ impl Dispatch<'_> {
                 Instruction::Run(run) => {
                     let mut parsed = Vec::with_capacity(run.mount_specs.len());
                     for spec in &run.mount_specs {
-                        let value = self.expand(&spec.value, spec.span, line, cfg, lint, st, false)?;
+                        let value =
+                            self.expand(&spec.value, spec.span, line, cfg, lint, st, false)?;
                         let m = mounts::parse_mount(&value).map_err(|source| LowerError {
                             kind: LowerErrorKind::Mount { source },
                             span: spec.span,
@@ -1115,7 +1245,11 @@ impl Dispatch<'_> {
                         .collect();
                 }
                 Instruction::Cmd(cl) | Instruction::Entrypoint(cl) => {
-                    let which = if name == "CMD" { &mut st.cmd } else { &mut st.entrypoint };
+                    let which = if name == "CMD" {
+                        &mut st.cmd
+                    } else {
+                        &mut st.entrypoint
+                    };
                     if let Some((prev, prev_line)) = which.replace((span, line)) {
                         lint.report(
                             Some(cfg),
@@ -1153,7 +1287,12 @@ impl Dispatch<'_> {
                 Instruction::Shell(_) => st.shell_set = true,
                 Instruction::Maintainer(_) | Instruction::Onbuild(_) => {}
             }
-            stage.steps.push(Step { instruction, span, line, source: node.original.trim().to_string() });
+            stage.steps.push(Step {
+                instruction,
+                span,
+                line,
+                source: node.original.trim().to_string(),
+            });
         }
         Ok(())
     }
@@ -1178,10 +1317,15 @@ impl Dispatch<'_> {
         } else {
             self.lexer
         };
-        let m = lexer.process_word_with_matches(word, &st.env).map_err(|source| LowerError {
-            kind: LowerErrorKind::Expand { word: word.to_string(), source },
-            span,
-        })?;
+        let m = lexer
+            .process_word_with_matches(word, &st.env)
+            .map_err(|source| LowerError {
+                kind: LowerErrorKind::Expand {
+                    word: word.to_string(),
+                    source,
+                },
+                span,
+            })?;
         if st.env_known {
             for var in &m.unmatched {
                 if st.args.iter().any(|(n, _)| n == var) {
@@ -1233,7 +1377,9 @@ impl Dispatch<'_> {
                     Rule::CopyIgnoredFile,
                     span,
                     line,
-                    format!("Attempting to {cmd} file {cleaned:?} that is excluded by .dockerignore"),
+                    format!(
+                        "Attempting to {cmd} file {cleaned:?} that is excluded by .dockerignore"
+                    ),
                 );
             }
         }
@@ -1256,9 +1402,25 @@ fn legacy_msg(cmd: &str) -> String {
 
 /// BuildKit's secret-name heuristics: a word (split on `_`) that is a
 /// secret-ish token, unless another word says it is public.
-fn secret_check(inst: &str, key: &str, span: Span, line: usize, cfg: &LintConfig, lint: &mut Linter) {
+fn secret_check(
+    inst: &str,
+    key: &str,
+    span: Span,
+    line: usize,
+    cfg: &LintConfig,
+    lint: &mut Linter,
+) {
     const DENY: [&str; 10] = [
-        "apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret", "token",
+        "apikey",
+        "auth",
+        "credential",
+        "credentials",
+        "key",
+        "password",
+        "pword",
+        "passwd",
+        "secret",
+        "token",
     ];
     const ALLOW: [&str; 3] = ["public", "file", "version"];
     let lower = key.to_ascii_lowercase();

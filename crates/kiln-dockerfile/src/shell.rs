@@ -39,7 +39,10 @@ impl Env for HashMap<String, String> {
 
 impl Env for [(String, String)] {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -175,7 +178,12 @@ impl Lexer {
             unmatched: BTreeSet::new(),
         };
         let (value, words) = w.process_until(None, self.raw_escapes)?;
-        Ok(Expansion { value, words, matched: w.matched, unmatched: w.unmatched })
+        Ok(Expansion {
+            value,
+            words,
+            matched: w.matched,
+            unmatched: w.unmatched,
+        })
     }
 }
 
@@ -442,13 +450,11 @@ impl ShellWord<'_> {
         };
         let mut modifier = ch.to_string();
         match ch {
-            '}' => {
-                return Ok(match self.get_env(&name) {
-                    Some(v) => v,
-                    None if self.lex.skip_unset_env => format!("${{{name}}}"),
-                    None => String::new(),
-                })
-            }
+            '}' => Ok(match self.get_env(&name) {
+                Some(v) => v,
+                None if self.lex.skip_unset_env => format!("${{{name}}}"),
+                None => String::new(),
+            }),
             ':' | '+' | '-' | '?' | '#' | '%' => {
                 let null_is_unset = ch == ':';
                 if null_is_unset {
@@ -474,18 +480,31 @@ impl ShellWord<'_> {
                 if value.is_none() && self.lex.skip_unset_env {
                     return Ok(format!("${{{name}{modifier}{word}}}"));
                 }
-                let empty = |v: &Option<String>| v.as_deref().is_none_or(|s| null_is_unset && s.is_empty());
+                let empty =
+                    |v: &Option<String>| v.as_deref().is_none_or(|s| null_is_unset && s.is_empty());
                 match ch {
-                    '-' => Ok(if empty(&value) { word } else { value.unwrap_or_default() }),
+                    '-' => Ok(if empty(&value) {
+                        word
+                    } else {
+                        value.unwrap_or_default()
+                    }),
                     '+' => Ok(if empty(&value) { String::new() } else { word }),
                     '?' => match value {
                         None => Err(ShellError::Required {
                             name,
-                            message: if word.is_empty() { "is not allowed to be unset".into() } else { word },
+                            message: if word.is_empty() {
+                                "is not allowed to be unset".into()
+                            } else {
+                                word
+                            },
                         }),
                         Some(v) if null_is_unset && v.is_empty() => Err(ShellError::Required {
                             name,
-                            message: if word.is_empty() { "is not allowed to be empty".into() } else { word },
+                            message: if word.is_empty() {
+                                "is not allowed to be empty".into()
+                            } else {
+                                word
+                            },
                         }),
                         Some(v) => Ok(v),
                     },
@@ -556,10 +575,16 @@ impl Pattern {
                         toks.push(Tok::Lit(n));
                     }
                     Some(&n) => {
-                        return Err(ShellError::InvalidPattern { pattern: pattern.into(), escaped: n })
+                        return Err(ShellError::InvalidPattern {
+                            pattern: pattern.into(),
+                            escaped: n,
+                        })
                     }
                     None => {
-                        return Err(ShellError::InvalidPattern { pattern: pattern.into(), escaped: ' ' })
+                        return Err(ShellError::InvalidPattern {
+                            pattern: pattern.into(),
+                            escaped: ' ',
+                        })
                     }
                 },
                 c => toks.push(Tok::Lit(c)),
@@ -585,7 +610,9 @@ impl Pattern {
                     }
                     false
                 }
-                Some((Tok::Any, rest)) => s.first().is_some_and(|&c| c != '\n') && go(rest, &s[1..]),
+                Some((Tok::Any, rest)) => {
+                    s.first().is_some_and(|&c| c != '\n') && go(rest, &s[1..])
+                }
                 Some((Tok::Lit(c), rest)) => s.first() == Some(c) && go(rest, &s[1..]),
             }
         }
@@ -594,8 +621,11 @@ impl Pattern {
 
     fn trim_prefix(&self, value: &str, greedy: bool) -> String {
         let chars: Vec<char> = value.chars().collect();
-        let mut lens: Box<dyn Iterator<Item = usize>> =
-            if greedy { Box::new((0..=chars.len()).rev()) } else { Box::new(0..=chars.len()) };
+        let mut lens: Box<dyn Iterator<Item = usize>> = if greedy {
+            Box::new((0..=chars.len()).rev())
+        } else {
+            Box::new(0..=chars.len())
+        };
         match lens.find(|&n| self.matches(&chars[..n])) {
             Some(n) => chars[n..].iter().collect(),
             None => value.to_string(),
@@ -604,8 +634,11 @@ impl Pattern {
 
     fn trim_suffix(&self, value: &str, greedy: bool) -> String {
         let chars: Vec<char> = value.chars().collect();
-        let mut starts: Box<dyn Iterator<Item = usize>> =
-            if greedy { Box::new(0..=chars.len()) } else { Box::new((0..=chars.len()).rev()) };
+        let mut starts: Box<dyn Iterator<Item = usize>> = if greedy {
+            Box::new(0..=chars.len())
+        } else {
+            Box::new((0..=chars.len()).rev())
+        };
         match starts.find(|&i| self.matches(&chars[i..])) {
             Some(i) => chars[..i].iter().collect(),
             None => value.to_string(),
@@ -615,7 +648,10 @@ impl Pattern {
     /// Leftmost, longest match starting at or after `from`.
     fn find(&self, chars: &[char], from: usize) -> Option<(usize, usize)> {
         (from..=chars.len()).find_map(|s| {
-            (s..=chars.len()).rev().find(|&e| self.matches(&chars[s..e])).map(|e| (s, e))
+            (s..=chars.len())
+                .rev()
+                .find(|&e| self.matches(&chars[s..e]))
+                .map(|e| (s, e))
         })
     }
 
@@ -660,7 +696,9 @@ mod tests {
     }
 
     fn w(s: &str) -> String {
-        Lexer::new('\\').process_word(s, &env()).unwrap_or_else(|e| format!("error: {e}"))
+        Lexer::new('\\')
+            .process_word(s, &env())
+            .unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
@@ -707,18 +745,36 @@ mod tests {
     #[test]
     fn options() {
         let lex = Lexer::new('\\').skip_unset_env(true);
-        assert_eq!(lex.process_word("$NOPE ${NOPE} ${NOPE:-x} $A", &env()).unwrap(), "$NOPE ${NOPE} ${NOPE:-x} a b");
+        assert_eq!(
+            lex.process_word("$NOPE ${NOPE} ${NOPE:-x} $A", &env())
+                .unwrap(),
+            "$NOPE ${NOPE} ${NOPE:-x} a b"
+        );
         let lex = Lexer::new('\\').skip_process_quotes(true);
-        assert_eq!(lex.process_word("\"$A\" 'q'", &env()).unwrap(), "\"a b\" 'q'");
+        assert_eq!(
+            lex.process_word("\"$A\" 'q'", &env()).unwrap(),
+            "\"a b\" 'q'"
+        );
         let lex = Lexer::new('\\').raw_quotes(true).raw_escapes(true);
-        assert_eq!(lex.process_words("<< 'E O' x\\ y", &env()).unwrap(), vec!["<< 'E O'", "x\\ y"]);
+        assert_eq!(
+            lex.process_words("<< 'E O' x\\ y", &env()).unwrap(),
+            vec!["<< 'E O'", "x\\ y"]
+        );
     }
 
     #[test]
     fn matches_are_reported() {
-        let m = Lexer::new('\\').process_word_with_matches("$A ${B:-$C} $E", &env()).unwrap();
-        assert_eq!(m.matched, ["A", "E"].into_iter().map(String::from).collect());
-        assert_eq!(m.unmatched, ["B", "C"].into_iter().map(String::from).collect());
+        let m = Lexer::new('\\')
+            .process_word_with_matches("$A ${B:-$C} $E", &env())
+            .unwrap();
+        assert_eq!(
+            m.matched,
+            ["A", "E"].into_iter().map(String::from).collect()
+        );
+        assert_eq!(
+            m.unmatched,
+            ["B", "C"].into_iter().map(String::from).collect()
+        );
     }
 
     proptest::proptest! {

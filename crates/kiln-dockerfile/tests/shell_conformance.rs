@@ -11,15 +11,21 @@ fn data(name: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/conformance/buildkit/shell")
         .join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("conformance data missing at {}: {e}", p.display()))
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("conformance data missing at {}: {e}", p.display()))
 }
 
 #[test]
 fn env_var_test() {
-    let env: BTreeMap<String, String> = [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: BTreeMap<String, String> = [
+        ("PWD", "/home"),
+        ("SHELL", "bash"),
+        ("KOREAN", "한국어"),
+        ("NULL", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     let lex = Lexer::new('\\');
     let (mut run, mut failures) = (0, Vec::new());
     for line in data("envVarTest").lines() {
@@ -28,7 +34,9 @@ fn env_var_test() {
             continue;
         }
         let parts: Vec<&str> = line.splitn(3, '|').collect();
-        let [platform, input, expected] = parts.as_slice() else { panic!("bad line {line}") };
+        let [platform, input, expected] = parts.as_slice() else {
+            panic!("bad line {line}")
+        };
         if !platform.trim().contains('A') && !platform.trim().contains('U') {
             continue;
         }
@@ -44,7 +52,10 @@ fn env_var_test() {
             failures.push(format!("{input:?}: want {expected:?}, got {got:?}"));
         }
     }
-    println!("shell conformance: envVarTest {}/{run} lines passed", run - failures.len());
+    println!(
+        "shell conformance: envVarTest {}/{run} lines passed",
+        run - failures.len()
+    );
     assert!(run > 200, "only {run} lines ran");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -76,7 +87,10 @@ fn words_test() {
             failures.push(format!("{input:?}: want {expected:?}, got {got:?}"));
         }
     }
-    println!("shell conformance: wordsTest {}/{run} lines passed", run - failures.len());
+    println!(
+        "shell conformance: wordsTest {}/{run} lines passed",
+        run - failures.len()
+    );
     assert!(run >= 20, "only {run} lines ran");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

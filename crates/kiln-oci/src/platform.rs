@@ -38,14 +38,51 @@ pub enum PlatformError {
 }
 
 const KNOWN_OS: &[&str] = &[
-    "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux",
-    "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos",
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
 ];
 
 const KNOWN_ARCH: &[&str] = &[
-    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle",
-    "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64",
-    "s390", "s390x", "sparc", "sparc64", "wasm",
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
 ];
 
 fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
@@ -96,13 +133,17 @@ impl FromStr for Platform {
     type Err = PlatformError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = || PlatformError::Invalid { text: text.to_string() };
+        let invalid = || PlatformError::Invalid {
+            text: text.to_string(),
+        };
         let lower = text.to_ascii_lowercase();
         let parts: Vec<&str> = lower.split('/').collect();
         if parts.len() > 3
             || parts.iter().any(|p| {
                 p.is_empty()
-                    || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    || !p
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             })
         {
             return Err(invalid());
@@ -117,16 +158,22 @@ impl FromStr for Platform {
         };
         let host = Platform::host();
         let (os, arch, variant) = match parts.as_slice() {
-            [one] if KNOWN_OS.contains(one) => {
-                (one.to_string(), host.architecture.clone(), host.variant.clone())
-            }
+            [one] if KNOWN_OS.contains(one) => (
+                one.to_string(),
+                host.architecture.clone(),
+                host.variant.clone(),
+            ),
             [one] if known_arch(one) => (host.os.clone(), one.to_string(), String::new()),
             [one] => return Err(unknown(one)),
             [os, arch] => (os.to_string(), arch.to_string(), String::new()),
             [os, arch, variant] => (os.to_string(), arch.to_string(), variant.to_string()),
             _ => return Err(invalid()),
         };
-        let os = if os == "macos" { "darwin".to_string() } else { os };
+        let os = if os == "macos" {
+            "darwin".to_string()
+        } else {
+            os
+        };
         if !KNOWN_OS.contains(&os.as_str()) {
             return Err(unknown(&os));
         }
@@ -134,7 +181,11 @@ impl FromStr for Platform {
         if !KNOWN_ARCH.contains(&architecture.as_str()) {
             return Err(unknown(&arch));
         }
-        Ok(Platform { os, architecture, variant })
+        Ok(Platform {
+            os,
+            architecture,
+            variant,
+        })
     }
 }
 
@@ -153,7 +204,9 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> String {
-        s.parse::<Platform>().map(|p| p.to_string()).unwrap_or_else(|e| format!("error: {e}"))
+        s.parse::<Platform>()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]

@@ -36,16 +36,28 @@ fn read_dockerfile(args: &BuildArgs) -> Result<Source> {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .context("failed to read the Dockerfile from standard input")?;
-            Ok(Source { name: "Dockerfile".into(), path: None, text })
+            Ok(Source {
+                name: "Dockerfile".into(),
+                path: None,
+                text,
+            })
         }
         other => {
-            let path = other.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
+            let path = other
+                .clone()
+                .unwrap_or_else(|| args.context.join("Dockerfile"));
             let bytes = std::fs::read(&path)
                 .with_context(|| format!("failed to read Dockerfile {}", path.display()))?;
             let text = String::from_utf8(bytes)
                 .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text: {e}", path.display()))?;
-            let name = other.as_ref().map_or_else(|| "Dockerfile".into(), |p| p.display().to_string());
-            Ok(Source { name, path: Some(path), text })
+            let name = other
+                .as_ref()
+                .map_or_else(|| "Dockerfile".into(), |p| p.display().to_string());
+            Ok(Source {
+                name,
+                path: Some(path),
+                text,
+            })
         }
     }
 }
@@ -103,7 +115,10 @@ pub(crate) fn run(_cli: &Cli, args: &BuildArgs) -> Result<u8> {
         return Ok(EXIT_USAGE);
     };
     if !args.context.is_dir() && args.file.is_none() {
-        bail!("build context {} is not a directory", args.context.display());
+        bail!(
+            "build context {} is not a directory",
+            args.context.display()
+        );
     }
     let src = read_dockerfile(args)?;
     let df = kiln_dockerfile::parse(&src.text).map_err(|e| located(&src, &e))?;
@@ -111,7 +126,10 @@ pub(crate) fn run(_cli: &Cli, args: &BuildArgs) -> Result<u8> {
     let build_args = build_args(&args.build_args)?;
     let host = Platform::host();
     let target_platform = match &args.platform {
-        Some(p) => Some(p.parse::<Platform>().with_context(|| format!("invalid --platform {p}"))?),
+        Some(p) => Some(
+            p.parse::<Platform>()
+                .with_context(|| format!("invalid --platform {p}"))?,
+        ),
         None => None,
     };
     let opts = LowerOptions {
@@ -134,7 +152,13 @@ pub(crate) fn run(_cli: &Cli, args: &BuildArgs) -> Result<u8> {
 fn table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for r in rows {
         let mut line = String::new();
@@ -166,7 +190,10 @@ fn targets(build: &Build, format: Format) -> Result<u8> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&json!({ "targets": targets }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "targets": targets }))?
+            );
         }
         Format::Text => {
             let mut rows = vec![vec!["TARGET".to_string(), "DESCRIPTION".to_string()]];
@@ -200,18 +227,28 @@ fn outline_args(build: &Build) -> Vec<(String, String, String, usize)> {
                             m.line,
                         ),
                         _ => (
-                            stage.args.iter().find(|(n, _)| n == &d.name).and_then(|(_, v)| v.clone()).unwrap_or_default(),
+                            stage
+                                .args
+                                .iter()
+                                .find(|(n, _)| n == &d.name)
+                                .and_then(|(_, v)| v.clone())
+                                .unwrap_or_default(),
                             d.description.clone(),
                             step.line,
                         ),
                     };
-                    out.entry(d.name.clone()).or_insert((value, desc.unwrap_or_default(), line));
+                    out.entry(d.name.clone())
+                        .or_insert((value, desc.unwrap_or_default(), line));
                 }
             }
         }
     }
     for m in &build.meta_args {
-        if build.needed.iter().any(|&i| build.stages[i].from_args.contains(&m.name)) {
+        if build
+            .needed
+            .iter()
+            .any(|&i| build.stages[i].from_args.contains(&m.name))
+        {
             out.entry(m.name.clone()).or_insert((
                 m.value.clone().unwrap_or_default(),
                 m.description.clone().unwrap_or_default(),
@@ -247,8 +284,15 @@ fn outline(build: &Build, format: Format) -> Result<u8> {
             }
             if !args.is_empty() {
                 println!();
-                let mut rows = vec![vec!["BUILD ARG".into(), "VALUE".into(), "DESCRIPTION".into()]];
-                rows.extend(args.iter().map(|(n, v, d, _)| vec![n.clone(), v.clone(), d.clone()]));
+                let mut rows = vec![vec![
+                    "BUILD ARG".into(),
+                    "VALUE".into(),
+                    "DESCRIPTION".into(),
+                ]];
+                rows.extend(
+                    args.iter()
+                        .map(|(n, v, d, _)| vec![n.clone(), v.clone(), d.clone()]),
+                );
                 table(&rows);
             }
             for (title, map) in [("SECRET", &secrets), ("SSH", &ssh)] {
@@ -282,7 +326,10 @@ fn check(build: &Build, src: &Source, format: Format) -> Result<u8> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&json!({ "warnings": warnings }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "warnings": warnings }))?
+            );
         }
         Format::Text => {
             for f in findings {
@@ -296,7 +343,10 @@ fn check(build: &Build, src: &Source, format: Format) -> Result<u8> {
         Ok(0)
     } else {
         let n = findings.len();
-        eprintln!("Check complete, {n} warning{} found.", if n == 1 { " has been" } else { "s have been" });
+        eprintln!(
+            "Check complete, {n} warning{} found.",
+            if n == 1 { " has been" } else { "s have been" }
+        );
         Ok(EXIT_FAILURE)
     }
 }

@@ -1,0 +1,229 @@
+//! The real `kiln` binary: global options, `build --call`, error rendering.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn kiln() -> Command {
+    let mut c = Command::cargo_bin("kiln").unwrap();
+    c.env_remove("KILN_ROOT").env_remove("KILN_LOG");
+    c
+}
+
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+fn call(dir: &Path, what: &str) -> Command {
+    let mut c = kiln();
+    c.args(["build", "--call", what]).arg(dir);
+    c
+}
+
+#[test]
+fn version_and_help() {
+    kiln()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(contains("kiln "));
+    kiln()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("--root"))
+        .stdout(contains("--log-level"))
+        .stdout(contains("--progress"))
+        .stdout(contains("Exit status"));
+    kiln()
+        .args(["help", "build"])
+        .assert()
+        .success()
+        .stdout(contains("--call"));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    kiln().arg("frobnicate").assert().code(2);
+    kiln()
+        .args(["build", "--call", "nope", "."])
+        .assert()
+        .code(2);
+    kiln()
+        .args(["build", "."])
+        .assert()
+        .code(2)
+        .stderr(contains("--call"));
+}
+
+#[test]
+fn targets_lists_stages_with_descriptions() {
+    let dir = context(&[(
+        "Dockerfile",
+        "# base the common base\nFROM alpine AS base\n\n# build compiles it\nFROM base AS build\nRUN true\n\nFROM base AS release\n",
+    )]);
+    call(dir.path(), "targets")
+        .assert()
+        .success()
+        .stdout(contains("TARGET"))
+        .stdout(predicate::str::is_match(r"base\s+the common base").unwrap())
+        .stdout(predicate::str::is_match(r"build\s+compiles it").unwrap())
+        .stdout(contains("release (default)"));
+    let out = call(dir.path(), "targets")
+        .arg("--format")
+        .arg("json")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["targets"][1]["name"], "build");
+    assert_eq!(v["targets"][1]["description"], "compiles it");
+    assert_eq!(v["targets"][2]["default"], true);
+}
+
+#[test]
+fn outline_lists_args_secrets_ssh() {
+    let dir = context(&[(
+        "Dockerfile",
+        "# PY the python version\nARG PY=3.12\nFROM python:${PY}-slim AS app\n# PORT port to listen on\nARG PORT=8000\n\
+         RUN --mount=type=secret,id=pypi,required --mount=type=ssh pip install .\nFROM alpine AS other\nARG UNUSED=1\n",
+    )]);
+    let out = call(dir.path(), "outline")
+        .args(["--target", "app", "--build-arg", "PORT=9000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("TARGET:      app"), "{text}");
+    assert!(
+        predicate::str::is_match(r"PY\s+3.12\s+the python version")
+            .unwrap()
+            .eval(&text),
+        "{text}"
+    );
+    assert!(
+        predicate::str::is_match(r"PORT\s+9000\s+port to listen on")
+            .unwrap()
+            .eval(&text),
+        "{text}"
+    );
+    assert!(!text.contains("UNUSED"), "{text}");
+    assert!(
+        predicate::str::is_match(r"pypi\s+true")
+            .unwrap()
+            .eval(&text),
+        "{text}"
+    );
+    assert!(
+        predicate::str::is_match(r"default\s+false")
+            .unwrap()
+            .eval(&text),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_reports_and_exits_1() {
+    let dir = context(&[(
+        "Dockerfile",
+        "FROM alpine AS Build\nMAINTAINER me\nCMD echo hi\n",
+    )]);
+    call(dir.path(), "check")
+        .assert()
+        .code(1)
+        .stdout(contains(
+            "Dockerfile:1: StageNameCasing: Stage name 'Build' should be lowercase",
+        ))
+        .stdout(contains("Dockerfile:2: MaintainerDeprecated:"))
+        .stdout(contains("Dockerfile:3: JSONArgsRecommended:"))
+        .stdout(contains("hint:"));
+    let out = call(dir.path(), "check")
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 3);
+    assert_eq!(v["warnings"][0]["ruleName"], "StageNameCasing");
+    assert_eq!(v["warnings"][0]["location"]["line"], 1);
+
+    let clean = context(&[("Dockerfile", "FROM alpine\nCMD [\"echo\", \"hi\"]\n")]);
+    call(clean.path(), "check").assert().success().stdout("");
+}
+
+#[test]
+fn check_honours_dockerignore_beside_the_dockerfile() {
+    let dir = context(&[
+        ("Dockerfile", "FROM alpine\nCOPY notes.md /\n"),
+        (".dockerignore", "nothing-relevant\n"),
+        ("sub/app.Dockerfile", "FROM alpine\nCOPY notes.md /\n"),
+        ("sub/app.Dockerfile.dockerignore", "*.md\n"),
+    ]);
+    call(dir.path(), "check").assert().success();
+    call(dir.path(), "check")
+        .arg("-f")
+        .arg(dir.path().join("sub/app.Dockerfile"))
+        .assert()
+        .code(1)
+        .stdout(contains("CopyIgnoredFile"));
+}
+
+#[test]
+fn dockerfile_from_stdin() {
+    let dir = context(&[]);
+    kiln()
+        .args(["build", "--call", "targets", "-f", "-"])
+        .arg(dir.path())
+        .write_stdin("FROM alpine AS one\nFROM alpine AS two\n")
+        .assert()
+        .success()
+        .stdout(contains("two (default)"));
+}
+
+#[test]
+fn parse_errors_show_line_column_and_caret() {
+    let dir = context(&[("Dockerfile", "FROM alpine\nCOPPY . /app\n")]);
+    call(dir.path(), "targets")
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "Dockerfile:2:1: unknown instruction: COPPY (did you mean COPY?)",
+        ))
+        .stderr(contains("   2 | COPPY . /app"))
+        .stderr(contains("     | ^^^^^"));
+    let dir = context(&[("Dockerfile", "FROM alpine\nRUN <<EOF\necho hi\n")]);
+    call(dir.path(), "targets")
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "Dockerfile:2:1: unterminated heredoc `EOF` that began on line 2",
+        ));
+    let dir = context(&[("Dockerfile", "FROM alpine\nCOPY --chwon=1 a b\n")]);
+    call(dir.path(), "targets")
+        .assert()
+        .code(1)
+        .stderr(contains("Dockerfile:2:6: unknown flag: --chwon for COPY"))
+        .stderr(contains("     |      ^^^^^^^^^"));
+}
+
+#[test]
+fn missing_dockerfile_is_a_clear_error() {
+    let dir = context(&[]);
+    call(dir.path(), "targets")
+        .assert()
+        .code(1)
+        .stderr(contains("failed to read Dockerfile"));
+}

@@ -1212,7 +1212,7 @@ impl Dispatch<'_> {
                 Instruction::StopSignal(s) => *s = expand(s, lint, st)?,
                 Instruction::Workdir(w) => {
                     *w = expand(w, lint, st)?;
-                    if !st.workdir_set && !w.starts_with('/') {
+                    if !st.workdir_set && !is_absolute_workdir(w) {
                         lint.report(
                             Some(cfg),
                             Rule::WorkdirRelativePath,
@@ -1461,6 +1461,17 @@ fn expose_checks(port: &str, span: Span, line: usize, cfg: &LintConfig, lint: &m
             );
         }
     }
+}
+
+/// An absolute WORKDIR: `/…`, or a Windows drive path (`C:\\go`, `C:/go`)
+/// for Windows images, whose platform this frontend cannot see.
+fn is_absolute_workdir(w: &str) -> bool {
+    let b = w.as_bytes();
+    w.starts_with('/')
+        || (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && matches!(b[2], b'\\' | b'/'))
 }
 
 /// Go's `filepath.Clean` for `/`-separated paths.

@@ -459,6 +459,10 @@ fn check_undefined_arg_in_from() {
 
 #[test]
 fn check_workdir_relative_path() {
+    assert!(!has(
+        "FROM alpine\nWORKDIR C:\\\\go\n",
+        Rule::WorkdirRelativePath
+    ));
     assert!(has("FROM alpine\nWORKDIR app\n", Rule::WorkdirRelativePath));
     assert!(!has(
         "FROM alpine\nWORKDIR /app\nWORKDIR sub\n",

@@ -220,6 +220,16 @@ fn parse_errors_show_line_column_and_caret() {
 }
 
 #[test]
+fn unknown_target_is_a_plain_error() {
+    let dir = context(&[("Dockerfile", "FROM alpine AS build\nFROM alpine AS final\n")]);
+    call(dir.path(), "outline")
+        .args(["--target", "buidl"])
+        .assert()
+        .code(1)
+        .stderr("error: target stage `buidl` could not be found (did you mean build?)\n");
+}
+
+#[test]
 fn missing_dockerfile_is_a_clear_error() {
     let dir = context(&[]);
     call(dir.path(), "targets")

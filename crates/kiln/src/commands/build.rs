@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use kiln_dockerfile::diagnostic::{render, Located};
 use kiln_dockerfile::ignore::IgnoreRules;
 use kiln_dockerfile::lint::Finding;
-use kiln_dockerfile::lower::{self, Build, LowerOptions, UnknownImages};
+use kiln_dockerfile::lower::{self, Build, LowerErrorKind, LowerOptions, UnknownImages};
 use kiln_oci::Platform;
 use serde_json::{json, Value};
 
@@ -140,7 +140,11 @@ pub(crate) fn run(_cli: &Cli, args: &BuildArgs) -> Result<u8> {
         images: &UnknownImages,
         ignore: ignore.as_ref(),
     };
-    let build = lower::lower(&df, &opts).map_err(|e| located(&src, &e))?;
+    let build = lower::lower(&df, &opts).map_err(|e| match e.kind {
+        // Not a place in the Dockerfile: the --target flag is wrong.
+        LowerErrorKind::UnknownTarget { .. } => anyhow::anyhow!("{e}"),
+        _ => located(&src, &e),
+    })?;
     match call {
         Call::Targets => targets(&build, args.format),
         Call::Outline => outline(&build, args.format),

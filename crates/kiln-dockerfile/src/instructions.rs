@@ -511,6 +511,27 @@ impl Flags {
             .collect()
     }
 
+    /// A string flag whose value is validated now when it has no variable
+    /// in it (the lowering validates it again after expansion).
+    fn checked(&self, name: &str) -> Result<Option<String>, InstructionError> {
+        let Some(v) = self.string(name) else {
+            return Ok(None);
+        };
+        if !v.value.contains('$') {
+            if let Err(reason) = validate_flag_value(name, &v.value) {
+                return Err(InstructionError {
+                    kind: InstructionErrorKind::BadFlagValue {
+                        flag: name.to_string(),
+                        value: v.value,
+                        reason: reason.to_string(),
+                    },
+                    span: v.span,
+                });
+            }
+        }
+        Ok(Some(v.value))
+    }
+
     fn bool(&self, name: &str) -> Option<bool> {
         self.string(name).map(|s| s.value == "true")
     }
@@ -645,11 +666,11 @@ pub fn parse_node(
                 )?;
                 let (sources, contents, dest) = sources_and_dest(node, &args, "ADD")?;
                 Instruction::Add(Add {
-                    chown: flags.string("chown").map(|s| s.value),
-                    chmod: flags.string("chmod").map(|s| s.value),
+                    chown: flags.checked("chown")?,
+                    chmod: flags.checked("chmod")?,
                     link: flags.bool("link").unwrap_or(false),
                     keep_git_dir: flags.bool("keep-git-dir"),
-                    checksum: flags.string("checksum").map(|s| s.value),
+                    checksum: flags.checked("checksum")?,
                     unpack: flags.bool("unpack"),
                     exclude: flags
                         .strings("exclude")
@@ -677,8 +698,8 @@ pub fn parse_node(
                 let (sources, contents, dest) = sources_and_dest(node, &args, "COPY")?;
                 Instruction::Copy(Copy {
                     from: flags.string("from"),
-                    chown: flags.string("chown").map(|s| s.value),
-                    chmod: flags.string("chmod").map(|s| s.value),
+                    chown: flags.checked("chown")?,
+                    chmod: flags.checked("chmod")?,
                     link: flags.bool("link").unwrap_or(false),
                     parents: flags.bool("parents").unwrap_or(false),
                     exclude: flags
@@ -893,6 +914,66 @@ pub fn parse_node(
         };
     debug_assert_eq!(instruction.name(), upper);
     Ok(Parsed::Instruction(instruction))
+}
+
+/// Check the value of `--chown`, `--chmod` or `--checksum`.
+pub fn validate_flag_value(flag: &str, value: &str) -> Result<(), &'static str> {
+    match flag {
+        "chown" => {
+            let (user, group) = value.split_once(':').unwrap_or((value, "x"));
+            if user.is_empty() || group.is_empty() {
+                return Err("expected USER[:GROUP], names or numeric ids");
+            }
+            Ok(())
+        }
+        "chmod" => {
+            if !value.is_empty() && value.chars().all(|c| c.is_digit(8)) {
+                return match u32::from_str_radix(value, 8) {
+                    Ok(m) if m <= 0o7777 => Ok(()),
+                    _ => Err("an octal mode is at most 7777"),
+                };
+            }
+            // Symbolic modes, as chmod(1): `u+x`, `go=rx`, `a-w,u+s`.
+            let ok = !value.is_empty()
+                && value.split(',').all(|clause| {
+                    let ops = clause.trim_start_matches(['u', 'g', 'o', 'a']);
+                    let mut rest = ops;
+                    if rest.is_empty() {
+                        return false;
+                    }
+                    while let Some(op) = rest.chars().next().filter(|c| "+-=".contains(*c)) {
+                        rest = rest[op.len_utf8()..]
+                            .trim_start_matches(['r', 'w', 'x', 'X', 's', 't']);
+                    }
+                    rest.is_empty()
+                });
+            if ok {
+                Ok(())
+            } else {
+                Err("expected an octal mode (0755) or a symbolic one (u+x,go=rx)")
+            }
+        }
+        "checksum" => {
+            let Some((alg, hex)) = value.split_once(':') else {
+                return Err("expected ALGORITHM:HEX, e.g. sha256:…");
+            };
+            let len = match alg {
+                "sha256" => 64,
+                "sha384" => 96,
+                "sha512" => 128,
+                _ => return Err("the algorithm must be sha256, sha384 or sha512"),
+            };
+            if hex.len() != len
+                || !hex
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            {
+                return Err("the digest must be lowercase hex of the algorithm's length");
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// BuildKit's `nodeArgs`: the words, and for a nested node its keyword and
@@ -1228,6 +1309,28 @@ mod tests {
             kind("HEALTHCHECK --retries=-1 CMD true"),
             InstructionErrorKind::BadFlagValue { .. }
         ));
+        for bad in [
+            "COPY --chmod=999 a b",
+            "COPY --chmod=u+q a b",
+            "COPY --chown=:x a b",
+            "ADD --checksum=md5:abc http://x/y /y",
+        ] {
+            assert!(
+                matches!(kind(bad), InstructionErrorKind::BadFlagValue { .. }),
+                "{bad}"
+            );
+        }
+        assert!(one("COPY --chmod=0755 --chown=app:app a b").is_ok());
+        assert!(one("COPY --chmod=u+rwx,go=rx --chown=1000 a b").is_ok());
+        assert!(
+            one("COPY --chmod=$MODE a b").is_ok(),
+            "validated after expansion"
+        );
+        assert!(one(&format!(
+            "ADD --checksum=sha256:{} http://x/y /y",
+            "a".repeat(64)
+        ))
+        .is_ok());
         let Ok(Parsed::Instruction(Instruction::Copy(c))) =
             one("COPY --exclude=*.md --exclude=*.txt --link --chmod=755 a b /d/")
         else {

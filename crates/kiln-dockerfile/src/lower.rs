@@ -1177,6 +1177,7 @@ impl Dispatch<'_> {
                     c.dest = expand(&c.dest, lint, st)?;
                     expand_opt(&mut c.chown, &mut |w| expand(w, lint, st))?;
                     expand_opt(&mut c.chmod, &mut |w| expand(w, lint, st))?;
+                    check_flag_values(&[("chown", &c.chown), ("chmod", &c.chmod)], span)?;
                     for e in c.exclude.iter_mut() {
                         *e = expand(e, lint, st)?;
                     }
@@ -1195,6 +1196,14 @@ impl Dispatch<'_> {
                     expand_opt(&mut a.chown, &mut |w| expand(w, lint, st))?;
                     expand_opt(&mut a.chmod, &mut |w| expand(w, lint, st))?;
                     expand_opt(&mut a.checksum, &mut |w| expand(w, lint, st))?;
+                    check_flag_values(
+                        &[
+                            ("chown", &a.chown),
+                            ("chmod", &a.chmod),
+                            ("checksum", &a.checksum),
+                        ],
+                        span,
+                    )?;
                     for e in a.exclude.iter_mut() {
                         *e = expand(e, lint, st)?;
                     }
@@ -1392,6 +1401,23 @@ fn expand_opt(
 ) -> Result<(), LowerError> {
     if let Some(s) = v {
         *s = f(s)?;
+    }
+    Ok(())
+}
+
+/// Validate expanded `--chown`/`--chmod`/`--checksum` values.
+fn check_flag_values(values: &[(&str, &Option<String>)], span: Span) -> Result<(), LowerError> {
+    for (flag, value) in values {
+        if let Some(v) = value {
+            instructions::validate_flag_value(flag, v).map_err(|reason| LowerError {
+                kind: LowerErrorKind::Instruction(InstructionErrorKind::BadFlagValue {
+                    flag: flag.to_string(),
+                    value: v.clone(),
+                    reason: reason.to_string(),
+                }),
+                span,
+            })?;
+        }
     }
     Ok(())
 }

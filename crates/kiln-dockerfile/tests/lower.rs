@@ -692,3 +692,26 @@ fn descriptions_for_targets_and_outline() {
     );
     assert_eq!(b.stages[0].description.as_deref(), Some("compiles the app"));
 }
+
+#[test]
+fn flag_values_are_checked_after_expansion() {
+    let e = build_with(
+        "FROM alpine\nARG MODE=888\nCOPY --chmod=$MODE a /b\n",
+        &[],
+        None,
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("invalid value `888` for flag --chmod"),
+        "{e}"
+    );
+    assert!(build_with(
+        "FROM alpine\nARG MODE=0644\nCOPY --chmod=$MODE a /b\n",
+        &[],
+        None,
+        None
+    )
+    .is_ok());
+}

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kiln_dockerfile::lower::{lower, LowerOptions, UnknownImages};
+use kiln_dockerfile::lower::{lower, LowerOptions};
 use kiln_dockerfile::shell::Lexer;
 use libfuzzer_sys::fuzz_target;
 
@@ -30,14 +30,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let args = BTreeMap::from([("A".to_string(), "1".to_string())]);
     let host: kiln_oci::Platform = "linux/amd64".parse().expect("valid platform");
-    let opts = LowerOptions {
-        build_args: &args,
-        target: None,
-        target_platform: None,
-        build_platform: &host,
-        images: &UnknownImages,
-        ignore: None,
-    };
+    let opts = LowerOptions::new(&args, &host);
     if let Err(e) = lower(&df, &opts) {
         assert!(e.span.end <= text.len(), "span out of range");
         let _ = kiln_dockerfile::diagnostic::render("Dockerfile", text, e.span, &e.to_string());

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use kiln_dockerfile::lower::{lower, LowerOptions, UnknownImages};
+use kiln_dockerfile::lower::{lower, LowerOptions};
 
 /// A realistic multi-stage Dockerfile of exactly `lines` lines: global
 /// args, stages with ENV/ARG/RUN (continuations, mounts)/COPY/heredocs.
@@ -62,14 +62,7 @@ fn bench(c: &mut Criterion) {
     assert!(text.lines().count() >= 5000);
     let args = BTreeMap::new();
     let host: kiln_oci::Platform = "linux/amd64".parse().unwrap();
-    let opts = LowerOptions {
-        build_args: &args,
-        target: None,
-        target_platform: None,
-        build_platform: &host,
-        images: &UnknownImages,
-        ignore: None,
-    };
+    let opts = LowerOptions::new(&args, &host);
     c.bench_function("parse 5000 lines", |b| {
         b.iter(|| kiln_dockerfile::parse(black_box(&text)).unwrap())
     });

@@ -18,6 +18,8 @@
 
 use thiserror::Error;
 
+use crate::paths::clean;
+
 /// A `.dockerignore` that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IgnoreError {
@@ -187,34 +189,6 @@ impl IgnoreRules {
                 literal.starts_with(&under) || under.starts_with(&literal)
             }
         })
-    }
-}
-
-/// Go's `filepath.Clean` on `/`-separated paths.
-fn clean(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
     }
 }
 

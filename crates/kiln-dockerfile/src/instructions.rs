@@ -641,14 +641,7 @@ pub fn parse_node(
                     node.start_line,
                     "Maintainer instruction is deprecated in favor of using label".into(),
                 );
-                match args.as_slice() {
-                    [one] => Instruction::Maintainer(one.clone()),
-                    _ => {
-                        return Err(args_err(InstructionErrorKind::ExactlyOne {
-                            instruction: "MAINTAINER",
-                        }))
-                    }
-                }
+                Instruction::Maintainer(exactly_one(node, &args, "MAINTAINER")?)
             }
             "add" => {
                 let flags = Flags::parse(
@@ -742,14 +735,7 @@ pub fn parse_node(
             }
             "workdir" => {
                 no_flags("WORKDIR")?;
-                match args.as_slice() {
-                    [one] => Instruction::Workdir(one.clone()),
-                    _ => {
-                        return Err(args_err(InstructionErrorKind::ExactlyOne {
-                            instruction: "WORKDIR",
-                        }))
-                    }
-                }
+                Instruction::Workdir(exactly_one(node, &args, "WORKDIR")?)
             }
             "run" => {
                 let flags = Flags::parse(
@@ -811,33 +797,18 @@ pub fn parse_node(
             "healthcheck" => Instruction::Healthcheck(healthcheck(node, &args)?),
             "expose" => {
                 no_flags("EXPOSE")?;
-                if args.is_empty() {
-                    return Err(args_err(InstructionErrorKind::AtLeastOne {
-                        instruction: "EXPOSE",
-                    }));
-                }
+                at_least_one(node, &args, "EXPOSE")?;
                 let mut ports = args.clone();
                 ports.sort();
                 Instruction::Expose(ports)
             }
             "user" => {
                 no_flags("USER")?;
-                match args.as_slice() {
-                    [one] => Instruction::User(one.clone()),
-                    _ => {
-                        return Err(args_err(InstructionErrorKind::ExactlyOne {
-                            instruction: "USER",
-                        }))
-                    }
-                }
+                Instruction::User(exactly_one(node, &args, "USER")?)
             }
             "volume" => {
                 no_flags("VOLUME")?;
-                if args.is_empty() {
-                    return Err(args_err(InstructionErrorKind::AtLeastOne {
-                        instruction: "VOLUME",
-                    }));
-                }
+                at_least_one(node, &args, "VOLUME")?;
                 let mut vols = Vec::with_capacity(args.len());
                 for v in &args {
                     let v = v.trim();
@@ -850,22 +821,11 @@ pub fn parse_node(
             }
             "stopsignal" => {
                 no_flags("STOPSIGNAL")?;
-                match args.as_slice() {
-                    [one] => Instruction::StopSignal(one.clone()),
-                    _ => {
-                        return Err(args_err(InstructionErrorKind::ExactlyOne {
-                            instruction: "STOPSIGNAL",
-                        }))
-                    }
-                }
+                Instruction::StopSignal(exactly_one(node, &args, "STOPSIGNAL")?)
             }
             "arg" => {
                 no_flags("ARG")?;
-                if args.is_empty() {
-                    return Err(args_err(InstructionErrorKind::AtLeastOne {
-                        instruction: "ARG",
-                    }));
-                }
+                at_least_one(node, &args, "ARG")?;
                 let mut defs = Vec::with_capacity(args.len());
                 for a in &args {
                     let (name, default) = match a.split_once('=') {
@@ -890,11 +850,7 @@ pub fn parse_node(
             }
             "shell" => {
                 no_flags("SHELL")?;
-                if args.is_empty() {
-                    return Err(args_err(InstructionErrorKind::AtLeastOne {
-                        instruction: "SHELL",
-                    }));
-                }
+                at_least_one(node, &args, "SHELL")?;
                 if !node.json {
                     return Err(args_err(InstructionErrorKind::ShellNotJson));
                 }
@@ -974,6 +930,34 @@ pub fn validate_flag_value(flag: &str, value: &str) -> Result<(), &'static str> 
         }
         _ => Ok(()),
     }
+}
+
+fn exactly_one(
+    node: &Node,
+    args: &[String],
+    instruction: &'static str,
+) -> Result<String, InstructionError> {
+    match args {
+        [one] => Ok(one.clone()),
+        _ => Err(InstructionError {
+            kind: InstructionErrorKind::ExactlyOne { instruction },
+            span: node.args_span(),
+        }),
+    }
+}
+
+fn at_least_one(
+    node: &Node,
+    args: &[String],
+    instruction: &'static str,
+) -> Result<(), InstructionError> {
+    if args.is_empty() {
+        return Err(InstructionError {
+            kind: InstructionErrorKind::AtLeastOne { instruction },
+            span: node.args_span(),
+        });
+    }
+    Ok(())
 }
 
 /// BuildKit's `nodeArgs`: the words, and for a nested node its keyword and

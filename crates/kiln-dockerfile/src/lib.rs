@@ -19,6 +19,7 @@ pub mod lint;
 pub mod lower;
 pub mod mounts;
 pub mod parser;
+pub mod paths;
 pub mod shell;
 pub mod span;
 

@@ -90,6 +90,22 @@ pub struct LowerOptions<'a> {
     pub ignore: Option<&'a IgnoreRules>,
 }
 
+impl<'a> LowerOptions<'a> {
+    /// Options for building with `build_args` on `build_platform`, for that
+    /// platform, the last stage, no known base images and no ignore file;
+    /// set the other fields as needed.
+    pub fn new(build_args: &'a BTreeMap<String, String>, build_platform: &'a Platform) -> Self {
+        LowerOptions {
+            build_args,
+            target: None,
+            target_platform: None,
+            build_platform,
+            images: &UnknownImages,
+            ignore: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for LowerOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LowerOptions")
@@ -1370,7 +1386,7 @@ impl Dispatch<'_> {
             if src.contains("://") || src.starts_with("git@") {
                 continue;
             }
-            let cleaned = clean_path(src);
+            let cleaned = crate::paths::clean(src);
             if cleaned == "." || cleaned == "/" {
                 let all = rules
                     .patterns()
@@ -1498,32 +1514,4 @@ fn is_absolute_workdir(w: &str) -> bool {
             && b[0].is_ascii_alphabetic()
             && b[1] == b':'
             && matches!(b[2], b'\\' | b'/'))
-}
-
-/// Go's `filepath.Clean` for `/`-separated paths.
-pub fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
 }

@@ -11,6 +11,8 @@
 
 use thiserror::Error;
 
+use crate::paths::clean;
+
 /// A bad mount, network or security value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MountError {
@@ -435,31 +437,6 @@ pub fn parse_mount(value: &str) -> Result<Mount, MountError> {
         }
     }
     Ok(m)
-}
-
-/// Go's `path.Clean` for the default cache id.
-fn clean(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
 }
 
 /// `RUN --network`.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use kiln_dockerfile::diagnostic::render;
-use kiln_dockerfile::lower::{lower, LowerOptions, UnknownImages};
+use kiln_dockerfile::lower::{lower, LowerOptions};
 
 const CASES: &[&str] = &[
     "",
@@ -50,14 +50,7 @@ const CASES: &[&str] = &[
 fn no_panics_and_spans_inside() {
     let args = BTreeMap::from([("A".to_string(), "1".to_string())]);
     let host: kiln_oci::Platform = "linux/amd64".parse().expect("platform");
-    let opts = LowerOptions {
-        build_args: &args,
-        target: None,
-        target_platform: None,
-        build_platform: &host,
-        images: &UnknownImages,
-        ignore: None,
-    };
+    let opts = LowerOptions::new(&args, &host);
     for text in CASES {
         match kiln_dockerfile::parse(text) {
             Err(e) => {

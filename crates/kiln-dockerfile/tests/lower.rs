@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use kiln_dockerfile::ignore::IgnoreRules;
 use kiln_dockerfile::instructions::{Healthcheck, Instruction};
 use kiln_dockerfile::lint::Rule;
-use kiln_dockerfile::lower::{
-    lower, Base, Build, ImageEnv, LowerErrorKind, LowerOptions, Source, UnknownImages,
-};
+use kiln_dockerfile::lower::{lower, Base, Build, ImageEnv, LowerErrorKind, LowerOptions, Source};
 use kiln_oci::Platform;
 
 struct Images(Vec<(&'static str, Vec<(String, String)>)>);
@@ -495,18 +493,7 @@ fn check_undefined_var() {
     let df = kiln_dockerfile::parse("FROM unknown\nCOPY $X /x\n").unwrap();
     let args = BTreeMap::new();
     let p = host();
-    let b = lower(
-        &df,
-        &LowerOptions {
-            build_args: &args,
-            target: None,
-            target_platform: None,
-            build_platform: &p,
-            images: &UnknownImages,
-            ignore: None,
-        },
-    )
-    .unwrap();
+    let b = lower(&df, &LowerOptions::new(&args, &p)).unwrap();
     assert!(b.findings.iter().all(|f| f.rule != Rule::UndefinedVar));
 }
 

@@ -625,7 +625,7 @@ pub fn parse_node(
             "env" | "label" => {
                 let inst = if name == "env" { "ENV" } else { "LABEL" };
                 no_flags(inst)?;
-                let pairs = key_values(&args, inst).map_err(args_err)?;
+                let pairs = key_values(args, inst).map_err(args_err)?;
                 if name == "env" {
                     Instruction::Env(pairs)
                 } else {
@@ -641,7 +641,7 @@ pub fn parse_node(
                     node.start_line,
                     "Maintainer instruction is deprecated in favor of using label".into(),
                 );
-                Instruction::Maintainer(exactly_one(node, &args, "MAINTAINER")?)
+                Instruction::Maintainer(exactly_one(node, args, "MAINTAINER")?)
             }
             "add" => {
                 let flags = Flags::parse(
@@ -657,7 +657,7 @@ pub fn parse_node(
                         ("exclude", Strings),
                     ],
                 )?;
-                let (sources, contents, dest) = sources_and_dest(node, &args, "ADD")?;
+                let (sources, contents, dest) = sources_and_dest(node, args, "ADD")?;
                 Instruction::Add(Add {
                     chown: flags.checked("chown")?,
                     chmod: flags.checked("chmod")?,
@@ -688,7 +688,7 @@ pub fn parse_node(
                         ("parents", Bool),
                     ],
                 )?;
-                let (sources, contents, dest) = sources_and_dest(node, &args, "COPY")?;
+                let (sources, contents, dest) = sources_and_dest(node, args, "COPY")?;
                 Instruction::Copy(Copy {
                     from: flags.string("from"),
                     chown: flags.checked("chown")?,
@@ -735,7 +735,7 @@ pub fn parse_node(
             }
             "workdir" => {
                 no_flags("WORKDIR")?;
-                Instruction::Workdir(exactly_one(node, &args, "WORKDIR")?)
+                Instruction::Workdir(exactly_one(node, args, "WORKDIR")?)
             }
             "run" => {
                 let flags = Flags::parse(
@@ -773,7 +773,7 @@ pub fn parse_node(
                     None => None,
                 };
                 Instruction::Run(Run {
-                    command: command_line(node, &args),
+                    command: command_line(node, args),
                     mount_specs: flags.strings("mount"),
                     mounts: Vec::new(),
                     network,
@@ -788,23 +788,23 @@ pub fn parse_node(
             }
             "cmd" => {
                 no_flags("CMD")?;
-                Instruction::Cmd(command_line(node, &args))
+                Instruction::Cmd(command_line(node, args))
             }
             "entrypoint" => {
                 no_flags("ENTRYPOINT")?;
-                Instruction::Entrypoint(command_line(node, &args))
+                Instruction::Entrypoint(command_line(node, args))
             }
             "healthcheck" => Instruction::Healthcheck(healthcheck(node, &args)?),
             "expose" => {
                 no_flags("EXPOSE")?;
                 at_least_one(node, &args, "EXPOSE")?;
-                let mut ports = args.clone();
+                let mut ports = args;
                 ports.sort();
                 Instruction::Expose(ports)
             }
             "user" => {
                 no_flags("USER")?;
-                Instruction::User(exactly_one(node, &args, "USER")?)
+                Instruction::User(exactly_one(node, args, "USER")?)
             }
             "volume" => {
                 no_flags("VOLUME")?;
@@ -821,7 +821,7 @@ pub fn parse_node(
             }
             "stopsignal" => {
                 no_flags("STOPSIGNAL")?;
-                Instruction::StopSignal(exactly_one(node, &args, "STOPSIGNAL")?)
+                Instruction::StopSignal(exactly_one(node, args, "STOPSIGNAL")?)
             }
             "arg" => {
                 no_flags("ARG")?;
@@ -934,12 +934,12 @@ pub fn validate_flag_value(flag: &str, value: &str) -> Result<(), &'static str> 
 
 fn exactly_one(
     node: &Node,
-    args: &[String],
+    args: Vec<String>,
     instruction: &'static str,
 ) -> Result<String, InstructionError> {
-    match args {
-        [one] => Ok(one.clone()),
-        _ => Err(InstructionError {
+    match <[String; 1]>::try_from(args) {
+        Ok([one]) => Ok(one),
+        Err(_) => Err(InstructionError {
             kind: InstructionErrorKind::ExactlyOne { instruction },
             span: node.args_span(),
         }),
@@ -1018,28 +1018,29 @@ fn check_description(
     );
 }
 
-fn key_values(args: &[String], inst: &'static str) -> Result<Vec<KeyValue>, InstructionErrorKind> {
-    if args.is_empty() {
+fn key_values(
+    args: Vec<String>,
+    inst: &'static str,
+) -> Result<Vec<KeyValue>, InstructionErrorKind> {
+    if args.is_empty() || args.len() % 3 != 0 {
         return Err(InstructionErrorKind::AtLeastOne { instruction: inst });
     }
     let mut out = Vec::with_capacity(args.len() / 3);
-    for chunk in args.chunks(3) {
-        let [k, v, d] = chunk else {
-            return Err(InstructionErrorKind::AtLeastOne { instruction: inst });
-        };
-        if k.is_empty() {
+    let mut it = args.into_iter();
+    while let (Some(key), Some(value), Some(delim)) = (it.next(), it.next(), it.next()) {
+        if key.is_empty() {
             return Err(InstructionErrorKind::BlankName { instruction: inst });
         }
         out.push(KeyValue {
-            key: k.clone(),
-            value: v.clone(),
-            legacy: d.is_empty(),
+            key,
+            value,
+            legacy: delim.is_empty(),
         });
     }
     Ok(out)
 }
 
-fn command_line(node: &Node, args: &[String]) -> CommandLine {
+fn command_line(node: &Node, args: Vec<String>) -> CommandLine {
     let files = node
         .heredocs
         .iter()
@@ -1051,7 +1052,7 @@ fn command_line(node: &Node, args: &[String]) -> CommandLine {
         })
         .collect();
     CommandLine {
-        args: args.to_vec(),
+        args,
         prepend_shell: !node.json,
         files,
     }
@@ -1061,27 +1062,30 @@ type SourcesAndDest = (Vec<String>, Vec<InlineFile>, String);
 
 fn sources_and_dest(
     node: &Node,
-    args: &[String],
+    mut args: Vec<String>,
     inst: &'static str,
 ) -> Result<SourcesAndDest, InstructionError> {
     let err = |kind| InstructionError {
         kind,
         span: node.args_span(),
     };
-    let Some((dest, srcs)) = args.split_last().filter(|(_, s)| !s.is_empty()) else {
-        return Err(err(InstructionErrorKind::NoDestination {
-            instruction: inst,
-        }));
+    let dest = match args.pop() {
+        Some(dest) if !args.is_empty() => dest,
+        _ => {
+            return Err(err(InstructionErrorKind::NoDestination {
+                instruction: inst,
+            }))
+        }
     };
-    if heredoc_word(dest).is_some() {
+    if heredoc_word(&dest).is_some() {
         return Err(err(InstructionErrorKind::HeredocDestination {
             instruction: inst,
         }));
     }
     let mut sources = Vec::new();
     let mut contents = Vec::new();
-    for src in srcs {
-        match heredoc_word(src) {
+    for src in args {
+        match heredoc_word(&src) {
             Some(h) => {
                 let body = node.heredocs.iter().find(|d| d.name == h.name);
                 let data = body.map(|b| {
@@ -1098,10 +1102,10 @@ fn sources_and_dest(
                     chomp: h.chomp,
                 });
             }
-            None => sources.push(src.clone()),
+            None => sources.push(src),
         }
     }
-    Ok((sources, contents, dest.clone()))
+    Ok((sources, contents, dest))
 }
 
 fn heredoc_word(word: &str) -> Option<Heredoc> {

@@ -420,25 +420,26 @@ impl Linter {
         if !cfg.enabled(rule) {
             return;
         }
-        let finding = Finding {
+        self.findings.push(Finding {
             rule,
             message,
             span,
             line,
-        };
-        if !self.findings.contains(&finding) {
-            self.findings.push(finding);
-        }
+        });
     }
 
-    /// The findings so far, in the order they were found.
-    pub fn findings(&self) -> &[Finding] {
-        &self.findings
-    }
-
-    /// Take the findings, sorted by line.
+    /// Take the findings, in source order, each once (the same finding can
+    /// be reached twice, e.g. by an ONBUILD trigger and its instruction).
     pub fn into_findings(mut self) -> Vec<Finding> {
-        self.findings.sort_by_key(|f| (f.line, f.span.start));
+        self.findings.sort_by(|a, b| {
+            (a.line, a.span.start, a.rule, &a.message).cmp(&(
+                b.line,
+                b.span.start,
+                b.rule,
+                &b.message,
+            ))
+        });
+        self.findings.dedup();
         self.findings
     }
 }

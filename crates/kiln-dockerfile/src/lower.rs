@@ -728,7 +728,7 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
                     }
                 }
                 Instruction::Run(r) => {
-                    for spec in &r.mount_specs {
+                    for spec in r.mount_specs.iter().filter(|s| s.value.contains("from")) {
                         if let Ok(m) = mounts::parse_mount(&spec.value) {
                             if let Some(f) = m.from {
                                 froms_used.push((f, spec.span));
@@ -931,7 +931,10 @@ fn check_casing(
     froms: &[(&Node, instructions::From, LintConfig, Vec<Pending<'_>>)],
     lint: &mut Linter,
 ) {
-    let consistent = |s: &str| s == s.to_lowercase() || s == s.to_uppercase();
+    // Keywords are ASCII (anything else failed as an unknown instruction).
+    let is_lower = |s: &str| !s.bytes().any(|b| b.is_ascii_uppercase());
+    let is_upper = |s: &str| !s.bytes().any(|b| b.is_ascii_lowercase());
+    let consistent = |s: &str| is_lower(s) || is_upper(s);
     let mut lower = 0;
     let mut upper = 0;
     let all = || {
@@ -941,7 +944,7 @@ fn check_casing(
     };
     for (n, _) in all() {
         if consistent(&n.keyword) {
-            if n.keyword == n.keyword.to_lowercase() {
+            if is_lower(&n.keyword) {
                 lower += 1;
             } else {
                 upper += 1;
@@ -950,9 +953,9 @@ fn check_casing(
     }
     let majority_lower = lower > upper;
     for (n, cfg) in all() {
-        let casing = if majority_lower && n.keyword != n.keyword.to_lowercase() {
+        let casing = if majority_lower && !is_lower(&n.keyword) {
             "lowercase"
-        } else if !majority_lower && n.keyword != n.keyword.to_uppercase() {
+        } else if !majority_lower && !is_upper(&n.keyword) {
             "uppercase"
         } else {
             continue;
@@ -1121,15 +1124,20 @@ impl Dispatch<'_> {
             let name = instruction.name();
             let span = node.span;
             let line = node.start_line;
+            // Expand a field in place (words without `$`, quotes or escapes
+            // are left as they are, without a copy).
             let expand =
-                |word: &str, lint: &mut Linter, st: &StageState| -> Result<String, LowerError> {
-                    self.expand(word, span, line, cfg, lint, st, false)
+                |word: &mut String, lint: &mut Linter, st: &StageState| -> Result<(), LowerError> {
+                    if let Some(v) = self.expand(word, span, line, cfg, lint, st, false)? {
+                        *word = v;
+                    }
+                    Ok(())
                 };
             match &mut instruction {
                 Instruction::Env(pairs) => {
                     for kv in pairs.iter_mut() {
-                        kv.key = expand(&kv.key, lint, st)?;
-                        kv.value = expand(&kv.value, lint, st)?;
+                        expand(&mut kv.key, lint, st)?;
+                        expand(&mut kv.value, lint, st)?;
                         if kv.legacy {
                             lint.report(
                                 Some(cfg),
@@ -1145,8 +1153,8 @@ impl Dispatch<'_> {
                 }
                 Instruction::Label(pairs) => {
                     for kv in pairs.iter_mut() {
-                        kv.key = expand(&kv.key, lint, st)?;
-                        kv.value = expand(&kv.value, lint, st)?;
+                        expand(&mut kv.key, lint, st)?;
+                        expand(&mut kv.value, lint, st)?;
                         if kv.legacy {
                             lint.report(
                                 Some(cfg),
@@ -1166,10 +1174,9 @@ impl Dispatch<'_> {
                         if let Some(v) = build_arg {
                             used_build_args.insert(def.name.clone());
                             value = Some(v.clone());
-                        } else if let Some(d) = &def.default {
-                            let v = expand(d, lint, st)?;
-                            def.default = Some(v.clone());
-                            value = Some(v);
+                        } else if let Some(d) = &mut def.default {
+                            expand(d, lint, st)?;
+                            value = Some(d.clone());
                         } else if let Some(v) = self.global.get(&def.name) {
                             value = Some(v.to_string());
                         }
@@ -1182,23 +1189,29 @@ impl Dispatch<'_> {
                 }
                 Instruction::Expose(ports) => {
                     for port in ports.iter_mut() {
-                        *port = expand(port, lint, st)?;
+                        expand(port, lint, st)?;
                         expose_checks(port, span, line, cfg, lint);
                     }
                 }
                 Instruction::Copy(c) => {
                     for s in c.sources.iter_mut() {
-                        *s = expand(s, lint, st)?;
+                        expand(s, lint, st)?;
                     }
-                    c.dest = expand(&c.dest, lint, st)?;
-                    expand_opt(&mut c.chown, &mut |w| expand(w, lint, st))?;
-                    expand_opt(&mut c.chmod, &mut |w| expand(w, lint, st))?;
+                    expand(&mut c.dest, lint, st)?;
+                    if let Some(w) = &mut c.chown {
+                        expand(w, lint, st)?;
+                    }
+                    if let Some(w) = &mut c.chmod {
+                        expand(w, lint, st)?;
+                    }
                     check_flag_values(&[("chown", &c.chown), ("chmod", &c.chmod)], span)?;
                     for e in c.exclude.iter_mut() {
-                        *e = expand(e, lint, st)?;
+                        expand(e, lint, st)?;
                     }
                     for f in c.contents.iter_mut().filter(|f| f.expand) {
-                        f.data = self.expand(&f.data, span, line, cfg, lint, st, true)?;
+                        if let Some(v) = self.expand(&f.data, span, line, cfg, lint, st, true)? {
+                            f.data = v;
+                        }
                     }
                     if c.from.is_none() {
                         self.ignored_check("Copy", &c.sources, span, line, cfg, lint);
@@ -1206,12 +1219,18 @@ impl Dispatch<'_> {
                 }
                 Instruction::Add(a) => {
                     for s in a.sources.iter_mut() {
-                        *s = expand(s, lint, st)?;
+                        expand(s, lint, st)?;
                     }
-                    a.dest = expand(&a.dest, lint, st)?;
-                    expand_opt(&mut a.chown, &mut |w| expand(w, lint, st))?;
-                    expand_opt(&mut a.chmod, &mut |w| expand(w, lint, st))?;
-                    expand_opt(&mut a.checksum, &mut |w| expand(w, lint, st))?;
+                    expand(&mut a.dest, lint, st)?;
+                    if let Some(w) = &mut a.chown {
+                        expand(w, lint, st)?;
+                    }
+                    if let Some(w) = &mut a.chmod {
+                        expand(w, lint, st)?;
+                    }
+                    if let Some(w) = &mut a.checksum {
+                        expand(w, lint, st)?;
+                    }
                     check_flag_values(
                         &[
                             ("chown", &a.chown),
@@ -1221,22 +1240,24 @@ impl Dispatch<'_> {
                         span,
                     )?;
                     for e in a.exclude.iter_mut() {
-                        *e = expand(e, lint, st)?;
+                        expand(e, lint, st)?;
                     }
                     for f in a.contents.iter_mut().filter(|f| f.expand) {
-                        f.data = self.expand(&f.data, span, line, cfg, lint, st, true)?;
+                        if let Some(v) = self.expand(&f.data, span, line, cfg, lint, st, true)? {
+                            f.data = v;
+                        }
                     }
                     self.ignored_check("Add", &a.sources, span, line, cfg, lint);
                 }
                 Instruction::Volume(vols) => {
                     for v in vols.iter_mut() {
-                        *v = expand(v, lint, st)?;
+                        expand(v, lint, st)?;
                     }
                 }
-                Instruction::User(u) => *u = expand(u, lint, st)?,
-                Instruction::StopSignal(s) => *s = expand(s, lint, st)?,
+                Instruction::User(u) => expand(u, lint, st)?,
+                Instruction::StopSignal(s) => expand(s, lint, st)?,
                 Instruction::Workdir(w) => {
-                    *w = expand(w, lint, st)?;
+                    expand(w, lint, st)?;
                     if !st.workdir_set && !is_absolute_workdir(w) {
                         lint.report(
                             Some(cfg),
@@ -1251,8 +1272,9 @@ impl Dispatch<'_> {
                 Instruction::Run(run) => {
                     let mut parsed = Vec::with_capacity(run.mount_specs.len());
                     for spec in &run.mount_specs {
-                        let value =
-                            self.expand(&spec.value, spec.span, line, cfg, lint, st, false)?;
+                        let value = self
+                            .expand(&spec.value, spec.span, line, cfg, lint, st, false)?
+                            .unwrap_or_else(|| spec.value.clone());
                         let m = mounts::parse_mount(&value).map_err(|source| LowerError {
                             kind: LowerErrorKind::Mount { source },
                             span: spec.span,
@@ -1323,7 +1345,8 @@ impl Dispatch<'_> {
     }
 
     /// Expand one word in the stage environment, reporting undefined
-    /// variables. `raw` keeps quotes (heredoc bodies).
+    /// variables; `None` when the word expands to itself. `raw` keeps
+    /// quotes (heredoc bodies).
     #[allow(clippy::too_many_arguments)]
     fn expand(
         &self,
@@ -1334,7 +1357,7 @@ impl Dispatch<'_> {
         lint: &mut Linter,
         st: &StageState,
         raw: bool,
-    ) -> Result<String, LowerError> {
+    ) -> Result<Option<String>, LowerError> {
         let lexer;
         let lexer = if raw {
             lexer = Lexer::new('\\').skip_process_quotes(true);
@@ -1342,6 +1365,9 @@ impl Dispatch<'_> {
         } else {
             self.lexer
         };
+        if lexer.is_literal(word) {
+            return Ok(None);
+        }
         let m = lexer
             .process_word_with_matches(word, &st.env)
             .map_err(|source| LowerError {
@@ -1364,7 +1390,7 @@ impl Dispatch<'_> {
                 lint.report(Some(cfg), Rule::UndefinedVar, span, line, msg);
             }
         }
-        Ok(m.value)
+        Ok(Some(m.value))
     }
 
     fn ignored_check(
@@ -1409,16 +1435,6 @@ impl Dispatch<'_> {
             }
         }
     }
-}
-
-fn expand_opt(
-    v: &mut Option<String>,
-    f: &mut dyn FnMut(&str) -> Result<String, LowerError>,
-) -> Result<(), LowerError> {
-    if let Some(s) = v {
-        *s = f(s)?;
-    }
-    Ok(())
 }
 
 /// Validate expanded `--chown`/`--chmod`/`--checksum` values.

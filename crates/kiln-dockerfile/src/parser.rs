@@ -134,6 +134,11 @@ struct Logical {
 }
 
 impl Logical {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.segments.clear();
+    }
+
     fn push(&mut self, piece: &str, source_offset: usize) {
         self.segments.push((self.text.len(), source_offset));
         self.text.push_str(piece);
@@ -280,6 +285,8 @@ impl<'a> Parser<'a> {
         let mut warnings = Vec::new();
         let mut comments: Vec<String> = Vec::new();
         let mut i = 0;
+        // One buffer for every logical line.
+        let mut logical = Logical::default();
         while i < self.lines.len() {
             let raw = self.lines[i];
             i += 1;
@@ -302,7 +309,7 @@ impl<'a> Parser<'a> {
             if ended && text.is_empty() {
                 continue;
             }
-            let mut logical = Logical::default();
+            logical.clear();
             logical.push(text, offset);
             let mut end_line = start_line;
             let mut empty_continuation = false;
@@ -564,12 +571,15 @@ fn directive_parts(line: &str) -> Option<(&str, &str)> {
 /// operand of ONBUILD; not in exec (JSON) form.
 fn can_contain_heredoc(node: &Node) -> bool {
     let mut node = node;
-    if node.name() == "onbuild" {
+    if node.keyword.eq_ignore_ascii_case("onbuild") {
         if let Some(Arg::Node(child)) = node.args.first() {
             node = child;
         }
     }
-    matches!(node.name().as_str(), "run" | "copy" | "add") && !node.json
+    ["run", "copy", "add"]
+        .iter()
+        .any(|k| node.keyword.eq_ignore_ascii_case(k))
+        && !node.json
 }
 
 /// The flags at the start of `line` (BuildKit's `extractBuilderFlags`):
@@ -723,72 +733,50 @@ fn split_whitespace(text: &str) -> Vec<(usize, usize)> {
 /// BuildKit's `parseWords`: split on whitespace, keeping quotes and escapes
 /// in the words (they are removed later, at expansion).
 fn parse_words(rest: &str, escape: char) -> Words {
+    // Quotes and escapes stay in the words, so a word is a slice of `rest`
+    // (less an escape at the very end of the text, which is dropped).
     let mut words = Vec::new();
-    let mut word = String::new();
-    let mut start = 0;
-    let mut in_word = false;
+    let mut start: Option<usize> = None;
     let mut quote: Option<char> = None;
-    let mut blank_ok = false;
-    let mut chars = rest.char_indices().peekable();
+    let mut chars = rest.char_indices();
+    let mut end = rest.len();
     while let Some((pos, ch)) = chars.next() {
-        if !in_word {
-            if ch.is_whitespace() {
-                continue;
-            }
-            in_word = true;
-            start = pos;
-        }
-        match quote {
-            None => {
-                if ch.is_whitespace() {
-                    if blank_ok || !word.is_empty() {
-                        words.push((std::mem::take(&mut word), start, pos));
-                    }
-                    word.clear();
-                    blank_ok = false;
-                    in_word = false;
-                    continue;
-                }
+        let Some(s) = start else {
+            if !ch.is_whitespace() {
+                start = Some(pos);
                 if ch == '\'' || ch == '"' {
                     quote = Some(ch);
-                    blank_ok = true;
+                } else if ch == escape && chars.next().is_none() {
+                    end = pos;
                 }
-                if ch == escape {
-                    match chars.next() {
-                        // An escape at the very end is dropped.
-                        None => continue,
-                        Some((_, next)) => {
-                            word.push(ch);
-                            word.push(next);
-                            continue;
-                        }
-                    }
+            }
+            continue;
+        };
+        match quote {
+            None if ch.is_whitespace() => {
+                words.push((rest[s..pos].to_string(), s, pos));
+                start = None;
+            }
+            None => {
+                if ch == '\'' || ch == '"' {
+                    quote = Some(ch);
+                } else if ch == escape && chars.next().is_none() {
+                    end = pos;
                 }
-                word.push(ch);
             }
             Some(q) => {
                 if ch == q {
                     quote = None;
+                } else if ch == escape && q != '\'' && chars.next().is_none() {
+                    end = pos;
                 }
-                if ch == escape && q != '\'' {
-                    match chars.next() {
-                        None => {
-                            quote = None;
-                            continue;
-                        }
-                        Some((_, next)) => {
-                            word.push(ch);
-                            word.push(next);
-                            continue;
-                        }
-                    }
-                }
-                word.push(ch);
             }
         }
     }
-    if in_word && (blank_ok || !word.is_empty()) {
-        words.push((word, start, rest.len()));
+    if let Some(s) = start {
+        if end > s {
+            words.push((rest[s..end].to_string(), s, rest.len()));
+        }
     }
     words
 }

@@ -311,9 +311,24 @@ impl Lexer {
         }
     }
 
+    /// Whether expanding `word` to one string gives `word` itself: no `$`,
+    /// no escape character, no quote that would be removed, no leading
+    /// byte-order mark. Most Dockerfile words are like that; they skip the
+    /// scanner.
+    pub fn is_literal(&self, word: &str) -> bool {
+        let quotes = !self.skip_process_quotes;
+        !word.starts_with('\u{FEFF}')
+            && !word
+                .chars()
+                .any(|c| c == '$' || c == self.escape || (quotes && (c == '\'' || c == '"')))
+    }
+
     /// Expands `word` into one string: quotes removed, escapes applied,
     /// variables substituted, white space kept.
     pub fn process_word(&self, word: &str, env: &dyn Env) -> Result<String, ShellError> {
+        if self.is_literal(word) {
+            return Ok(word.to_string());
+        }
         let mut run = Run::new(self, word, env);
         let (value, _) = run.process()?;
         Ok(value)
@@ -324,6 +339,7 @@ impl Lexer {
     /// details BuildKit adds).
     pub fn process_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ShellError> {
         let mut run = Run::new(self, word, env);
+        run.split = true;
         let (_, words) = run.process()?;
         Ok(words)
     }
@@ -336,6 +352,12 @@ impl Lexer {
         word: &str,
         env: &dyn Env,
     ) -> Result<Expansion, ShellError> {
+        if self.is_literal(word) {
+            return Ok(Expansion {
+                value: word.to_string(),
+                ..Expansion::default()
+            });
+        }
         let mut run = Run::new(self, word, env);
         let (value, _) = run.process()?;
         Ok(Expansion {
@@ -353,11 +375,23 @@ impl Lexer {
 struct Words {
     done: Vec<String>,
     in_word: bool,
+    /// Only `process_words` wants the words; the others skip the work.
+    enabled: bool,
 }
 
 impl Words {
+    fn new(enabled: bool) -> Self {
+        Words {
+            enabled,
+            ..Words::default()
+        }
+    }
+
     /// Adds an unquoted character: white space ends the current word.
     fn add_char(&mut self, buf: &mut String, ch: char) {
+        if !self.enabled {
+            return;
+        }
         if ch.is_whitespace() {
             if self.in_word && !buf.is_empty() {
                 self.done.push(std::mem::take(buf));
@@ -370,17 +404,26 @@ impl Words {
 
     /// Adds a character that cannot split the word (quoted or escaped).
     fn add_raw_char(&mut self, buf: &mut String, ch: char) {
+        if !self.enabled {
+            return;
+        }
         buf.push(ch);
         self.in_word = true;
     }
 
     fn add_str(&mut self, buf: &mut String, text: &str) {
+        if !self.enabled {
+            return;
+        }
         for ch in text.chars() {
             self.add_char(buf, ch);
         }
     }
 
     fn add_raw_str(&mut self, buf: &mut String, text: &str) {
+        if !self.enabled {
+            return;
+        }
         buf.push_str(text);
         self.in_word = true;
     }
@@ -405,6 +448,8 @@ struct Run<'a> {
     raw_escapes: bool,
     /// The word being split, shared by every nesting level, as in BuildKit.
     word_buf: String,
+    /// Whether words are wanted (`process_words`).
+    split: bool,
     depth: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
@@ -425,6 +470,7 @@ impl<'a> Run<'a> {
             pos,
             raw_escapes: lexer.raw_escapes,
             word_buf: String::new(),
+            split: false,
             depth: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
@@ -469,7 +515,7 @@ impl<'a> Run<'a> {
         stop: Option<char>,
     ) -> Result<(String, Vec<String>), ShellError> {
         let mut result = String::new();
-        let mut words = Words::default();
+        let mut words = Words::new(self.split);
         // Every level starts the shared word buffer afresh, which is what
         // drops the text before a nested `${V:-w}` from the outer word.
         self.word_buf.clear();

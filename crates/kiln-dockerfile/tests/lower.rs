@@ -702,3 +702,28 @@ fn flag_values_are_checked_after_expansion() {
     )
     .is_ok());
 }
+
+#[test]
+fn check_expose_proto_casing() {
+    assert!(has("FROM alpine\nEXPOSE 80/TCP\n", Rule::ExposeProtoCasing));
+    assert!(!has(
+        "FROM alpine\nEXPOSE 80/tcp 53/udp\n",
+        Rule::ExposeProtoCasing
+    ));
+}
+
+#[test]
+fn check_expose_invalid_format() {
+    assert!(has(
+        "FROM alpine\nEXPOSE 127.0.0.1:8080:80\n",
+        Rule::ExposeInvalidFormat
+    ));
+    assert!(has(
+        "FROM alpine\nEXPOSE 8080:80\n",
+        Rule::ExposeInvalidFormat
+    ));
+    assert!(!has(
+        "FROM alpine\nEXPOSE 8080 9000-9010/tcp\n",
+        Rule::ExposeInvalidFormat
+    ));
+}

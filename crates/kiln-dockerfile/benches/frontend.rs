@@ -5,6 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// The allocator the `kiln` binary uses, so that the figures are the
+/// binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use kiln_dockerfile::lower::{lower, LowerOptions};
 

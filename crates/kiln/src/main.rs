@@ -14,6 +14,13 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// mimalloc instead of glibc's malloc: the frontend (and later the tar and
+/// JSON work) makes many small allocations, and glibc's malloc/free were a
+/// fifth of the instructions of parsing and lowering a large Dockerfile
+/// (callgrind: 173.8M -> 135.7M instructions for the same work).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status of a failed command (the operation failed, or `build --call
 /// check` found problems).
 pub(crate) const EXIT_FAILURE: u8 = 1;

@@ -597,7 +597,12 @@ fn extract_flags(line: &str, escape: char) -> (usize, Vec<(String, usize, usize)
     let mut word_start = 0;
     let mut blank_ok = false;
     let mut chars = line.char_indices().peekable();
+    // Characters before this offset were taken by the fast path.
+    let mut skip_to = 0;
     while let Some((pos, ch)) = chars.next() {
+        if pos < skip_to {
+            continue;
+        }
         match phase {
             Phase::Spaces => {
                 if ch.is_whitespace() {
@@ -605,6 +610,19 @@ fn extract_flags(line: &str, escape: char) -> (usize, Vec<(String, usize, usize)
                 }
                 if !(line[pos..].starts_with("--")) {
                     return (pos, flags);
+                }
+                // Most flags have no quotes or escapes: take the slice.
+                let rest = &line[pos..];
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == escape)
+                    .unwrap_or(rest.len());
+                if !rest[end..].starts_with(['\'', '"', escape]) {
+                    if &rest[..end] == "--" {
+                        return (pos + end, flags);
+                    }
+                    flags.push((rest[..end].to_string(), pos, pos + end));
+                    skip_to = pos + end;
+                    continue;
                 }
                 phase = Phase::Word;
                 word_start = pos;

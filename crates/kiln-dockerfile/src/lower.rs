@@ -340,8 +340,6 @@ pub struct Step {
     pub span: Span,
     /// First line.
     pub line: usize,
-    /// The instruction as written (continuations joined).
-    pub source: String,
 }
 
 impl Build {
@@ -1338,7 +1336,6 @@ impl Dispatch<'_> {
                 instruction,
                 span,
                 line,
-                source: node.original.trim().to_string(),
             });
         }
         Ok(())

@@ -317,10 +317,19 @@ impl Lexer {
     /// scanner.
     pub fn is_literal(&self, word: &str) -> bool {
         let quotes = !self.skip_process_quotes;
-        !word.starts_with('\u{FEFF}')
-            && !word
+        if word.starts_with('\u{FEFF}') {
+            return false;
+        }
+        // The escape character is `\` or `` ` ``: every special character
+        // is ASCII, so bytes will do.
+        match u8::try_from(self.escape) {
+            Ok(esc) => !word
+                .bytes()
+                .any(|b| b == b'$' || b == esc || (quotes && (b == b'\'' || b == b'"'))),
+            Err(_) => !word
                 .chars()
-                .any(|c| c == '$' || c == self.escape || (quotes && (c == '\'' || c == '"')))
+                .any(|c| c == '$' || c == self.escape || (quotes && (c == '\'' || c == '"'))),
+        }
     }
 
     /// Expands `word` into one string: quotes removed, escapes applied,

@@ -9,6 +9,8 @@
 //! target to `/run/secrets/<id>` (unless it goes to an `env`); an ssh id
 //! defaults to `default`. Values arrive already variable-expanded.
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 use crate::paths::clean;
@@ -174,9 +176,9 @@ pub struct Mount {
 
 /// One CSV record, as Go's `encoding/csv` reads it: quotes are special at
 /// the start of a field only, `""` inside quotes is a quote.
-fn csv_fields(value: &str) -> Result<Vec<String>, MountError> {
+fn csv_fields(value: &str) -> Result<Vec<Cow<'_, str>>, MountError> {
     if !value.contains('"') {
-        return Ok(value.split(',').map(str::to_string).collect());
+        return Ok(value.split(',').map(Cow::Borrowed).collect());
     }
     let mut fields = Vec::new();
     let mut chars = value.chars().peekable();
@@ -216,7 +218,7 @@ fn csv_fields(value: &str) -> Result<Vec<String>, MountError> {
                 chars.next();
             }
         }
-        fields.push(field);
+        fields.push(Cow::Owned(field));
         if chars.next().is_none() {
             break;
         }
@@ -271,6 +273,15 @@ fn base_name(p: &str) -> String {
     t.rsplit('/').next().unwrap_or(t).to_string()
 }
 
+/// `s` in ASCII lowercase, without a copy when it already is.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// Parse one `--mount` value.
 pub fn parse_mount(value: &str) -> Result<Mount, MountError> {
     let mut m = Mount {
@@ -310,18 +321,23 @@ pub fn parse_mount(value: &str) -> Result<Mount, MountError> {
     let secret_or_ssh = matches!(m.kind, MountType::Secret | MountType::Ssh);
     for field in &fields {
         let (key, value) = match field.split_once('=') {
-            Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
-            None => (field.to_ascii_lowercase(), None),
+            Some((k, v)) => (lowercase(k), Some(v)),
+            None => (lowercase(field), None),
         };
         let Some(value) = value else {
-            match key.as_str() {
+            match &*key {
                 "readonly" | "ro" => m.read_only = true,
                 "readwrite" | "rw" => m.read_only = false,
                 "required" if secret_or_ssh => m.required = true,
-                "required" => return Err(MountError::KeyForType { key, kind }),
+                "required" => {
+                    return Err(MountError::KeyForType {
+                        key: key.into_owned(),
+                        kind,
+                    })
+                }
                 _ => {
                     return Err(MountError::NotKeyValue {
-                        field: field.clone(),
+                        field: field.to_string(),
                     })
                 }
             }
@@ -331,10 +347,10 @@ pub fn parse_mount(value: &str) -> Result<Mount, MountError> {
             continue;
         };
         let bad = || MountError::Value {
-            key: key.clone(),
+            key: key.to_string(),
             value: value.to_string(),
         };
-        match key.as_str() {
+        match &*key {
             "type" => {}
             "from" => m.from = Some(value.to_string()),
             "source" | "src" => m.source = Some(value.to_string()),
@@ -351,7 +367,12 @@ pub fn parse_mount(value: &str) -> Result<Mount, MountError> {
             "size" if m.kind == MountType::Tmpfs => {
                 m.size_limit = Some(ram_in_bytes(value).ok_or_else(bad)?)
             }
-            "required" | "size" => return Err(MountError::KeyForType { key, kind }),
+            "required" | "size" => {
+                return Err(MountError::KeyForType {
+                    key: key.into_owned(),
+                    kind,
+                })
+            }
             "id" => m.cache_id = Some(value.to_string()),
             "sharing" => {
                 m.sharing = match value.to_ascii_lowercase().as_str() {
@@ -372,8 +393,8 @@ pub fn parse_mount(value: &str) -> Result<Mount, MountError> {
             "env" => m.env = Some(value.to_string()),
             _ => {
                 return Err(MountError::UnknownKey {
-                    key,
-                    field: field.clone(),
+                    key: key.into_owned(),
+                    field: field.to_string(),
                 })
             }
         }

@@ -1115,6 +1115,7 @@ impl Dispatch<'_> {
         lint: &mut Linter,
         used_build_args: &mut BTreeSet<String>,
     ) -> Result<(), LowerError> {
+        stage.steps.reserve(pending.len());
         for p in pending {
             let node = p.node;
             let cfg = &p.cfg;

@@ -281,7 +281,8 @@ impl<'a> Parser<'a> {
     }
 
     fn run(mut self) -> Result<Dockerfile, ParseError> {
-        let mut nodes = Vec::new();
+        // Instructions are rarely fewer than one per three lines.
+        let mut nodes = Vec::with_capacity(self.lines.len() / 3 + 1);
         let mut warnings = Vec::new();
         let mut comments: Vec<String> = Vec::new();
         let mut i = 0;

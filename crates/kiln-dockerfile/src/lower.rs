@@ -250,6 +250,19 @@ pub struct Build {
     pub proxy_env: Vec<(String, String)>,
 }
 
+/// A build arg as `build --call outline` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutlineArg {
+    /// Name.
+    pub name: String,
+    /// The value in effect (empty when none).
+    pub value: String,
+    /// `# NAME description` above its declaration.
+    pub description: Option<String>,
+    /// Where it is declared.
+    pub line: usize,
+}
+
 /// A global ARG.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaArg {
@@ -356,6 +369,62 @@ impl Build {
     /// image.
     pub fn resolve_source(&self, from: &str) -> Source {
         resolve_source(&self.stages, from).unwrap_or_else(|_| Source::Image(from.to_string()))
+    }
+
+    /// The build args the target uses, in the order they are declared:
+    /// global args used by a needed stage's FROM, and the args declared in
+    /// needed stages (a bare redeclaration of a global arg shows the global
+    /// one's value and description).
+    pub fn outline_args(&self) -> Vec<OutlineArg> {
+        let mut out: BTreeMap<&str, OutlineArg> = BTreeMap::new();
+        for &i in &self.needed {
+            let stage = &self.stages[i];
+            for step in &stage.steps {
+                let Instruction::Arg(defs) = &step.instruction else {
+                    continue;
+                };
+                for d in defs {
+                    let meta = self.meta_args.iter().find(|m| m.name == d.name);
+                    let arg = match (&d.default, meta) {
+                        (None, Some(m)) => OutlineArg {
+                            name: d.name.clone(),
+                            value: m.value.clone().unwrap_or_default(),
+                            description: d.description.clone().or_else(|| m.description.clone()),
+                            line: m.line,
+                        },
+                        _ => OutlineArg {
+                            name: d.name.clone(),
+                            value: stage
+                                .args
+                                .iter()
+                                .find(|(n, _)| n == &d.name)
+                                .and_then(|(_, v)| v.clone())
+                                .unwrap_or_default(),
+                            description: d.description.clone(),
+                            line: step.line,
+                        },
+                    };
+                    out.entry(d.name.as_str()).or_insert(arg);
+                }
+            }
+        }
+        for m in &self.meta_args {
+            if self
+                .needed
+                .iter()
+                .any(|&i| self.stages[i].from_args.contains(&m.name))
+            {
+                out.entry(m.name.as_str()).or_insert_with(|| OutlineArg {
+                    name: m.name.clone(),
+                    value: m.value.clone().unwrap_or_default(),
+                    description: m.description.clone(),
+                    line: m.line,
+                });
+            }
+        }
+        let mut args: Vec<OutlineArg> = out.into_values().collect();
+        args.sort_by_key(|a| a.line);
+        args
     }
 
     /// Secret ids used by `RUN --mount=type=secret` in the needed stages,

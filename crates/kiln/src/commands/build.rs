@@ -214,60 +214,9 @@ fn targets(build: &Build, format: Format) -> Result<u8> {
     Ok(0)
 }
 
-/// The build args the target uses: global args used by a needed FROM or
-/// redeclared in a needed stage, and the args declared in needed stages.
-fn outline_args(build: &Build) -> Vec<(String, String, String, usize)> {
-    let mut out: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
-    for &i in &build.needed {
-        let stage = &build.stages[i];
-        for step in &stage.steps {
-            if let kiln_dockerfile::instructions::Instruction::Arg(defs) = &step.instruction {
-                for d in defs {
-                    let meta = build.meta_args.iter().find(|m| m.name == d.name);
-                    let (value, desc, line) = match (&d.default, meta) {
-                        (None, Some(m)) => (
-                            m.value.clone().unwrap_or_default(),
-                            d.description.clone().or_else(|| m.description.clone()),
-                            m.line,
-                        ),
-                        _ => (
-                            stage
-                                .args
-                                .iter()
-                                .find(|(n, _)| n == &d.name)
-                                .and_then(|(_, v)| v.clone())
-                                .unwrap_or_default(),
-                            d.description.clone(),
-                            step.line,
-                        ),
-                    };
-                    out.entry(d.name.clone())
-                        .or_insert((value, desc.unwrap_or_default(), line));
-                }
-            }
-        }
-    }
-    for m in &build.meta_args {
-        if build
-            .needed
-            .iter()
-            .any(|&i| build.stages[i].from_args.contains(&m.name))
-        {
-            out.entry(m.name.clone()).or_insert((
-                m.value.clone().unwrap_or_default(),
-                m.description.clone().unwrap_or_default(),
-                m.line,
-            ));
-        }
-    }
-    let mut v: Vec<_> = out.into_iter().map(|(k, (v, d, l))| (k, v, d, l)).collect();
-    v.sort_by_key(|(_, _, _, l)| *l);
-    v
-}
-
 fn outline(build: &Build, format: Format) -> Result<u8> {
     let target = &build.stages[build.target];
-    let args = outline_args(build);
+    let args = build.outline_args();
     let secrets = build.secrets();
     let ssh = build.ssh();
     match format {
@@ -275,7 +224,7 @@ fn outline(build: &Build, format: Format) -> Result<u8> {
             let v = json!({
                 "name": target.display_name(),
                 "description": target.description.clone().unwrap_or_default(),
-                "args": args.iter().map(|(n, v, d, l)| json!({"name": n, "value": v, "description": d, "line": l})).collect::<Vec<_>>(),
+                "args": args.iter().map(|a| json!({"name": a.name, "value": a.value, "description": a.description.clone().unwrap_or_default(), "line": a.line})).collect::<Vec<_>>(),
                 "secrets": secrets.iter().map(|(n, r)| json!({"name": n, "required": r})).collect::<Vec<_>>(),
                 "ssh": ssh.iter().map(|(n, r)| json!({"name": n, "required": r})).collect::<Vec<_>>(),
             });
@@ -293,10 +242,13 @@ fn outline(build: &Build, format: Format) -> Result<u8> {
                     "VALUE".into(),
                     "DESCRIPTION".into(),
                 ]];
-                rows.extend(
-                    args.iter()
-                        .map(|(n, v, d, _)| vec![n.clone(), v.clone(), d.clone()]),
-                );
+                rows.extend(args.iter().map(|a| {
+                    vec![
+                        a.name.clone(),
+                        a.value.clone(),
+                        a.description.clone().unwrap_or_default(),
+                    ]
+                }));
                 table(&rows);
             }
             for (title, map) in [("SECRET", &secrets), ("SSH", &ssh)] {

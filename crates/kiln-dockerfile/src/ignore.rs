@@ -274,39 +274,40 @@ fn compile(pattern: &str) -> Result<Vec<Tok>, &'static str> {
     Ok(toks)
 }
 
+/// Whether the whole of `s` matches the pattern. Dynamic programming over
+/// (token, position), from the end: linear in `tokens × path`, so a
+/// hostile pattern such as `*a*a*a*a*b` cannot make it backtrack
+/// exponentially.
 fn matches(toks: &[Tok], s: &[char]) -> bool {
-    let Some((first, rest)) = toks.split_first() else {
-        return s.is_empty();
-    };
-    match first {
-        Tok::Lit(c) => s.first() == Some(c) && matches(rest, &s[1..]),
-        Tok::One => s.first().is_some_and(|&c| c != '/') && matches(rest, &s[1..]),
-        Tok::Class { negated, items } => {
-            s.first().is_some_and(|&c| {
-                let inside = items.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-                inside != *negated
-            }) && matches(rest, &s[1..])
-        }
-        Tok::Star => {
-            for i in 0..=s.len() {
-                if matches(rest, &s[i..]) {
-                    return true;
+    let n = s.len();
+    // `next[j]`: do the tokens after the current one match `s[j..]`?
+    let mut next: Vec<bool> = (0..=n).map(|j| j == n).collect();
+    let mut cur = vec![false; n + 1];
+    for tok in toks.iter().rev() {
+        // For `**/`: is there a `/` at k >= j with the rest matching after it?
+        let mut after_slash = false;
+        for j in (0..=n).rev() {
+            let c = s.get(j).copied();
+            cur[j] = match tok {
+                Tok::Lit(l) => c == Some(*l) && next[j + 1],
+                Tok::One => c.is_some_and(|c| c != '/') && next[j + 1],
+                Tok::Class { negated, items } => {
+                    c.is_some_and(|c| items.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated)
+                        && next[j + 1]
                 }
-                if s.get(i) == Some(&'/') {
-                    break;
+                Tok::Star => next[j] || (c.is_some_and(|c| c != '/') && cur[j + 1]),
+                Tok::Rest => true,
+                Tok::AnyDirs => {
+                    if c == Some('/') && next[j + 1] {
+                        after_slash = true;
+                    }
+                    next[j] || after_slash
                 }
-            }
-            false
+            };
         }
-        Tok::Rest => true,
-        Tok::AnyDirs => {
-            // Zero directories, or any prefix ending in `/`.
-            matches(rest, s)
-                || s.iter()
-                    .enumerate()
-                    .any(|(i, &c)| c == '/' && matches(rest, &s[i + 1..]))
-        }
+        std::mem::swap(&mut next, &mut cur);
     }
+    next[0]
 }
 
 #[cfg(test)]
@@ -494,6 +495,15 @@ mod tests {
         assert!(r.may_include_under("anything"));
         let r = IgnoreRules::parse("node_modules\n").expect("valid");
         assert!(!r.may_include_under("node_modules"));
+    }
+
+    #[test]
+    fn hostile_patterns_stay_linear() {
+        let rules = IgnoreRules::parse(&"*a".repeat(40)).expect("valid");
+        let path = "a".repeat(2000);
+        assert!(!rules.is_excluded(&format!("{path}b")));
+        let rules = IgnoreRules::parse(&"**/".repeat(30)).expect("valid");
+        assert!(rules.is_excluded(&"d/".repeat(500)));
     }
 
     proptest::proptest! {

@@ -1,6 +1,7 @@
 //! Fuzz the whole Dockerfile frontend: parse, dump, lower (scoping, stage
-//! graph, checks) and the shell-word lexer on every word. Nothing may panic;
-//! errors must carry a span inside the input.
+//! graph, checks), the shell-word lexer on every word, and the same bytes
+//! as a `.dockerignore`. Nothing may panic; errors must carry a span inside
+//! the input.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -11,6 +12,13 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
+    // The same bytes as a .dockerignore.
+    if let Ok(rules) = kiln_dockerfile::ignore::IgnoreRules::parse(text) {
+        for path in ["a", "a/b/c.go", ".git/config", "node_modules/x/y", "./README.md"] {
+            let _ = rules.is_excluded(path);
+            let _ = rules.may_include_under(path);
+        }
+    }
     let df = match kiln_dockerfile::parse(text) {
         Ok(df) => df,
         Err(e) => {

@@ -1,0 +1,428 @@
+//! The layer writer: a directory tree → an OCI layer tar (uncompressed; the
+//! compressor wraps the output writer), with its DiffID computed in the
+//! same pass.
+//!
+//! What it guarantees:
+//! - the same tree gives the same bytes: entries are sorted by name (bytes),
+//!   parents before children, owner names left empty, and with
+//!   `source_date_epoch` no mtime is later than it;
+//! - every file type: regular files, directories, symlinks, hardlinks
+//!   (the second path of an inode is a link to the first), character and
+//!   block devices, fifos; sockets are skipped, as Docker does;
+//! - from an overlay upper directory (`overlay: true`), overlay's whiteouts
+//!   (a 0/0 character device) become `.wh.<name>` and an opaque directory
+//!   (`trusted.overlay.opaque=y`, or `user.overlay.opaque` in userxattr
+//!   mode) gets a `.wh..wh..opq` entry, written before its siblings;
+//! - xattrs `security.capability` and `user.*` travel as PAX
+//!   `SCHILY.xattr.*` records; `trusted.*` (overlay's own) never do;
+//! - names too long for a ustar header, or not UTF-8, travel in PAX `path`
+//!   and `linkpath` records (`hdrcharset=BINARY` when not UTF-8), sizes of
+//!   8 GiB and more in a PAX `size` record.
+//!
+//! Symlinks are never followed: the walk uses `lstat`, and files are opened
+//! with `O_NOFOLLOW`.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use kiln_oci::Digest;
+use rustix::fs::OFlags;
+use tar::{EntryType, Header};
+use thiserror::Error;
+
+use crate::hash::HashingWriter;
+
+/// How to write a layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// The source is an overlay upper directory: translate whiteouts and
+    /// opaque directories.
+    pub overlay: bool,
+    /// Clamp every mtime to at most this many seconds since the epoch
+    /// (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: Option<u64>,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// SHA-256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Entries written.
+    pub entries: u64,
+}
+
+/// A layer that could not be written.
+#[derive(Debug, Error)]
+pub enum LayerWriteError {
+    /// Reading the tree failed.
+    #[error("failed to read {path} for the layer: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the tar failed.
+    #[error("failed to write the layer entry for {path}: {source}")]
+    Write {
+        /// The path in the layer.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
+
+/// Write the tree under `root` as a layer tar into `out`; returns what was
+/// written and `out`.
+pub fn write_layer<W: Write>(
+    root: &Path,
+    out: W,
+    opts: &WriteOptions,
+) -> Result<(LayerInfo, W), LayerWriteError> {
+    let mut w = Walker {
+        builder: tar::Builder::new(HashingWriter::new(out)),
+        opts: *opts,
+        inodes: HashMap::new(),
+        entries: 0,
+    };
+    w.dir(root, Vec::new())?;
+    let hashing = w
+        .builder
+        .into_inner()
+        .map_err(|source| LayerWriteError::Write {
+            path: "end of archive".into(),
+            source,
+        })?;
+    let (diff_id, size, out) = hashing.finish();
+    Ok((
+        LayerInfo {
+            diff_id,
+            size,
+            entries: w.entries,
+        },
+        out,
+    ))
+}
+
+struct Walker<W: Write> {
+    builder: tar::Builder<HashingWriter<W>>,
+    opts: WriteOptions,
+    /// (device, inode) of files with several links → their first path.
+    inodes: HashMap<(u64, u64), Vec<u8>>,
+    entries: u64,
+}
+
+fn read_err(path: &Path) -> impl FnOnce(io::Error) -> LayerWriteError + '_ {
+    move |source| LayerWriteError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = prefix.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+impl<W: Write> Walker<W> {
+    /// Emit the children of directory `dir` (whose layer path is `prefix`).
+    fn dir(&mut self, dir: &Path, prefix: Vec<u8>) -> Result<(), LayerWriteError> {
+        let mut names: Vec<OsString> = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_err(dir))? {
+            names.push(entry.map_err(read_err(dir))?.file_name());
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+
+        let mut whiteouts = Vec::new();
+        let mut others = Vec::new();
+        for name in names {
+            let path = dir.join(&name);
+            let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
+            let ft = meta.file_type();
+            if self.opts.overlay && ft.is_char_device() && meta.rdev() == 0 {
+                whiteouts.push((name, meta));
+            } else {
+                others.push((name, path, meta));
+            }
+        }
+        if self.opts.overlay && !prefix.is_empty() && is_opaque(dir) {
+            let meta = fs::symlink_metadata(dir).map_err(read_err(dir))?;
+            self.marker(&join(&prefix, b".wh..wh..opq"), &meta)?;
+        }
+        for (name, meta) in whiteouts {
+            let mut wh = b".wh.".to_vec();
+            wh.extend_from_slice(name.as_bytes());
+            self.marker(&join(&prefix, &wh), &meta)?;
+        }
+        for (name, path, meta) in others {
+            let layer_path = join(&prefix, name.as_bytes());
+            self.entry(&path, layer_path, &meta)?;
+        }
+        Ok(())
+    }
+
+    /// A whiteout or opaque marker: an empty regular file.
+    fn marker(&mut self, layer_path: &[u8], meta: &fs::Metadata) -> Result<(), LayerWriteError> {
+        let mut h = Header::new_ustar();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(self.mtime(meta));
+        h.set_size(0);
+        self.append(h, layer_path.to_vec(), None, Vec::new(), io::empty())
+    }
+
+    fn mtime(&self, meta: &fs::Metadata) -> u64 {
+        let m = u64::try_from(meta.mtime()).unwrap_or(0);
+        match self.opts.source_date_epoch {
+            Some(e) => m.min(e),
+            None => m,
+        }
+    }
+
+    fn entry(
+        &mut self,
+        path: &Path,
+        layer_path: Vec<u8>,
+        meta: &fs::Metadata,
+    ) -> Result<(), LayerWriteError> {
+        let ft = meta.file_type();
+        let mut h = Header::new_ustar();
+        h.set_mode(meta.mode() & 0o7777);
+        h.set_uid(u64::from(meta.uid()));
+        h.set_gid(u64::from(meta.gid()));
+        h.set_mtime(self.mtime(meta));
+        h.set_size(0);
+        let xattrs = xattrs(path);
+        if ft.is_dir() {
+            h.set_entry_type(EntryType::Directory);
+            let mut p = layer_path.clone();
+            p.push(b'/');
+            self.append(h, p, None, xattrs, io::empty())?;
+            return self.dir(path, layer_path);
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(read_err(path))?;
+            h.set_entry_type(EntryType::Symlink);
+            return self.append(
+                h,
+                layer_path,
+                Some(target.into_os_string()),
+                xattrs,
+                io::empty(),
+            );
+        }
+        if ft.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = self.inodes.get(&key).cloned() {
+                    h.set_entry_type(EntryType::Link);
+                    let target = OsStr::from_bytes(&first).to_os_string();
+                    return self.append(h, layer_path, Some(target), xattrs, io::empty());
+                }
+                self.inodes.insert(key, layer_path.clone());
+            }
+            h.set_entry_type(EntryType::Regular);
+            h.set_size(meta.len());
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+                .open(path)
+                .map_err(read_err(path))?;
+            // A file that changes size while it is read fails the write.
+            let mut reader = Exact {
+                inner: file,
+                left: meta.len(),
+                path: path.to_path_buf(),
+            };
+            self.append(h, layer_path, None, xattrs, &mut reader)?;
+            return Ok(());
+        }
+        if ft.is_char_device() || ft.is_block_device() {
+            h.set_entry_type(if ft.is_char_device() {
+                EntryType::Char
+            } else {
+                EntryType::Block
+            });
+            let rdev = meta.rdev();
+            let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+            h.set_device_major(major)
+                .map_err(|source| LayerWriteError::Write {
+                    path: String::from_utf8_lossy(&layer_path).into_owned(),
+                    source,
+                })?;
+            h.set_device_minor(minor)
+                .map_err(|source| LayerWriteError::Write {
+                    path: String::from_utf8_lossy(&layer_path).into_owned(),
+                    source,
+                })?;
+            return self.append(h, layer_path, None, xattrs, io::empty());
+        }
+        if ft.is_fifo() {
+            h.set_entry_type(EntryType::Fifo);
+            return self.append(h, layer_path, None, xattrs, io::empty());
+        }
+        // Sockets do not belong in images.
+        Ok(())
+    }
+
+    fn append<R: io::Read>(
+        &mut self,
+        mut h: Header,
+        layer_path: Vec<u8>,
+        link: Option<OsString>,
+        xattrs: Vec<(String, Vec<u8>)>,
+        data: R,
+    ) -> Result<(), LayerWriteError> {
+        let shown = String::from_utf8_lossy(&layer_path).into_owned();
+        let werr = |source| LayerWriteError::Write {
+            path: shown.clone(),
+            source,
+        };
+        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut binary = false;
+        if set_name(&mut h, &layer_path).is_err() {
+            binary |= std::str::from_utf8(&layer_path).is_err();
+            pax.push(("path".into(), layer_path.clone()));
+        }
+        if let Some(target) = &link {
+            let bytes = target.as_bytes();
+            if bytes.len() > 100 || std::str::from_utf8(bytes).is_err() {
+                binary |= std::str::from_utf8(bytes).is_err();
+                pax.push(("linkpath".into(), bytes.to_vec()));
+                h.as_old_mut()
+                    .linkname
+                    .copy_from_slice(&truncated::<100>(bytes));
+            } else {
+                h.set_link_name_literal(bytes).map_err(werr)?;
+            }
+        }
+        let size = h.size().map_err(werr)?;
+        if size >= 8 << 30 {
+            pax.push(("size".into(), size.to_string().into_bytes()));
+        }
+        for (k, v) in xattrs {
+            pax.push((format!("SCHILY.xattr.{k}"), v));
+        }
+        if !pax.is_empty() {
+            if binary {
+                pax.insert(0, ("hdrcharset".into(), b"BINARY".to_vec()));
+            }
+            self.builder
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .map_err(werr)?;
+        }
+        h.set_cksum();
+        self.builder.append(&h, data).map_err(werr)?;
+        self.entries += 1;
+        Ok(())
+    }
+}
+
+/// Put `name` in the ustar name (and prefix) fields, or fail when it does
+/// not fit; on failure a truncated name is left for readers without PAX.
+fn set_name(h: &mut Header, name: &[u8]) -> Result<(), ()> {
+    if std::str::from_utf8(name).is_ok() && h.set_path(OsStr::from_bytes(name)).is_ok() {
+        // tar's set_path cleans `dir/` to `dir`; keep the slash of directories.
+        if name.ends_with(b"/") && name.len() <= 100 {
+            h.as_old_mut().name.copy_from_slice(&truncated::<100>(name));
+        }
+        return Ok(());
+    }
+    h.as_old_mut().name.copy_from_slice(&truncated::<100>(name));
+    Err(())
+}
+
+fn truncated<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = bytes.len().min(N);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
+/// Whether a directory is marked opaque by overlayfs.
+fn is_opaque(dir: &Path) -> bool {
+    OPAQUE_XATTRS.iter().any(|name| {
+        let mut buf = [0u8; 8];
+        matches!(rustix::fs::lgetxattr(dir, *name, &mut buf), Ok(n) if buf[..n] == *b"y")
+    })
+}
+
+/// The xattrs of `path` that belong in a layer.
+fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut names = vec![0u8; 4096];
+    let Ok(n) = rustix::fs::llistxattr(path, &mut names) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for raw in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        let Ok(name) = std::str::from_utf8(raw) else {
+            continue;
+        };
+        if name != "security.capability" && !name.starts_with("user.") {
+            continue;
+        }
+        if OPAQUE_XATTRS.contains(&name) {
+            continue;
+        }
+        let mut value = vec![0u8; 65536];
+        if let Ok(len) = rustix::fs::lgetxattr(path, name, &mut value) {
+            value.truncate(len);
+            out.push((name.to_string(), value));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads exactly `left` bytes, failing if the file is shorter or longer
+/// (it changed since it was examined): a tar entry's size is fixed first.
+struct Exact {
+    inner: File,
+    left: u64,
+    path: PathBuf,
+}
+
+impl io::Read for Exact {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::other(format!(
+                    "{} grew while being read",
+                    self.path.display()
+                ))),
+            };
+        }
+        let want = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} shrank while being read", self.path.display()),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,258 @@
+//! The layer writer on real trees (as root, as CI runs): every file type,
+//! overlay whiteouts and opaque directories, xattrs, long and non-UTF-8
+//! names, determinism, and agreement with GNU tar's reading.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use kiln_fs::layer::{write_layer, WriteOptions};
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// (path, type char, mode, size, link) of every entry, in order; PAX
+/// records applied by the tar reader.
+fn listing(tar_bytes: &[u8]) -> Vec<(String, char, u32, u64, String)> {
+    let mut ar = tar::Archive::new(tar_bytes);
+    let mut out = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let h = e.header();
+        let t = match h.entry_type() {
+            tar::EntryType::Regular => 'f',
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            tar::EntryType::Link => 'h',
+            tar::EntryType::Char => 'c',
+            tar::EntryType::Block => 'b',
+            tar::EntryType::Fifo => 'p',
+            _ => '?',
+        };
+        let mode = h.mode().unwrap();
+        let size = h.size().unwrap();
+        let link = e
+            .link_name_bytes()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default();
+        let mut sink = Vec::new();
+        e.read_to_end(&mut sink).unwrap();
+        out.push((path, t, mode, size, link));
+    }
+    out
+}
+
+fn layer(root: &Path, opts: &WriteOptions) -> (Vec<u8>, kiln_fs::layer::LayerInfo) {
+    let (info, out) = write_layer(root, Vec::new(), opts).unwrap();
+    (out, info)
+}
+
+fn tree() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    fs::create_dir_all(r.join("etc/app")).unwrap();
+    fs::write(r.join("etc/app/conf"), "a=1\n").unwrap();
+    fs::write(r.join("b.txt"), "bee").unwrap();
+    fs::set_permissions(r.join("b.txt"), fs::Permissions::from_mode(0o4755)).unwrap();
+    symlink("etc/app/conf", r.join("link")).unwrap();
+    fs::hard_link(r.join("b.txt"), r.join("z-hard")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        r.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    t
+}
+
+#[test]
+fn types_order_and_determinism() {
+    let t = tree();
+    let (bytes, info) = layer(t.path(), &WriteOptions::default());
+    let l = listing(&bytes);
+    let names: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "b.txt",
+            "etc/",
+            "etc/app/",
+            "etc/app/conf",
+            "fifo",
+            "link",
+            "z-hard"
+        ]
+    );
+    assert_eq!(l[0].1, 'f');
+    assert_eq!(l[0].2, 0o4755, "setuid kept");
+    assert_eq!(l[0].3, 3);
+    assert_eq!(l[4].1, 'p');
+    assert_eq!((l[5].1, l[5].4.as_str()), ('l', "etc/app/conf"));
+    assert_eq!((l[6].1, l[6].4.as_str()), ('h', "b.txt"));
+    assert_eq!(info.entries, 7);
+    assert_eq!(info.size, bytes.len() as u64);
+    // The same tree, the same bytes.
+    let (again, info2) = layer(t.path(), &WriteOptions::default());
+    assert_eq!(again, bytes);
+    assert_eq!(info2.diff_id, info.diff_id);
+}
+
+#[test]
+fn source_date_epoch_clamps_mtimes() {
+    let t = tree();
+    let opts = WriteOptions {
+        source_date_epoch: Some(1_000_000),
+        ..WriteOptions::default()
+    };
+    let (bytes, _) = layer(t.path(), &opts);
+    let mut ar = tar::Archive::new(bytes.as_slice());
+    for e in ar.entries().unwrap() {
+        assert!(e.unwrap().header().mtime().unwrap() <= 1_000_000);
+    }
+}
+
+#[test]
+fn overlay_whiteouts_and_opaque_dirs() {
+    if !is_root() {
+        eprintln!("skipped: needs root for whiteout devices and trusted xattrs");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    fs::create_dir(r.join("opq")).unwrap();
+    fs::write(r.join("opq/new"), "n").unwrap();
+    rustix::fs::lsetxattr(
+        r.join("opq"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        r.join("gone"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    fs::write(r.join("aaa"), "x").unwrap();
+    let (bytes, _) = layer(
+        r,
+        &WriteOptions {
+            overlay: true,
+            ..WriteOptions::default()
+        },
+    );
+    let names: Vec<String> = listing(&bytes).into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        names,
+        [".wh.gone", "aaa", "opq/", "opq/.wh..wh..opq", "opq/new"]
+    );
+    // Not an overlay: the device is written as it is.
+    let (plain, _) = layer(r, &WriteOptions::default());
+    let l = listing(&plain);
+    assert!(l.iter().any(|e| e.0 == "gone" && e.1 == 'c'));
+    assert!(!l.iter().any(|e| e.0.contains(".wh.")));
+}
+
+#[test]
+fn xattrs_travel_but_not_trusted_ones() {
+    if !is_root() {
+        eprintln!("skipped: needs root for trusted xattrs");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("f");
+    fs::write(&f, "x").unwrap();
+    rustix::fs::lsetxattr(&f, "user.kiln", b"v", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::lsetxattr(&f, "trusted.secret", b"no", rustix::fs::XattrFlags::empty()).unwrap();
+    let (bytes, _) = layer(t.path(), &WriteOptions::default());
+    let mut ar = tar::Archive::new(bytes.as_slice());
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let pax: Vec<(String, Vec<u8>)> = e
+        .pax_extensions()
+        .unwrap()
+        .unwrap()
+        .map(|x| {
+            let x = x.unwrap();
+            (x.key().unwrap().to_string(), x.value_bytes().to_vec())
+        })
+        .collect();
+    assert_eq!(
+        pax,
+        vec![("SCHILY.xattr.user.kiln".to_string(), b"v".to_vec())]
+    );
+}
+
+#[test]
+fn long_and_non_utf8_names_in_pax() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let deep = "d".repeat(120);
+    fs::create_dir(r.join(&deep)).unwrap();
+    let long_file = format!("{deep}/{}", "f".repeat(200));
+    fs::write(r.join(&long_file), "long").unwrap();
+    let raw = OsStr::from_bytes(b"bad\xffname");
+    fs::write(r.join(raw), "nonutf8").unwrap();
+    symlink("t".repeat(150), r.join("longlink")).unwrap();
+    let (bytes, _) = layer(r, &WriteOptions::default());
+    let l = listing(&bytes);
+    assert!(l.iter().any(|e| e.0 == long_file && e.3 == 4), "{l:?}");
+    assert!(l.iter().any(|e| e.0 == "bad\u{fffd}name"), "{l:?}");
+    assert!(l
+        .iter()
+        .any(|e| e.0 == "longlink" && e.4 == "t".repeat(150)));
+    // GNU tar agrees.
+    let tarfile = t.path().join("../layer-long.tar");
+    fs::write(&tarfile, &bytes).unwrap();
+    let out = Command::new("tar")
+        .arg("-tf")
+        .arg(&tarfile)
+        .output()
+        .unwrap();
+    let _ = fs::remove_file(&tarfile);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.lines().any(|l| l == long_file), "{listed}");
+}
+
+#[test]
+fn gnu_tar_reads_what_we_write() {
+    let t = tree();
+    let (bytes, _) = layer(t.path(), &WriteOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let tarfile = dir.path().join("l.tar");
+    fs::write(&tarfile, &bytes).unwrap();
+    let out = Command::new("tar")
+        .arg("-tvf")
+        .arg(&tarfile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("z-hard link to b.txt"), "{text}");
+    assert!(text.contains("link -> etc/app/conf"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("-rwsr-xr-x") && l.ends_with(" b.txt")),
+        "{text}"
+    );
+}

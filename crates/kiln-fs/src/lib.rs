@@ -7,6 +7,7 @@
 //! an untrusted layer inside its snapshot with openat2 `RESOLVE_IN_ROOT`.
 
 pub mod apply;
+pub mod atomic;
 pub mod compress;
 pub mod hash;
 pub mod layer;

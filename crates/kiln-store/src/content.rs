@@ -1,0 +1,287 @@
+//! The content store: blobs named by their digest.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use kiln_fs::atomic;
+use kiln_fs::hash::HashingWriter;
+use kiln_oci::digest::Algorithm;
+use kiln_oci::Digest;
+use thiserror::Error;
+
+/// A content store operation that failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// File-system trouble.
+    #[error("failed to {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The bytes are not what they were said to be.
+    #[error("content verification failed: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)")]
+    Mismatch {
+        /// The digest promised.
+        expected: Digest,
+        /// The size promised.
+        expected_size: u64,
+        /// The digest of what arrived.
+        actual: Digest,
+        /// The size of what arrived.
+        actual_size: u64,
+    },
+    /// More bytes arrived than the descriptor allows.
+    #[error("content for {expected} exceeds its declared size of {size} bytes")]
+    TooLong {
+        /// The digest promised.
+        expected: Digest,
+        /// The size promised.
+        size: u64,
+    },
+    /// A digest kiln does not store.
+    #[error("unsupported digest algorithm for {digest}: kiln stores sha256 content")]
+    Algorithm {
+        /// The digest.
+        digest: Digest,
+    },
+    /// No such blob.
+    #[error("blob {digest} is not in the store")]
+    NotFound {
+        /// The digest.
+        digest: Digest,
+    },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The blob store under a store root.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+impl ContentStore {
+    /// Open (creating, mode 0700) the content store under `root`.
+    pub fn open(root: &Path) -> Result<ContentStore, StoreError> {
+        let blobs = root.join("blobs/sha256");
+        let ingest = root.join("ingest");
+        for dir in [root, &root.join("blobs"), &blobs, &ingest] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err("create", dir))?;
+        }
+        // The root may have existed already: it is 0700 all the same.
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("chmod", root))?;
+        Ok(ContentStore { blobs, ingest })
+    }
+
+    /// Where the blob `digest` lives (whether or not it is there).
+    pub fn path(&self, digest: &Digest) -> Result<PathBuf, StoreError> {
+        if digest.algorithm() != Algorithm::Sha256 {
+            return Err(StoreError::Algorithm {
+                digest: digest.clone(),
+            });
+        }
+        // The hex is validated by the Digest type: no separators, no `..`.
+        Ok(self.blobs.join(digest.hex()))
+    }
+
+    /// Whether the blob is present.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_ok_and(|p| p.is_file())
+    }
+
+    /// Open a blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
+        let p = self.path(digest)?;
+        File::open(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound {
+                digest: digest.clone(),
+            },
+            _ => StoreError::Io {
+                action: "open",
+                path: p.clone(),
+                source: e,
+            },
+        })
+    }
+
+    /// Read a whole blob.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        let p = self.path(digest)?;
+        self.open_blob(digest)?
+            .read_to_end(&mut out)
+            .map_err(io_err("read", &p))?;
+        Ok(out)
+    }
+
+    /// Start writing a blob, whose digest and size are checked on commit
+    /// (and, when `expected` is given, as the bytes arrive).
+    pub fn ingest(&self, expected: Option<(Digest, u64)>) -> Result<Ingest, StoreError> {
+        let (file, path) =
+            atomic::create_temp(&self.ingest).map_err(io_err("create", &self.ingest))?;
+        Ok(Ingest {
+            writer: Some(HashingWriter::new(file)),
+            path,
+            store: self.clone(),
+            expected,
+        })
+    }
+
+    /// Store `bytes`; with `expected`, only if they are what it says.
+    pub fn put(&self, bytes: &[u8], expected: Option<(Digest, u64)>) -> Result<Digest, StoreError> {
+        let mut w = self.ingest(expected)?;
+        w.write_all(bytes).map_err(|source| {
+            match source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<TooLongMarker>())
+            {
+                Some(_) => w.too_long(),
+                None => StoreError::Io {
+                    action: "write",
+                    path: w.path.clone(),
+                    source,
+                },
+            }
+        })?;
+        w.commit()
+    }
+
+    /// Remove temporary files left by writers that died (call with the
+    /// store locked against other writers).
+    pub fn clean_ingest(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for e in fs::read_dir(&self.ingest).map_err(io_err("list", &self.ingest))? {
+            let e = e.map_err(io_err("list", &self.ingest))?;
+            fs::remove_file(e.path()).map_err(io_err("remove", &e.path()))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+struct TooLongMarker;
+
+impl std::fmt::Display for TooLongMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("more bytes than the descriptor's size")
+    }
+}
+
+impl std::error::Error for TooLongMarker {}
+
+/// A blob being written. Dropped without [`Ingest::commit`], it leaves
+/// nothing in the store (its temporary file is removed).
+#[derive(Debug)]
+pub struct Ingest {
+    /// Taken by `commit`.
+    writer: Option<HashingWriter<File>>,
+    path: PathBuf,
+    store: ContentStore,
+    expected: Option<(Digest, u64)>,
+}
+
+impl Ingest {
+    fn too_long(&self) -> StoreError {
+        let (expected, size) = self
+            .expected
+            .clone()
+            .expect("only raised with an expected size");
+        StoreError::TooLong { expected, size }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.writer.as_ref().map_or(0, HashingWriter::written)
+    }
+
+    /// Verify and publish the blob; returns its digest.
+    pub fn commit(mut self) -> Result<Digest, StoreError> {
+        let path = std::mem::take(&mut self.path);
+        let Some(writer) = self.writer.take() else {
+            unreachable!("commit consumes the ingest, so the writer is still there");
+        };
+        let (digest, size, mut file) = writer.finish();
+        let cleanup = |e: StoreError| {
+            let _ = fs::remove_file(&path);
+            e
+        };
+        if let Some((expected, expected_size)) = &self.expected {
+            if *expected != digest || *expected_size != size {
+                return Err(cleanup(StoreError::Mismatch {
+                    expected: expected.clone(),
+                    expected_size: *expected_size,
+                    actual: digest,
+                    actual_size: size,
+                }));
+            }
+        }
+        file.flush()
+            .and_then(|()| file.sync_all())
+            .map_err(io_err("sync", &path))
+            .map_err(cleanup)?;
+        let target = self.store.path(&digest).map_err(cleanup)?;
+        // Blobs are immutable: read-only for everyone.
+        let mut perms = file
+            .metadata()
+            .map_err(io_err("stat", &path))
+            .map_err(cleanup)?
+            .permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(&path, perms)
+            .map_err(io_err("chmod", &path))
+            .map_err(cleanup)?;
+        atomic::commit(&path, &target)
+            .map_err(io_err("rename into", &target))
+            .map_err(cleanup)?;
+        Ok(digest)
+    }
+}
+
+impl Write for Ingest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some((_, size)) = &self.expected {
+            if self.written() + buf.len() as u64 > *size {
+                return Err(io::Error::other(TooLongMarker));
+            }
+        }
+        match &mut self.writer {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("write after commit")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.writer {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}

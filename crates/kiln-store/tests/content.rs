@@ -1,0 +1,93 @@
+//! The content store: what is published is exactly what its name says, and
+//! a failed or abandoned write leaves nothing behind.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+
+use kiln_oci::Digest;
+use kiln_store::{ContentStore, StoreError};
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+const ABC: &str = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+#[test]
+fn put_read_and_layout() {
+    let root = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(root.path()).unwrap();
+    let d = store.put(b"abc", None).unwrap();
+    assert_eq!(d.to_string(), ABC);
+    assert!(store.contains(&d));
+    assert_eq!(store.read(&d).unwrap(), b"abc");
+    let p = root.path().join("blobs/sha256").join(d.hex());
+    assert!(p.is_file());
+    assert_eq!(
+        fs::metadata(&p).unwrap().permissions().mode() & 0o222,
+        0,
+        "blobs are read-only"
+    );
+    assert_eq!(
+        fs::metadata(root.path()).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    // The same content again is fine.
+    assert_eq!(store.put(b"abc", Some((d.clone(), 3))).unwrap(), d);
+    assert!(files_in(&root.path().join("ingest")).is_empty());
+}
+
+#[test]
+fn mismatches_publish_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(root.path()).unwrap();
+    let claimed: Digest = ABC.parse().unwrap();
+    let e = store.put(b"abd", Some((claimed.clone(), 3))).unwrap_err();
+    assert!(matches!(e, StoreError::Mismatch { .. }), "{e}");
+    assert!(e.to_string().contains(ABC));
+    let e = store.put(b"abc", Some((claimed.clone(), 4))).unwrap_err();
+    assert!(matches!(e, StoreError::Mismatch { .. }), "{e}");
+    let e = store.put(b"abcd", Some((claimed.clone(), 3))).unwrap_err();
+    assert!(matches!(e, StoreError::TooLong { .. }), "{e}");
+    assert!(!store.contains(&claimed));
+    assert!(files_in(&root.path().join("blobs/sha256")).is_empty());
+    assert!(files_in(&root.path().join("ingest")).is_empty());
+}
+
+#[test]
+fn abandoned_ingest_leaves_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(root.path()).unwrap();
+    let mut w = store.ingest(None).unwrap();
+    w.write_all(b"partial").unwrap();
+    assert_eq!(files_in(&root.path().join("ingest")).len(), 1);
+    drop(w);
+    assert!(files_in(&root.path().join("ingest")).is_empty());
+    assert!(files_in(&root.path().join("blobs/sha256")).is_empty());
+}
+
+#[test]
+fn other_algorithms_and_missing_blobs() {
+    let root = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(root.path()).unwrap();
+    let d512: Digest = format!("sha512:{}", "a".repeat(128)).parse().unwrap();
+    assert!(matches!(
+        store.path(&d512),
+        Err(StoreError::Algorithm { .. })
+    ));
+    let missing: Digest = ABC.parse().unwrap();
+    assert!(matches!(
+        store.open_blob(&missing),
+        Err(StoreError::NotFound { .. })
+    ));
+    // A crashed writer's temporary file is cleaned.
+    fs::write(root.path().join("ingest/.tmp-1-2-3"), b"junk").unwrap();
+    assert_eq!(store.clean_ingest().unwrap(), 1);
+}

@@ -125,10 +125,21 @@ pub fn detect(head: &[u8]) -> Compression {
     }
 }
 
-/// A reader of the uncompressed content of `r`, whatever its compression.
+/// Whether a stream starts with xz's magic bytes. Layers are never xz,
+/// but root file system tarballs (`import`) and archives (`load`) may be.
+pub fn is_xz(head: &[u8]) -> bool {
+    head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+}
+
+/// A reader of the uncompressed content of `r`, whatever its compression
+/// (gzip, zstd, xz or none).
 pub fn decompressed<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 'a>> {
     let mut r = BufReader::with_capacity(128 * 1024, r);
-    let kind = detect(r.fill_buf()?);
+    let head = r.fill_buf()?;
+    if is_xz(head) {
+        return Ok(Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r)));
+    }
+    let kind = detect(head);
     Ok(match kind {
         Compression::None => Box::new(r),
         // Concatenated gzip members are one stream, as gzip(1) reads them.

@@ -2,7 +2,7 @@
 //! the same pass that writes the bytes (a layer's DiffID while its tar is
 //! produced, its digest while it is compressed).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use kiln_oci::Digest;
 use sha2::{Digest as _, Sha256};
@@ -50,6 +50,40 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that copies every byte it reads from `inner` into `copy`: one
+/// pass over a stream both feeds its consumer and (say) hashes or stores it.
+#[derive(Debug)]
+pub struct TeeReader<R, W> {
+    inner: R,
+    copy: W,
+}
+
+impl<R: Read, W: Write> TeeReader<R, W> {
+    /// Read from `inner`, copying into `copy`.
+    pub fn new(inner: R, copy: W) -> Self {
+        TeeReader { inner, copy }
+    }
+
+    /// Read what is left of `inner` (through the copy) and return both.
+    pub fn drain(mut self) -> io::Result<(R, W)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((self.inner, self.copy))
+    }
+
+    /// The copy's writer.
+    pub fn copy_mut(&mut self) -> &mut W {
+        &mut self.copy
+    }
+}
+
+impl<R: Read, W: Write> Read for TeeReader<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +99,12 @@ mod tests {
         );
         assert_eq!((n, out.as_slice()), (3, &b"abc"[..]));
         let (empty, _, _) = HashingWriter::new(io::sink()).finish();
+        let mut tee = TeeReader::new(&b"abcdef"[..], HashingWriter::new(Vec::new()));
+        let mut first = [0u8; 2];
+        tee.read_exact(&mut first).expect("in memory");
+        let (_, copy) = tee.drain().expect("in memory");
+        let (_, n, bytes) = copy.finish();
+        assert_eq!((n, bytes.as_slice()), (6, &b"abcdef"[..]));
         assert_eq!(
             empty.hex(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

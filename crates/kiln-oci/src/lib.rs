@@ -14,9 +14,12 @@ pub mod json;
 pub mod manifest;
 pub mod media_types;
 pub mod platform;
+pub mod reference;
+pub mod time;
 
 pub use config::ImageConfig;
 pub use descriptor::Descriptor;
 pub use digest::{Digest, DigestError};
 pub use manifest::{ImageIndex, ImageManifest, Manifest};
 pub use platform::{Platform, PlatformError};
+pub use reference::{Reference, ReferenceError};

@@ -67,6 +67,17 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
+/// The process id in a temporary name made by [`atomic::temp_path`]
+/// (`.tmp-PID-…`).
+pub fn temp_owner(name: &std::ffi::OsStr) -> Option<u32> {
+    name.to_str()?
+        .strip_prefix(".tmp-")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The blob store under a store root.
 #[derive(Debug, Clone)]
 pub struct ContentStore {
@@ -165,16 +176,82 @@ impl ContentStore {
         w.commit()
     }
 
-    /// Remove temporary files left by writers that died (call with the
-    /// store locked against other writers).
-    pub fn clean_ingest(&self) -> Result<usize, StoreError> {
+    /// Remove temporary files left by writers that died: those whose
+    /// name (`.tmp-PID-…`) names a process for which `alive` is false.
+    /// Returns how many were removed.
+    pub fn clean_ingest(&self, alive: impl Fn(u32) -> bool) -> Result<usize, StoreError> {
         let mut n = 0;
         for e in fs::read_dir(&self.ingest).map_err(io_err("list", &self.ingest))? {
             let e = e.map_err(io_err("list", &self.ingest))?;
-            fs::remove_file(e.path()).map_err(io_err("remove", &e.path()))?;
-            n += 1;
+            if temp_owner(&e.file_name()).is_some_and(&alive) {
+                continue;
+            }
+            let p = e.path();
+            let removed = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            match removed {
+                Ok(()) => n += 1,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(io_err("remove", &p)(err)),
+            }
         }
         Ok(n)
+    }
+
+    /// Every blob in the store, with its size (unsorted).
+    pub fn list(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.blobs).map_err(io_err("list", &self.blobs))? {
+            let e = e.map_err(io_err("list", &self.blobs))?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            // A stray file that is not a digest is not a blob (check reports it).
+            let Ok(d) = format!("sha256:{name}").parse::<Digest>() else {
+                continue;
+            };
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            out.push((d, size));
+        }
+        Ok(out)
+    }
+
+    /// Files in `blobs/sha256/` whose name is not a digest.
+    pub fn strays(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.blobs).map_err(io_err("list", &self.blobs))? {
+            let e = e.map_err(io_err("list", &self.blobs))?;
+            let ok = e
+                .file_name()
+                .to_str()
+                .is_some_and(|n| format!("sha256:{n}").parse::<Digest>().is_ok());
+            if !ok {
+                out.push(e.path());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove a blob (no error if it is already gone).
+    pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        let p = self.path(digest)?;
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &p)(e)),
+        }
+    }
+
+    /// Re-hash a blob: whether its content matches its name, and its size.
+    pub fn verify(&self, digest: &Digest) -> Result<(bool, u64), StoreError> {
+        let p = self.path(digest)?;
+        let mut f = self.open_blob(digest)?;
+        let mut w = HashingWriter::new(io::sink());
+        io::copy(&mut f, &mut w).map_err(io_err("read", &p))?;
+        let (actual, size, _) = w.finish();
+        Ok((actual == *digest, size))
     }
 }
 
@@ -215,10 +292,17 @@ impl Ingest {
     }
 
     /// Verify and publish the blob; returns its digest.
-    pub fn commit(mut self) -> Result<Digest, StoreError> {
+    pub fn commit(self) -> Result<Digest, StoreError> {
+        self.finish()?.publish()
+    }
+
+    /// Verify the blob and make it durable, without publishing it yet: the
+    /// caller learns the digest (to protect it with a lease, say) before
+    /// [`Verified::publish`] renames it into place.
+    pub fn finish(mut self) -> Result<Verified, StoreError> {
         let path = std::mem::take(&mut self.path);
         let Some(writer) = self.writer.take() else {
-            unreachable!("commit consumes the ingest, so the writer is still there");
+            unreachable!("finish consumes the ingest, so the writer is still there");
         };
         let (digest, size, mut file) = writer.finish();
         let cleanup = |e: StoreError| {
@@ -239,7 +323,6 @@ impl Ingest {
             .and_then(|()| file.sync_all())
             .map_err(io_err("sync", &path))
             .map_err(cleanup)?;
-        let target = self.store.path(&digest).map_err(cleanup)?;
         // Blobs are immutable: read-only for everyone.
         let mut perms = file
             .metadata()
@@ -250,10 +333,56 @@ impl Ingest {
         fs::set_permissions(&path, perms)
             .map_err(io_err("chmod", &path))
             .map_err(cleanup)?;
+        Ok(Verified {
+            path,
+            digest,
+            size,
+            store: self.store.clone(),
+        })
+    }
+}
+
+/// A blob verified and synced in `ingest/`, not yet in `blobs/`. Dropped
+/// without [`Verified::publish`], it leaves nothing.
+#[derive(Debug)]
+pub struct Verified {
+    path: PathBuf,
+    digest: Digest,
+    size: u64,
+    store: ContentStore,
+}
+
+impl Verified {
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Its size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Rename it into `blobs/` (durably); returns its digest.
+    pub fn publish(mut self) -> Result<Digest, StoreError> {
+        let path = std::mem::take(&mut self.path);
+        let cleanup = |e: StoreError| {
+            let _ = fs::remove_file(&path);
+            e
+        };
+        let target = self.store.path(&self.digest).map_err(cleanup)?;
         atomic::commit(&path, &target)
             .map_err(io_err("rename into", &target))
             .map_err(cleanup)?;
-        Ok(digest)
+        Ok(self.digest.clone())
+    }
+}
+
+impl Drop for Verified {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -89,5 +89,7 @@ fn other_algorithms_and_missing_blobs() {
     ));
     // A crashed writer's temporary file is cleaned.
     fs::write(root.path().join("ingest/.tmp-1-2-3"), b"junk").unwrap();
-    assert_eq!(store.clean_ingest().unwrap(), 1);
+    fs::write(root.path().join("ingest/.tmp-7-2-3"), b"live").unwrap();
+    assert_eq!(store.clean_ingest(|pid| pid == 7).unwrap(), 1);
+    assert!(root.path().join("ingest/.tmp-7-2-3").exists());
 }

@@ -1,0 +1,148 @@
+//! Leases: what an operation in progress uses, so that a concurrent
+//! garbage collection (another kiln process's `rmi`, `prune`, or the
+//! recovery that runs when a store is opened after a crash) never deletes it.
+//!
+//! A lease names its process (pid and the kernel's start time for that pid,
+//! so a recycled pid is not mistaken for the owner) and an expiry. A lease
+//! whose process is gone is dead: the garbage collector removes it and what
+//! only it protected. Callers protect a blob or snapshot *before* they rely
+//! on it being there, or before they publish it.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kiln_oci::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::LEASES;
+use crate::{Error, Store};
+
+/// How long a lease lives if its process never ends (a day).
+const LEASE_TTL: u64 = 24 * 3600;
+
+/// A lease as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// The owning process.
+    pub pid: u32,
+    /// Its start time (clock ticks after boot, `/proc/PID/stat` field 22).
+    pub start_time: u64,
+    /// Seconds since the epoch after which the lease is dead anyway.
+    pub expires: u64,
+    /// Blobs protected.
+    #[serde(default)]
+    pub blobs: BTreeSet<Digest>,
+    /// Snapshots (chain ids) protected.
+    #[serde(default)]
+    pub snapshots: BTreeSet<Digest>,
+}
+
+impl LeaseRecord {
+    /// Whether the owner still runs and the lease has not expired.
+    pub fn alive(&self) -> bool {
+        now() < self.expires && process_start_time(self.pid) == Some(self.start_time)
+    }
+}
+
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The start time of a process, or `None` if it does not exist.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything: the
+    // fields after the last `)` are what we count.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Field 3 (state) is the first after the name; the start time is 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is a live process.
+pub fn pid_alive(pid: u32) -> bool {
+    process_start_time(pid).is_some()
+}
+
+/// A lease held by this process; released when dropped.
+#[derive(Debug)]
+pub struct Lease<'a> {
+    store: &'a Store,
+    id: String,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    /// Take a new lease.
+    pub fn lease(&self) -> Result<Lease<'_>, Error> {
+        let pid = std::process::id();
+        let record = LeaseRecord {
+            pid,
+            start_time: process_start_time(pid).unwrap_or(0),
+            expires: now() + LEASE_TTL,
+            blobs: BTreeSet::new(),
+            snapshots: BTreeSet::new(),
+        };
+        let id = format!(
+            "{pid}-{}-{}",
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        self.meta
+            .write(|t| t.put(LEASES, &id, &record).map_err(Error::from))?;
+        Ok(Lease { store: self, id })
+    }
+}
+
+impl Lease<'_> {
+    /// Protect blobs and snapshots from garbage collection while the lease
+    /// lives.
+    pub fn protect<'d>(
+        &self,
+        blobs: impl IntoIterator<Item = &'d Digest>,
+        snapshots: impl IntoIterator<Item = &'d Digest>,
+    ) -> Result<(), Error> {
+        self.store.meta.write(|t| {
+            let mut r: LeaseRecord = t.get(LEASES, &self.id)?.ok_or(Error::LeaseLost {
+                id: self.id.clone(),
+            })?;
+            r.blobs.extend(blobs.into_iter().cloned());
+            r.snapshots.extend(snapshots.into_iter().cloned());
+            t.put(LEASES, &self.id, &r)?;
+            Ok(())
+        })
+    }
+
+    /// The lease's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Drop for Lease<'_> {
+    /// The lease ends, and what only it protected goes with it: content a
+    /// failed operation published before it gave up.
+    fn drop(&mut self) {
+        let _ = self.store.release_lease(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time() {
+        let me = std::process::id();
+        assert!(process_start_time(me).is_some());
+        assert!(pid_alive(me));
+        assert!(!pid_alive(u32::MAX));
+    }
+}

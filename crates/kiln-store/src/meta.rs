@@ -1,0 +1,315 @@
+//! The metadata database (`meta.redb`): images, names, snapshots, leases,
+//! and room for containers and the build cache.
+//!
+//! redb allows one process at a time to have the file open, so every
+//! access is a short transaction under an exclusive `flock` on `meta.lock`:
+//! lock, open, transact, commit (fsync'd by redb), close, unlock. Long
+//! operations (a load, an import) never hold the lock while they move
+//! bytes; they hold a lease instead (see [`crate::lease`]). A process killed
+//! mid-transaction loses that transaction and nothing else: redb's commit
+//! is atomic and the lock dies with the process.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use redb::{ReadableTable, TableDefinition};
+use rustix::fs::FlockOperation;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+/// Images by manifest digest → [`crate::records::ImageRecord`] (JSON).
+pub(crate) const IMAGES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("images");
+/// Full reference (`docker.io/library/busybox:latest`) → manifest digest.
+pub(crate) const NAMES: TableDefinition<'_, &str, &str> = TableDefinition::new("names");
+/// Snapshots by chain id → [`crate::records::SnapshotRecord`] (JSON).
+pub(crate) const SNAPSHOTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("snapshots");
+/// Leases by id → [`crate::lease::LeaseRecord`] (JSON).
+pub(crate) const LEASES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("leases");
+/// Containers by id (JSON; the runtime owns their shape, the store reads
+/// only `image`, the manifest digest they use).
+pub(crate) const CONTAINERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("containers");
+/// Build cache records by key (JSON; owned by the build engine, the store
+/// reads `blobs` and `snapshots` lists to keep them alive).
+pub(crate) const BUILD_CACHE: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("build_cache");
+
+/// Database trouble.
+#[derive(Debug, Error)]
+pub enum MetaError {
+    /// The lock or database file cannot be opened or locked.
+    #[error("failed to {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// redb failed.
+    #[error("metadata database {path}: {source}")]
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// A record that does not decode.
+    #[error("corrupt {table} record {key:?} in the metadata database: {source}")]
+    Record {
+        /// The table.
+        table: &'static str,
+        /// Its key.
+        key: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The database file and its lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    db: PathBuf,
+    lock: PathBuf,
+}
+
+/// A write transaction on the locked database.
+pub(crate) struct Txn {
+    txn: redb::WriteTransaction,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Txn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Txn").field("path", &self.path).finish()
+    }
+}
+
+fn db_err(path: &Path) -> impl Fn(redb::Error) -> MetaError + '_ {
+    move |e| MetaError::Db {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    }
+}
+
+macro_rules! redb_try {
+    ($path:expr, $e:expr) => {
+        $e.map_err(|e| db_err($path)(e.into()))
+    };
+}
+
+impl Meta {
+    pub(crate) fn new(root: &Path) -> Meta {
+        Meta {
+            db: root.join("meta.redb"),
+            lock: root.join("meta.lock"),
+        }
+    }
+
+    fn lock(&self) -> Result<File, MetaError> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&self.lock)
+            .map_err(|source| MetaError::Io {
+                action: "open",
+                path: self.lock.clone(),
+                source,
+            })?;
+        rustix::fs::flock(&f, FlockOperation::LockExclusive).map_err(|e| MetaError::Io {
+            action: "lock",
+            path: self.lock.clone(),
+            source: e.into(),
+        })?;
+        Ok(f)
+    }
+
+    fn open(&self) -> Result<redb::Database, MetaError> {
+        let db = redb_try!(
+            &self.db,
+            redb::Builder::new()
+                .set_cache_size(8 << 20)
+                .create(&self.db)
+        )?;
+        Ok(db)
+    }
+
+    /// Run `f` in a write transaction, committed if it returns `Ok`.
+    pub(crate) fn write<T, E>(&self, f: impl FnOnce(&mut Txn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<MetaError>,
+    {
+        let _lock = self.lock()?;
+        let db = self.open()?;
+        let txn = redb_try!(&self.db, db.begin_write())?;
+        let mut t = Txn {
+            txn,
+            path: self.db.clone(),
+        };
+        t.ensure_tables()?;
+        let out = f(&mut t)?;
+        redb_try!(&self.db, t.txn.commit())?;
+        drop(db);
+        Ok(out)
+    }
+
+    /// Run `f` on a consistent read of the database.
+    pub(crate) fn read<T, E>(&self, f: impl FnOnce(&mut Txn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<MetaError>,
+    {
+        // A write transaction that is never committed: one API for both
+        // kinds of access, and the tables exist even in a new database.
+        let _lock = self.lock()?;
+        let db = self.open()?;
+        let txn = redb_try!(&self.db, db.begin_write())?;
+        let mut t = Txn {
+            txn,
+            path: self.db.clone(),
+        };
+        t.ensure_tables()?;
+        let out = f(&mut t);
+        t.txn.abort().ok();
+        out
+    }
+}
+
+impl Txn {
+    fn ensure_tables(&mut self) -> Result<(), MetaError> {
+        let p = self.path.clone();
+        redb_try!(&p, self.txn.open_table(IMAGES))?;
+        redb_try!(&p, self.txn.open_table(NAMES))?;
+        redb_try!(&p, self.txn.open_table(SNAPSHOTS))?;
+        redb_try!(&p, self.txn.open_table(LEASES))?;
+        redb_try!(&p, self.txn.open_table(CONTAINERS))?;
+        redb_try!(&p, self.txn.open_table(BUILD_CACHE))?;
+        Ok(())
+    }
+
+    /// Every (key, record) of a JSON table.
+    pub(crate) fn all<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<'_, &str, &[u8]>,
+    ) -> Result<Vec<(String, T)>, MetaError> {
+        let p = &self.path;
+        let t = redb_try!(p, self.txn.open_table(table))?;
+        let mut out = Vec::new();
+        for row in redb_try!(p, t.iter())? {
+            let (k, v) = redb_try!(p, row)?;
+            let key = k.value().to_string();
+            let value = serde_json::from_slice(v.value()).map_err(|source| MetaError::Record {
+                table: table.name_static(),
+                key: key.clone(),
+                source,
+            })?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// One record of a JSON table.
+    pub(crate) fn get<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<'_, &str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<T>, MetaError> {
+        let p = &self.path;
+        let t = redb_try!(p, self.txn.open_table(table))?;
+        let Some(v) = redb_try!(p, t.get(key))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(|source| MetaError::Record {
+                table: table.name_static(),
+                key: key.to_string(),
+                source,
+            })
+    }
+
+    /// Insert or replace a record of a JSON table.
+    pub(crate) fn put<T: Serialize>(
+        &mut self,
+        table: TableDefinition<'_, &str, &[u8]>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), MetaError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| MetaError::Record {
+            table: table.name_static(),
+            key: key.to_string(),
+            source,
+        })?;
+        let p = self.path.clone();
+        let mut t = redb_try!(&p, self.txn.open_table(table))?;
+        redb_try!(&p, t.insert(key, bytes.as_slice()))?;
+        Ok(())
+    }
+
+    /// Remove a record of a JSON table; whether it was there.
+    pub(crate) fn remove(
+        &mut self,
+        table: TableDefinition<'_, &str, &[u8]>,
+        key: &str,
+    ) -> Result<bool, MetaError> {
+        let p = self.path.clone();
+        let mut t = redb_try!(&p, self.txn.open_table(table))?;
+        let old = redb_try!(&p, t.remove(key))?;
+        Ok(old.is_some())
+    }
+
+    /// Every name → manifest digest.
+    pub(crate) fn names(&self) -> Result<Vec<(String, String)>, MetaError> {
+        let p = &self.path;
+        let t = redb_try!(p, self.txn.open_table(NAMES))?;
+        let mut out = Vec::new();
+        for row in redb_try!(p, t.iter())? {
+            let (k, v) = redb_try!(p, row)?;
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Point a name at a manifest digest; returns the previous target.
+    pub(crate) fn set_name(
+        &mut self,
+        name: &str,
+        digest: &str,
+    ) -> Result<Option<String>, MetaError> {
+        let p = self.path.clone();
+        let mut t = redb_try!(&p, self.txn.open_table(NAMES))?;
+        let old = redb_try!(&p, t.insert(name, digest))?;
+        Ok(old.map(|v| v.value().to_string()))
+    }
+
+    /// Remove a name; returns its target.
+    pub(crate) fn remove_name(&mut self, name: &str) -> Result<Option<String>, MetaError> {
+        let p = self.path.clone();
+        let mut t = redb_try!(&p, self.txn.open_table(NAMES))?;
+        let old = redb_try!(&p, t.remove(name))?;
+        Ok(old.map(|v| v.value().to_string()))
+    }
+}
+
+trait NameStatic {
+    fn name_static(&self) -> &'static str;
+}
+
+impl NameStatic for TableDefinition<'_, &str, &[u8]> {
+    fn name_static(&self) -> &'static str {
+        match redb::TableHandle::name(self) {
+            "images" => "image",
+            "snapshots" => "snapshot",
+            "leases" => "lease",
+            "containers" => "container",
+            "build_cache" => "build cache",
+            _ => "metadata",
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The store as a whole: content, snapshots and the metadata database under
+//! one root, and the image operations on them (add, list, resolve, tag,
+//! untag, remove).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use kiln_oci::{Digest, Reference, ReferenceError};
+use thiserror::Error;
+
+use crate::content::{ContentStore, StoreError};
+use crate::lease::LeaseRecord;
+use crate::meta::{Meta, MetaError, Txn, CONTAINERS, IMAGES, LEASES, SNAPSHOTS};
+use crate::records::{ImageRecord, SnapshotRecord};
+
+/// A store operation that failed.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] StoreError),
+    /// The metadata database failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// File-system trouble outside the content store.
+    #[error("failed to {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A layer that cannot be stored.
+    #[error(transparent)]
+    Layer(#[from] crate::layer::LayerError),
+    /// An archive that cannot be loaded or written.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    /// A name that is not a reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// Nothing by that name or id.
+    #[error("no such image: {name}")]
+    NoSuchImage {
+        /// What was asked for.
+        name: String,
+    },
+    /// A short id matching several images.
+    #[error("image id prefix {prefix:?} is ambiguous: it matches {count} images")]
+    Ambiguous {
+        /// The prefix.
+        prefix: String,
+        /// How many images it matches.
+        count: usize,
+    },
+    /// Deleting by id an image that has names in several repositories.
+    #[error("conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories")]
+    MultipleRepositories {
+        /// The short image id.
+        id: String,
+    },
+    /// Deleting an image a container uses.
+    #[error("conflict: unable to {action} (must be forced) - image is being used by container {container}")]
+    InUse {
+        /// What was refused (`delete ID`, `remove repository reference "x"`).
+        action: String,
+        /// The container's id.
+        container: String,
+    },
+    /// A lease removed by someone else (its expiry passed).
+    #[error("lease {id} expired while the operation was running")]
+    LeaseLost {
+        /// The lease.
+        id: String,
+    },
+    /// Content an image needs is missing.
+    #[error("image {image}: {what} {digest} is not in the store")]
+    Missing {
+        /// The image's manifest digest.
+        image: Digest,
+        /// blob or snapshot.
+        what: &'static str,
+        /// What is missing.
+        digest: Digest,
+    },
+}
+
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// kiln's local store.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    content: ContentStore,
+    snapshots: PathBuf,
+    pub(crate) meta: Meta,
+}
+
+/// An image with the names that point to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// What the store knows of it.
+    pub record: ImageRecord,
+    /// Its names (tags), sorted.
+    pub names: Vec<Reference>,
+}
+
+/// What removing an image did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A name was removed.
+    Untagged(Reference),
+    /// An image was deleted (its id, the config digest).
+    Deleted(Digest),
+}
+
+impl Store {
+    /// Open (creating) the store at `root`. If an earlier kiln process
+    /// died in the middle of an operation (its lease is dead), what it left
+    /// half-done is removed now.
+    pub fn open(root: &Path) -> Result<Store, Error> {
+        let content = ContentStore::open(root)?;
+        let snapshots = root.join("snapshots");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&snapshots)
+            .map_err(io_err("create", &snapshots))?;
+        let store = Store {
+            root: root.to_path_buf(),
+            content,
+            snapshots,
+            meta: Meta::new(root),
+        };
+        let dead = store.meta.read(|t| {
+            let leases: Vec<(String, LeaseRecord)> = t.all(LEASES)?;
+            Ok::<_, Error>(leases.iter().any(|(_, l)| !l.alive()))
+        })?;
+        if dead {
+            tracing::info!("a kiln process died mid-operation: collecting what it left");
+            store.gc()?;
+        }
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The content store.
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    /// The directory of snapshots.
+    pub(crate) fn snapshots_dir(&self) -> &Path {
+        &self.snapshots
+    }
+
+    /// The file-system root of a snapshot (`snapshots/<hex>/fs`): an
+    /// overlay lower directory.
+    pub fn snapshot_path(&self, chain_id: &Digest) -> PathBuf {
+        self.snapshots.join(chain_id.hex()).join("fs")
+    }
+
+    /// A snapshot's record, if it exists.
+    pub fn snapshot(&self, chain_id: &Digest) -> Result<Option<SnapshotRecord>, Error> {
+        self.meta
+            .read(|t| t.get(SNAPSHOTS, &chain_id.to_string()).map_err(Error::from))
+    }
+
+    /// Record an image and point `names` at it, in one transaction; every
+    /// blob and snapshot it references must be there. Returns the images
+    /// that lost a name to it (their manifest digests).
+    pub fn add_image(
+        &self,
+        record: &ImageRecord,
+        names: &[Reference],
+    ) -> Result<Vec<Digest>, Error> {
+        self.meta.write(|t| {
+            for d in record.blobs() {
+                if !self.content.contains(d) {
+                    return Err(Error::Missing {
+                        image: record.manifest.digest.clone(),
+                        what: "blob",
+                        digest: d.clone(),
+                    });
+                }
+            }
+            for c in record.snapshots() {
+                if t.get::<SnapshotRecord>(SNAPSHOTS, &c.to_string())?
+                    .is_none()
+                {
+                    return Err(Error::Missing {
+                        image: record.manifest.digest.clone(),
+                        what: "snapshot",
+                        digest: c.clone(),
+                    });
+                }
+            }
+            let key = record.manifest.digest.to_string();
+            // A manifest already here keeps its first `added` time.
+            let mut record = record.clone();
+            if let Some(old) = t.get::<ImageRecord>(IMAGES, &key)? {
+                record.added = old.added;
+                record.repo_digests.extend(old.repo_digests);
+            }
+            t.put(IMAGES, &key, &record)?;
+            let mut displaced = Vec::new();
+            for n in names {
+                let n = n.clone().with_default_tag();
+                if let Some(old) = t.set_name(&n.to_string(), &key)? {
+                    if old != key {
+                        if let Ok(d) = old.parse() {
+                            displaced.push(d);
+                        }
+                    }
+                }
+            }
+            Ok(displaced)
+        })
+    }
+
+    /// Every image with its names, newest first.
+    pub fn images(&self) -> Result<Vec<Image>, Error> {
+        self.meta.read(|t| all_images(t))
+    }
+
+    /// The image a name, `name@digest`, full or short id, or manifest
+    /// digest designates (Docker's order: a name first, then an id).
+    pub fn resolve(&self, input: &str) -> Result<Image, Error> {
+        self.meta.read(|t| {
+            let images = all_images(t)?;
+            resolve_in(&images, input).map(|(i, _)| images[i].clone())
+        })
+    }
+
+    /// Point `name` at the image `source` designates.
+    pub fn tag(&self, source: &str, name: &Reference) -> Result<Image, Error> {
+        let name = name.clone().with_default_tag();
+        self.meta.write(|t| {
+            let images = all_images(t)?;
+            let (i, _) = resolve_in(&images, source)?;
+            let image = &images[i];
+            t.set_name(&name.to_string(), &image.record.manifest.digest.to_string())?;
+            Ok(image.clone())
+        })
+    }
+
+    /// `rmi`: untag and, when no name is left, delete. Docker's rules:
+    /// by name, only that name goes (and the image with it if it was the
+    /// last); by id, every name goes, which needs `force` if they span
+    /// several repositories; an image a container uses is not deleted.
+    pub fn remove_image(&self, input: &str, force: bool) -> Result<Vec<Removal>, Error> {
+        let (events, freed) = self.meta.write(|t| {
+            let images = all_images(t)?;
+            let (i, by_name) = resolve_in(&images, input)?;
+            let image = &images[i];
+            let key = image.record.manifest.digest.to_string();
+            let user = container_using(t, &key)?;
+            let mut events = Vec::new();
+            let remaining: Vec<Reference> = match &by_name {
+                Some(name) if image.names.len() > 1 || (user.is_none() || force) => {
+                    t.remove_name(&name.to_string())?;
+                    events.push(Removal::Untagged(name.clone()));
+                    image.names.iter().filter(|n| *n != name).cloned().collect()
+                }
+                Some(name) => {
+                    return Err(Error::InUse {
+                        action: format!("remove repository reference {:?}", name.familiar()),
+                        container: user.unwrap_or_default(),
+                    })
+                }
+                None => {
+                    let repos: BTreeSet<String> =
+                        image.names.iter().map(Reference::repository).collect();
+                    if repos.len() > 1 && !force {
+                        return Err(Error::MultipleRepositories {
+                            id: image.record.id().short().to_string(),
+                        });
+                    }
+                    if let Some(c) = &user {
+                        if !force {
+                            return Err(Error::InUse {
+                                action: format!("delete {}", image.record.id().short()),
+                                container: c.clone(),
+                            });
+                        }
+                    }
+                    for n in &image.names {
+                        t.remove_name(&n.to_string())?;
+                        events.push(Removal::Untagged(n.clone()));
+                    }
+                    Vec::new()
+                }
+            };
+            if !remaining.is_empty() || user.is_some() {
+                return Ok((events, None));
+            }
+            t.remove(IMAGES, &key)?;
+            events.push(Removal::Deleted(image.record.id().clone()));
+            Ok((events, Some(image.record.clone())))
+        })?;
+        if let Some(record) = freed {
+            self.collect(&record)?;
+        }
+        Ok(events)
+    }
+
+    /// Delete images no container uses: dangling ones (no name), or with
+    /// `all` every one. Returns what was done and the bytes freed.
+    pub fn prune_images(&self, all: bool) -> Result<(Vec<Removal>, u64), Error> {
+        let (events, freed) = self.meta.write(|t| {
+            let images = all_images(t)?;
+            let mut events = Vec::new();
+            let mut freed = Vec::new();
+            for image in images {
+                let key = image.record.manifest.digest.to_string();
+                if (!all && !image.names.is_empty()) || container_using(t, &key)?.is_some() {
+                    continue;
+                }
+                for n in &image.names {
+                    t.remove_name(&n.to_string())?;
+                    events.push(Removal::Untagged(n.clone()));
+                }
+                t.remove(IMAGES, &key)?;
+                events.push(Removal::Deleted(image.record.id().clone()));
+                freed.push(image.record);
+            }
+            Ok::<_, Error>((events, freed))
+        })?;
+        let mut bytes = 0;
+        for r in &freed {
+            bytes += self.collect(r)?.bytes;
+        }
+        Ok((events, bytes))
+    }
+}
+
+/// Every image with its names, newest first.
+pub(crate) fn all_images(t: &Txn) -> Result<Vec<Image>, Error> {
+    let records: Vec<(String, ImageRecord)> = t.all(IMAGES)?;
+    let mut names: BTreeMap<String, Vec<Reference>> = BTreeMap::new();
+    for (name, digest) in t.names()? {
+        if let Ok(r) = Reference::parse(&name) {
+            names.entry(digest).or_default().push(r);
+        }
+    }
+    let mut out: Vec<Image> = records
+        .into_iter()
+        .map(|(k, record)| Image {
+            names: names.remove(&k).unwrap_or_default(),
+            record,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.record.created.as_deref(), b.record.added)
+            .cmp(&(a.record.created.as_deref(), a.record.added))
+    });
+    for i in &mut out {
+        i.names.sort();
+    }
+    Ok(out)
+}
+
+/// Index of the image `input` designates, and the name it was found by.
+fn resolve_in(images: &[Image], input: &str) -> Result<(usize, Option<Reference>), Error> {
+    let not_found = || Error::NoSuchImage {
+        name: input.to_string(),
+    };
+    if let Ok(r) = Reference::parse(input) {
+        let r = r.with_default_tag();
+        if let Some(d) = r.digest() {
+            let found = images.iter().position(|i| {
+                &i.record.manifest.digest == d || i.record.repo_digests.contains(&r.to_string())
+            });
+            return found.map(|i| (i, None)).ok_or_else(not_found);
+        }
+        if let Some(i) = images.iter().position(|i| i.names.contains(&r)) {
+            return Ok((i, Some(r)));
+        }
+    }
+    // An id: the config digest (or the manifest digest), whole or a prefix.
+    let hex = input.strip_prefix("sha256:").unwrap_or(input);
+    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let hex = hex.to_ascii_lowercase();
+    let by_config: Vec<usize> = (0..images.len())
+        .filter(|&i| images[i].record.id().hex().starts_with(&hex))
+        .collect();
+    let distinct: BTreeSet<&Digest> = by_config.iter().map(|&i| images[i].record.id()).collect();
+    match distinct.len() {
+        1 => return Ok((by_config[0], None)),
+        0 => {}
+        n => {
+            return Err(Error::Ambiguous {
+                prefix: input.to_string(),
+                count: n,
+            })
+        }
+    }
+    if hex.len() == 64 {
+        if let Some(i) = images
+            .iter()
+            .position(|i| i.record.manifest.digest.hex() == hex)
+        {
+            return Ok((i, None));
+        }
+    }
+    Err(not_found())
+}
+
+/// The id of a container that uses the image with manifest digest `key`.
+pub(crate) fn container_using(t: &Txn, key: &str) -> Result<Option<String>, Error> {
+    let containers: Vec<(String, serde_json::Value)> = t.all(CONTAINERS)?;
+    Ok(containers
+        .into_iter()
+        .find(|(_, c)| c.get("image").and_then(|v| v.as_str()) == Some(key))
+        .map(|(id, _)| id))
+}

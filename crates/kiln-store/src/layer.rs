@@ -188,7 +188,7 @@ impl Store {
     pub fn ingest_layer_tar(
         &self,
         lease: &Lease<'_>,
-        input: impl Read + Send,
+        input: impl Read,
         parent: Option<&Digest>,
         opts: &NewLayerOptions,
     ) -> Result<LayerRecord, Error> {

@@ -26,6 +26,7 @@ pub mod lease;
 mod meta;
 pub mod records;
 mod store;
+pub mod usage;
 
 pub use content::{ContentStore, Ingest, StoreError};
 pub use meta::MetaError;

@@ -23,9 +23,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
     pub(crate) log_level: String,
 
-    /// More logging (-v info, -vv debug, -vvv trace); overrides --log-level
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub(crate) verbose: u8,
+    /// Debug logging (-D debug, -DD trace); overrides --log-level. Not
+    /// `-v`: commands use `-v` themselves (`system df -v`, `run -v`), as in
+    /// Docker, whose debug flag this is.
+    #[arg(short = 'D', long = "debug", global = true, action = clap::ArgAction::Count)]
+    pub(crate) debug: u8,
 
     /// Progress output: auto (live on a terminal), plain, tty, quiet
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
@@ -38,10 +40,9 @@ pub(crate) struct Cli {
 impl Cli {
     /// The tracing filter for the chosen verbosity.
     pub(crate) fn log_level(&self) -> String {
-        match self.verbose {
+        match self.debug {
             0 => self.log_level.clone(),
-            1 => "info".into(),
-            2 => "debug".into(),
+            1 => "debug".into(),
             _ => "trace".into(),
         }
     }
@@ -65,6 +66,254 @@ pub(crate) enum Command {
     /// Inspect a Dockerfile: list its targets, outline its build arguments
     /// and secrets, or run the build checks (`--call`)
     Build(BuildArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Show low-level information on images, as JSON
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Save one or more images to a tar archive (streamed to standard
+    /// output by default)
+    Save(SaveArgs),
+    /// Load images from a tar archive or standard input
+    Load(LoadArgs),
+    /// Import the contents of a root file system tarball (or directory) to
+    /// create an image
+    Import(ImportArgs),
+    /// Manage the store
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+/// `kiln image …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images
+    Prune(ImagePruneArgs),
+    /// Save one or more images to a tar archive
+    Save(SaveArgs),
+    /// Load images from a tar archive or standard input
+    Load(LoadArgs),
+    /// Import a root file system tarball (or directory) as an image
+    Import(ImportArgs),
+}
+
+/// `kiln system …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum SystemCommand {
+    /// Show disk usage of images, containers and build cache
+    Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
+    /// Re-hash every blob, check every reference and find orphans
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImagesArgs {
+    /// Show only images of this repository (and tag)
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub(crate) repository: Option<String>,
+    /// Show all images (kiln keeps no intermediate images: same as default)
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    pub(crate) digests: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub(crate) no_trunc: bool,
+    /// Filter output (dangling=true|false, reference=PATTERN,
+    /// label=KEY[=VALUE], before=IMAGE, since=IMAGE)
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    pub(crate) filters: Vec<String>,
+    /// Format output: table, json, or a Go template (`table TEMPLATE` for
+    /// a table with headers)
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// Images to inspect (names or IDs)
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub(crate) names: Vec<String>,
+    /// Format output with a Go template, or `json`
+    #[arg(short, long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+    /// Only this type of object (kiln has images so far)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) kind: Option<String>,
+    /// Display total file sizes (accepted for compatibility; sizes are
+    /// always shown)
+    #[arg(short, long)]
+    pub(crate) size: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImageInspectArgs {
+    /// Images to inspect (names or IDs)
+    #[arg(required = true, value_name = "IMAGE")]
+    pub(crate) names: Vec<String>,
+    /// Format output with a Go template, or `json`
+    #[arg(short, long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// The image
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    /// Print sizes and dates in human-readable form
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub(crate) human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub(crate) no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Format output: table, json, or a Go template
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TagArgs {
+    /// The image to tag
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub(crate) source: String,
+    /// The new name
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub(crate) target: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RmiArgs {
+    /// Images to remove (names or IDs)
+    #[arg(required = true, value_name = "IMAGE")]
+    pub(crate) images: Vec<String>,
+    /// Force removal of the image
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Do not delete untagged parents (accepted for compatibility: kiln
+    /// keeps no parent images)
+    #[arg(long)]
+    pub(crate) no_prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub(crate) force: bool,
+}
+
+/// Archive formats of `save`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ArchiveFormat {
+    /// Docker's format (`docker load` reads it)
+    DockerArchive,
+    /// An OCI image layout in a tar
+    OciArchive,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SaveArgs {
+    /// Images to save
+    #[arg(required = true, value_name = "IMAGE")]
+    pub(crate) images: Vec<String>,
+    /// Write to a file instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Archive format
+    #[arg(long, value_enum, default_value_t = ArchiveFormat::DockerArchive)]
+    pub(crate) format: ArchiveFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// Read from a tar archive file (plain, gzip, xz or zstd) instead of
+    /// standard input
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// A root file system tarball (plain, gzip, xz or zstd), a directory,
+    /// or `-` for standard input
+    #[arg(value_name = "FILE|DIR|-")]
+    pub(crate) source: String,
+    /// Name for the new image
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub(crate) name: Option<String>,
+    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV,
+    /// EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)
+    #[arg(short, long = "change", value_name = "CHANGE")]
+    pub(crate) changes: Vec<String>,
+    /// Commit message (the history comment)
+    #[arg(short, long, value_name = "MESSAGE")]
+    pub(crate) message: Option<String>,
+    /// Platform of the image (os/arch[/variant]); default the host's
+    #[arg(long, value_name = "PLATFORM")]
+    pub(crate) platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+    /// Format output: table, json, or a Go template
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SystemPruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Remove corrupt blobs, unusable images and everything unreferenced
+    #[arg(long)]
+    pub(crate) repair: bool,
 }
 
 /// What `build --call` does.

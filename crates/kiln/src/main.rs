@@ -7,12 +7,13 @@
 
 mod cli;
 mod commands;
+mod format;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
 
 /// mimalloc instead of glibc's malloc: the frontend (and later the tar and
 /// JSON work) makes many small allocations, and glibc's malloc/free were a
@@ -39,9 +40,42 @@ fn main() -> ExitCode {
     init_logging(&cli);
     let result = match &cli.command {
         Command::Build(args) => commands::build::run(&cli, args),
+        Command::Images(args) => commands::images::images(&cli, args),
+        Command::Inspect(args) => commands::images::inspect(&cli, args),
+        Command::History(args) => commands::images::history(&cli, args),
+        Command::Tag(args) => commands::images::tag(&cli, args),
+        Command::Rmi(args) => commands::images::rmi(&cli, args),
+        Command::Save(args) => commands::archive::save(&cli, args),
+        Command::Load(args) => commands::archive::load(&cli, args),
+        Command::Import(args) => commands::archive::import(&cli, args),
+        Command::Image(sub) => match sub {
+            ImageCommand::Ls(args) => commands::images::images(&cli, args),
+            ImageCommand::Inspect(args) => commands::images::image_inspect(&cli, args),
+            ImageCommand::History(args) => commands::images::history(&cli, args),
+            ImageCommand::Tag(args) => commands::images::tag(&cli, args),
+            ImageCommand::Rm(args) => commands::images::rmi(&cli, args),
+            ImageCommand::Prune(args) => commands::images::prune(&cli, args),
+            ImageCommand::Save(args) => commands::archive::save(&cli, args),
+            ImageCommand::Load(args) => commands::archive::load(&cli, args),
+            ImageCommand::Import(args) => commands::archive::import(&cli, args),
+        },
+        Command::System(sub) => match sub {
+            SystemCommand::Df(args) => commands::system::df(&cli, args),
+            SystemCommand::Prune(args) => commands::system::prune(&cli, args),
+            SystemCommand::Check(args) => commands::system::check(&cli, args),
+        },
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`kiln images | head -1`) is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(0)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_FAILURE)

@@ -44,7 +44,7 @@ pub enum ImportSource<R> {
 
 impl Store {
     /// Import a root file system as a one-layer image named `names`.
-    pub fn import<R: Read + Send>(
+    pub fn import<R: Read>(
         &self,
         source: ImportSource<R>,
         opts: &ImportOptions,

@@ -402,13 +402,12 @@ fn docker_plans(tar: &IndexedTar) -> Result<Vec<Plan>, Error> {
                 .map_err(|err| tar.invalid(format!("RepoTags entry {t:?}: {err}")))?;
             names.push(r.with_default_tag());
         }
-        plans.push(plan_from_manifest(
-            bytes,
-            mt::OCI_MANIFEST.into(),
-            digest,
-            &manifest,
-            names,
-        ));
+        let mut plan = plan_from_manifest(bytes, mt::OCI_MANIFEST.into(), digest, &manifest, names);
+        // Entries are where manifest.json says, not where a layout would
+        // put them.
+        plan.config_entry = e.config.clone();
+        plan.layers = layers;
+        plans.push(plan);
     }
     Ok(plans)
 }

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use import::ImportOptions;
+pub use import::{ImportOptions, ImportSource};
 pub use load::{LoadReport, LoadedImage};
 pub use save::SaveFormat;
 

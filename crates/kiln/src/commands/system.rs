@@ -1,0 +1,192 @@
+//! `system df`, `system prune`, `system check`.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::{CheckArgs, Cli, DfArgs, SystemPruneArgs};
+use crate::commands::images::go_time;
+use crate::commands::{confirm, open_store};
+use crate::format::render;
+use crate::format::units::human_size;
+use crate::EXIT_FAILURE;
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return String::new();
+    }
+    format!(" ({}%)", part * 100 / whole)
+}
+
+/// `kiln system df`.
+pub(crate) fn df(cli: &Cli, args: &DfArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let u = store.disk_usage()?;
+    let active = u.images.iter().filter(|i| i.containers > 0).count();
+    let rows = vec![
+        json!({
+            "Type": "Images",
+            "TotalCount": u.images.len().to_string(),
+            "Active": active.to_string(),
+            "Size": human_size(u.images_size),
+            "Reclaimable": format!("{}{}", human_size(u.images_reclaimable), percent(u.images_reclaimable, u.images_size)),
+        }),
+        json!({
+            "Type": "Containers",
+            "TotalCount": u.containers.to_string(),
+            "Active": "0",
+            "Size": human_size(0),
+            "Reclaimable": human_size(0),
+        }),
+        json!({
+            "Type": "Local Volumes",
+            "TotalCount": "0",
+            "Active": "0",
+            "Size": human_size(0),
+            "Reclaimable": human_size(0),
+        }),
+        json!({
+            "Type": "Build Cache",
+            "TotalCount": u.build_cache.to_string(),
+            "Active": "0",
+            "Size": human_size(0),
+            "Reclaimable": human_size(0),
+        }),
+    ];
+    let headers = [
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ];
+    let mut out = std::io::stdout().lock();
+    if args.verbose && args.format.is_none() {
+        writeln!(out, "Images space usage:\n")?;
+        let rows: Vec<_> = u
+            .images
+            .iter()
+            .flat_map(|i| {
+                let names: Vec<Option<&kiln_oci::Reference>> = if i.image.names.is_empty() {
+                    vec![None]
+                } else {
+                    i.image.names.iter().map(Some).collect()
+                };
+                names.into_iter().map(move |n| {
+                    let created = i
+                        .image
+                        .record
+                        .created
+                        .as_deref()
+                        .and_then(kiln_oci::time::parse_rfc3339);
+                    json!({
+                        "Repository": n.map_or("<none>".into(), |n| n.familiar_repository()),
+                        "Tag": n.and_then(|n| n.tag()).unwrap_or("<none>"),
+                        "ID": i.image.record.id().short(),
+                        "CreatedAt": created.map(go_time).unwrap_or_default(),
+                        "Size": human_size(i.shared + i.unique),
+                        "SharedSize": human_size(i.shared),
+                        "UniqueSize": human_size(i.unique),
+                        "Containers": i.containers.to_string(),
+                    })
+                })
+            })
+            .collect();
+        render(
+            "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedAt}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+            &rows,
+            &[
+                ("Repository", "REPOSITORY"),
+                ("Tag", "TAG"),
+                ("ID", "IMAGE ID"),
+                ("CreatedAt", "CREATED"),
+                ("Size", "SIZE"),
+                ("SharedSize", "SHARED SIZE"),
+                ("UniqueSize", "UNIQUE SIZE"),
+                ("Containers", "CONTAINERS"),
+            ],
+            &mut out,
+        )?;
+        return Ok(0);
+    }
+    let format = match args.format.as_deref() {
+        None | Some("table") => {
+            "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+        }
+        Some(f) => f,
+    };
+    render(format, &rows, &headers, &mut out)?;
+    Ok(0)
+}
+
+/// `kiln system prune`.
+pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
+    if !args.force {
+        let images = if args.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        eprintln!(
+            "WARNING! This will remove:\n  - all stopped containers\n  - {images}\n  - unused build cache\n"
+        );
+        if !confirm("Are you sure you want to continue?")? {
+            return Ok(0);
+        }
+    }
+    let store = open_store(cli)?;
+    let (events, bytes) = store.prune_images(args.all)?;
+    let gc = store.gc()?;
+    let mut out = std::io::stdout().lock();
+    if !events.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for e in &events {
+            match e {
+                kiln_store::Removal::Untagged(n) => writeln!(out, "untagged: {}", n.familiar())?,
+                kiln_store::Removal::Deleted(d) => writeln!(out, "deleted: {d}")?,
+            }
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(bytes + gc.bytes)
+    )?;
+    Ok(0)
+}
+
+/// `kiln system check`.
+pub(crate) fn check(cli: &Cli, args: &CheckArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let report = store.check(args.repair)?;
+    let mut out = std::io::stdout().lock();
+    for p in &report.problems {
+        writeln!(out, "{p}")?;
+    }
+    for d in &report.removed_images {
+        writeln!(out, "removed image {d}: its content is lost")?;
+    }
+    let n = report.problems.len();
+    let summary = format!(
+        "checked {} blobs, {} images, {} snapshots: {}",
+        report.blobs,
+        report.images,
+        report.snapshots,
+        match (n, args.repair) {
+            (0, _) => "no problems".to_string(),
+            (n, false) => format!(
+                "{n} problem{} (run with --repair to fix)",
+                if n == 1 { "" } else { "s" }
+            ),
+            (n, true) => format!("{n} problem{} repaired", if n == 1 { "" } else { "s" }),
+        }
+    );
+    eprintln!("{summary}");
+    Ok(if n > 0 && !args.repair {
+        EXIT_FAILURE
+    } else {
+        0
+    })
+}

@@ -89,7 +89,9 @@ pub(crate) fn load(cli: &Cli, args: &LoadArgs) -> Result<u8> {
         }
     };
     let store = open_store(cli)?;
-    let report = store.load(&source)?;
+    let report = store
+        .load(&source)
+        .with_context(|| format!("failed to load {}", source_name(&source)))?;
     if !args.quiet {
         let mut out = std::io::stdout().lock();
         for image in &report.images {
@@ -102,6 +104,13 @@ pub(crate) fn load(cli: &Cli, args: &LoadArgs) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn source_name(s: &Source) -> String {
+    match s {
+        Source::Path(p) => p.display().to_string(),
+        Source::Stdin => "standard input".into(),
+    }
 }
 
 /// `kiln import`.
@@ -140,7 +149,9 @@ pub(crate) fn import(cli: &Cli, args: &ImportArgs) -> Result<u8> {
         let meta = std::fs::metadata(path)
             .with_context(|| format!("failed to read {}", path.display()))?;
         if meta.is_dir() {
-            store.import(ImportSource::<File>::Dir(path.to_path_buf()), &opts, &names)?
+            store
+                .import(ImportSource::<File>::Dir(path.to_path_buf()), &opts, &names)
+                .with_context(|| format!("failed to import {}", path.display()))?
         } else {
             let f =
                 File::open(path).with_context(|| format!("failed to open {}", path.display()))?;

@@ -39,7 +39,7 @@ pub(super) fn as_int(n: &Number) -> Option<i128> {
     }
     let f = n.as_f64()?;
     // 2^63: beyond it an f64 is not an int64 in Go's data either.
-    if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775_808e18 {
+    if f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0 {
         #[allow(clippy::cast_possible_truncation)]
         return Some(f as i128);
     }
@@ -477,9 +477,9 @@ impl Spec {
 }
 
 /// `fmt.Sprintf` for the verbs b c d e E f F g G o O q s t U v x X and
-/// `%%`, with flags `+- #0`, width and precision (`*` too). Wrong verbs,
+/// `%%` and `%T`, with flags `+- #0`, width and precision (`*` too). Wrong verbs,
 /// missing and extra arguments print as Go prints them (`%!d(string=a)`,
-/// `%!s(MISSING)`, `%!(EXTRA int=1)`). Not supported: `%T`, `%p`,
+/// `%!s(MISSING)`, `%!(EXTRA int=1)`). Not supported: `%p`,
 /// argument indexes (`%[1]d`).
 pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
@@ -505,9 +505,8 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
         spec.width = star_or_number(&mut chars, args, &mut next, &mut out, "BADWIDTH");
         if chars.peek() == Some(&'.') {
             chars.next();
-            spec.prec = Some(
-                star_or_number(&mut chars, args, &mut next, &mut out, "BADPREC").unwrap_or(0),
-            );
+            spec.prec =
+                Some(star_or_number(&mut chars, args, &mut next, &mut out, "BADPREC").unwrap_or(0));
         }
         if spec.minus {
             spec.zero = false;
@@ -519,6 +518,13 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
         if verb == '%' {
             out.push('%');
             continue;
+        }
+        if verb == 'T' {
+            if let Some(arg) = args.get(next) {
+                next += 1;
+                spec.pad(&mut out, go_type(arg));
+                continue;
+            }
         }
         let Some(arg) = args.get(next) else {
             let _ = write!(out, "%!{verb}(MISSING)");
@@ -678,7 +684,10 @@ fn format_int(out: &mut String, spec: &Spec, verb: char, i: i128, arg: &Value) {
             digits.clear();
         }
         // An explicit precision turns off zero padding.
-        let spec = Spec { zero: false, ..*spec };
+        let spec = Spec {
+            zero: false,
+            ..*spec
+        };
         spec.pad_number(out, &format!("{}{prefix}", spec.sign_for(neg)), &digits);
         return;
     }
@@ -699,14 +708,22 @@ fn format_float(out: &mut String, spec: &Spec, verb: char, f: f64, arg: &Value) 
         }
     };
     if f.is_nan() || f.is_infinite() {
-        let spec = Spec { zero: false, ..*spec };
-        let body = body.trim_start_matches('+');
-        let s = if f.is_nan() {
-            format!("{}{body}", if spec.plus { "+" } else if spec.space { " " } else { "" })
-        } else if f > 0.0 {
-            format!("{}{body}", if spec.plus { "+" } else if spec.space { " " } else { "" })
+        // No zero padding, and no sign but an asked-for one or a minus.
+        let spec = Spec {
+            zero: false,
+            ..*spec
+        };
+        let s = if f.is_infinite() && f < 0.0 {
+            body
         } else {
-            body.to_string()
+            let sign = if spec.plus {
+                "+"
+            } else if spec.space {
+                " "
+            } else {
+                ""
+            };
+            format!("{sign}{}", body.trim_start_matches('+'))
         };
         spec.pad(out, &s);
         return;
@@ -801,7 +818,7 @@ mod tests {
         assert_eq!(format_e(0.0, 6, false), "0.000000e+00");
         assert_eq!(format_e(1e-100, 1, true), "1.0E-100");
         assert_eq!(format_f(2.5, 0), "2");
-        assert_eq!(format_f(3.14159, 2), "3.14");
+        assert_eq!(format_f(1.23456, 2), "1.23");
     }
 
     #[test]
@@ -843,9 +860,15 @@ mod tests {
 
     #[test]
     fn json_like_go_without_html_escaping() {
-        assert_eq!(json(&json!({"b": 1, "a": "<x&y>"})), r#"{"a":"<x&y>","b":1}"#);
+        assert_eq!(
+            json(&json!({"b": 1, "a": "<x&y>"})),
+            r#"{"a":"<x&y>","b":1}"#
+        );
         assert_eq!(json(&json!([1, 2.5, null, true])), "[1,2.5,null,true]");
-        assert_eq!(json(&json!("a\u{1}\u{8}\u{c}\n\"\\")), r#""a\u0001\b\f\n\"\\""#);
+        assert_eq!(
+            json(&json!("a\u{1}\u{8}\u{c}\n\"\\")),
+            r#""a\u0001\b\f\n\"\\""#
+        );
         assert_eq!(json(&json!("\u{2028}\u{2029}é")), "\"\\u2028\\u2029é\"");
         assert_eq!(json(&json!(1.0)), "1");
         assert_eq!(json(&json!(1e-7)), "1e-7");
@@ -859,13 +882,31 @@ mod tests {
 
     #[test]
     fn printf_basic_verbs() {
-        assert_eq!(sprintf("%s-%d-%v", &[json!("a"), json!(5), json!(true)]), "a-5-true");
+        assert_eq!(
+            sprintf("%s-%d-%v", &[json!("a"), json!(5), json!(true)]),
+            "a-5-true"
+        );
         assert_eq!(sprintf("%q", &[json!("hi\n")]), "\"hi\\n\"");
-        assert_eq!(sprintf("%5s|%-5s|", &[json!("ab"), json!("cd")]), "   ab|cd   |");
-        assert_eq!(sprintf("%05d|%+d|% d", &[json!(42), json!(3), json!(4)]), "00042|+3| 4");
-        assert_eq!(sprintf("%x %X %o %b", &[json!(255), json!(255), json!(8), json!(5)]), "ff FF 10 101");
+        assert_eq!(
+            sprintf("%5s|%-5s|", &[json!("ab"), json!("cd")]),
+            "   ab|cd   |"
+        );
+        assert_eq!(
+            sprintf("%05d|%+d|% d", &[json!(42), json!(3), json!(4)]),
+            "00042|+3| 4"
+        );
+        assert_eq!(
+            sprintf("%x %X %o %b", &[json!(255), json!(255), json!(8), json!(5)]),
+            "ff FF 10 101"
+        );
         assert_eq!(sprintf("%#x", &[json!(255)]), "0xff");
-        assert_eq!(sprintf("%.2f|%8.3f|%e", &[json!(3.14159), json!(2.5), json!(1234.5)]), "3.14|   2.500|1.234500e+03");
+        assert_eq!(
+            sprintf(
+                "%.2f|%8.3f|%e",
+                &[json!(1.23456), json!(2.5), json!(1234.5)]
+            ),
+            "1.23|   2.500|1.234500e+03"
+        );
         assert_eq!(sprintf("%g|%v", &[json!(0.5), json!(1.25)]), "0.5|1.25");
         assert_eq!(sprintf("%.3s", &[json!("abcdef")]), "abc");
         assert_eq!(sprintf("100%%", &[]), "100%");
@@ -877,7 +918,7 @@ mod tests {
         assert_eq!(sprintf("%*d", &[json!(4), json!(7)]), "   7");
         assert_eq!(sprintf("%.3d", &[json!(7)]), "007");
         assert_eq!(sprintf("%-05d|", &[json!(7)]), "7    |");
-        assert_eq!(sprintf("%08.3f", &[json!(-3.14159)]), "-003.142");
+        assert_eq!(sprintf("%08.3f", &[json!(-1.23456)]), "-001.235");
     }
 
     #[test]
@@ -888,7 +929,10 @@ mod tests {
         assert_eq!(sprintf("%s", &[json!(null)]), "%!s(<nil>)");
         assert_eq!(sprintf("%v", &[json!(null)]), "<nil>");
         assert_eq!(sprintf("%s %s", &[json!("a")]), "a %!s(MISSING)");
-        assert_eq!(sprintf("%s", &[json!("a"), json!(1), json!(null)]), "a%!(EXTRA int=1, <nil>)");
+        assert_eq!(
+            sprintf("%s", &[json!("a"), json!(1), json!(null)]),
+            "a%!(EXTRA int=1, <nil>)"
+        );
         assert_eq!(sprintf("%", &[]), "%!(NOVERB)");
         assert_eq!(sprintf("%z", &[json!(1)]), "%!z(int=1)");
     }
@@ -898,7 +942,10 @@ mod tests {
         assert_eq!(sprintf("%s", &[json!(["a", "b"])]), "[a b]");
         assert_eq!(sprintf("%q", &[json!(["a", "b"])]), r#"["a" "b"]"#);
         assert_eq!(sprintf("%d", &[json!(["a", 1])]), "[%!d(string=a) 1]");
-        assert_eq!(sprintf("%v", &[json!({"k": "v", "n": null})]), "map[k:v n:<nil>]");
+        assert_eq!(
+            sprintf("%v", &[json!({"k": "v", "n": null})]),
+            "map[k:v n:<nil>]"
+        );
         assert_eq!(sprintf("%s", &[json!([null])]), "[<nil>]");
     }
 

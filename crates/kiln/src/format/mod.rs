@@ -28,11 +28,18 @@ pub(crate) use self::template::{Template, TemplateError};
 /// A `--format` that could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FormatError {
-    /// Docker words parse and execution errors alike.
-    #[error("template parsing error: {0}")]
-    Template(#[from] TemplateError),
+    /// Docker words parse and execution errors alike; with the cause
+    /// (`{:#}`) this is its line: `template parsing error: template: :1: …`.
+    #[error("template parsing error")]
+    Template(#[source] Box<TemplateError>),
     #[error("failed to write the output")]
     Write(#[source] io::Error),
+}
+
+impl From<TemplateError> for FormatError {
+    fn from(e: TemplateError) -> Self {
+        FormatError::Template(Box::new(e))
+    }
 }
 
 /// Column titles of `docker images` (docker/cli `formatter/image.go`).
@@ -107,7 +114,10 @@ fn unescape(template: &str) -> String {
 /// The default table for columns given as (field, title):
 /// `table {{.A}}\t{{.B}}`.
 pub(crate) fn default_table_format(columns: &[(&str, &str)]) -> String {
-    let cells: Vec<String> = columns.iter().map(|(f, _)| format!("{{{{.{f}}}}}")).collect();
+    let cells: Vec<String> = columns
+        .iter()
+        .map(|(f, _)| format!("{{{{.{f}}}}}"))
+        .collect();
     format!("table {}", cells.join("\t"))
 }
 

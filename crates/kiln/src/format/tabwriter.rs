@@ -493,7 +493,10 @@ registry.example.com/team/app   v1.2.3    ba9876543210   3 months ago   155MB
 
     #[test]
     fn trailing_text_is_not_a_column() {
-        assert_eq!(docker("a\tlong trailing text\nbb\tc\n"), "a         long trailing text\nbb        c\n");
+        assert_eq!(
+            docker("a\tlong trailing text\nbb\tc\n"),
+            "a         long trailing text\nbb        c\n"
+        );
     }
 
     #[test]
@@ -547,7 +550,10 @@ registry.example.com/team/app   v1.2.3    ba9876543210   3 months ago   155MB
 
     #[test]
     fn form_feed_ends_the_block() {
-        assert_eq!(docker("aaaaaaaaaaaaaaaa\tb\x0cc\td\n"), "aaaaaaaaaaaaaaaa   b\nc         d\n");
+        assert_eq!(
+            docker("aaaaaaaaaaaaaaaa\tb\x0cc\td\n"),
+            "aaaaaaaaaaaaaaaa   b\nc         d\n"
+        );
     }
 
     #[test]

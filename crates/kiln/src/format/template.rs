@@ -34,7 +34,7 @@ use super::gofmt::{self, go_type, sprint_value};
 
 /// How deeply controls and parentheses may nest; a hostile format cannot
 /// exhaust the stack.
-const MAX_DEPTH: usize = 1000;
+const MAX_DEPTH: usize = 100;
 
 /// A failure to parse or execute a template, worded as Go words it.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,8 @@ pub(crate) enum ParseErrorKind {
     UnterminatedChar,
     #[error("invalid syntax")]
     InvalidSyntax,
+    #[error("malformed character constant: {0}")]
+    MalformedChar(String),
     #[error("function {} not defined", gofmt::quote(.0))]
     FunctionNotDefined(String),
     #[error("undefined variable {}", gofmt::quote(.0))]
@@ -302,7 +304,7 @@ impl fmt::Display for Token {
         match &self.kind {
             Tok::Eof => f.write_str("EOF"),
             Tok::Error(e) => write!(f, "{e}"),
-            Tok::Keyword(_) => write!(f, "<{}>", self.val),
+            Tok::Keyword(_) | Tok::Dot | Tok::Nil => write!(f, "<{}>", self.val),
             _ if self.val.chars().count() > 10 => {
                 let head: String = self.val.chars().take(10).collect();
                 write!(f, "{}...", gofmt::quote(&head))
@@ -1020,7 +1022,9 @@ impl Func {
         match self {
             Func::And | Func::Or | Func::Eq | Func::Index | Func::Slice => (&[Any], Some(Any)),
             Func::Not | Func::Len | Func::Json => (&[Any], None),
-            Func::Print | Func::Println | Func::Html | Func::Js | Func::Urlquery => (&[], Some(Any)),
+            Func::Print | Func::Println | Func::Html | Func::Js | Func::Urlquery => {
+                (&[], Some(Any))
+            }
             Func::Printf => (&[Str], Some(Any)),
             Func::Ne | Func::Lt | Func::Le | Func::Gt | Func::Ge => (&[Any, Any], None),
             Func::Split => (&[Str, Str], None),
@@ -1170,7 +1174,9 @@ impl<'a> Parser<'a> {
             match self.text_or_action()? {
                 Item::Node(n) => root.push(n),
                 Item::End => return Err(self.error(ParseErrorKind::UnexpectedEndOrElse("{{end}}"))),
-                Item::Else(_) => return Err(self.error(ParseErrorKind::UnexpectedEndOrElse("{{else}}"))),
+                Item::Else(_) => {
+                    return Err(self.error(ParseErrorKind::UnexpectedEndOrElse("{{else}}")))
+                }
             }
         }
         Ok(root)
@@ -1205,8 +1211,12 @@ impl<'a> Parser<'a> {
     fn action(&mut self) -> PResult<Item> {
         let t = self.next_non_space();
         match t.kind {
-            Tok::Keyword(Keyword::Block) => Err(self.error(ParseErrorKind::Unsupported("{{block}}"))),
-            Tok::Keyword(Keyword::Define) => Err(self.error(ParseErrorKind::Unsupported("{{define}}"))),
+            Tok::Keyword(Keyword::Block) => {
+                Err(self.error(ParseErrorKind::Unsupported("{{block}}")))
+            }
+            Tok::Keyword(Keyword::Define) => {
+                Err(self.error(ParseErrorKind::Unsupported("{{define}}")))
+            }
             Tok::Keyword(Keyword::Template) => {
                 Err(self.error(ParseErrorKind::Unsupported("{{template}}")))
             }
@@ -1269,7 +1279,9 @@ impl<'a> Parser<'a> {
             Item::Else(chained) => {
                 let nested = match (context, chained) {
                     ("if", Some(Keyword::If)) => Some(("if", Node::If as fn(Control) -> Node)),
-                    ("with", Some(Keyword::With)) => Some(("with", Node::With as fn(Control) -> Node)),
+                    ("with", Some(Keyword::With)) => {
+                        Some(("with", Node::With as fn(Control) -> Node))
+                    }
                     _ => None,
                 };
                 if let Some((kw, make)) = nested {
@@ -1279,7 +1291,9 @@ impl<'a> Parser<'a> {
                     let (list, end) = self.item_list()?;
                     match end {
                         Item::End => {}
-                        Item::Else(_) => return Err(self.error(ParseErrorKind::ExpectedEnd("{{else}}"))),
+                        Item::Else(_) => {
+                            return Err(self.error(ParseErrorKind::ExpectedEnd("{{else}}")))
+                        }
                         Item::Node(_) => {}
                     }
                     Some(list)
@@ -1422,7 +1436,9 @@ impl<'a> Parser<'a> {
                 names.extend(more);
                 Arg::Variable { pos, name, names }
             }
-            t if t.is_literal() => return Err(self.error(ParseErrorKind::DotAfterTerm(t.to_string()))),
+            t if t.is_literal() => {
+                return Err(self.error(ParseErrorKind::DotAfterTerm(t.to_string())))
+            }
             t => Arg::Chain {
                 pos,
                 term: Box::new(t),
@@ -1463,7 +1479,8 @@ impl<'a> Parser<'a> {
             Tok::Bool => Arg::Bool(pos, t.val == "true"),
             Tok::Complex => return Err(self.error(ParseErrorKind::Unsupported("complex numbers"))),
             Tok::CharConst => {
-                let c = unquote_char(&t.val).ok_or_else(|| self.error(ParseErrorKind::InvalidSyntax))?;
+                let c = unquote_char(&t.val)
+                    .ok_or_else(|| self.error(ParseErrorKind::MalformedChar(t.val.clone())))?;
                 Arg::Number {
                     pos,
                     text: t.val.clone(),
@@ -1511,7 +1528,8 @@ fn parse_number(text: &str) -> Option<Value> {
         u64::from_str_radix(o, 8).ok()
     } else if let Some(b) = lower.strip_prefix("0b") {
         u64::from_str_radix(b, 2).ok()
-    } else if lower.len() > 1 && lower.starts_with('0') && lower.bytes().all(|b| b.is_ascii_digit()) {
+    } else if lower.len() > 1 && lower.starts_with('0') && lower.bytes().all(|b| b.is_ascii_digit())
+    {
         u64::from_str_radix(&lower[1..], 8).ok()
     } else if lower.bytes().all(|b| b.is_ascii_digit()) && !lower.is_empty() {
         lower.parse::<u64>().ok()
@@ -1799,7 +1817,11 @@ impl Exec<'_> {
                     let mark = self.vars.len();
                     let v = self.pipeline(dot, &c.pipe)?;
                     let flow = if truth(&v) {
-                        let inner = if matches!(node, Node::With(_)) { &v } else { dot };
+                        let inner = if matches!(node, Node::With(_)) {
+                            &v
+                        } else {
+                            dot
+                        };
                         self.walk(inner, &c.list)?
                     } else if let Some(e) = &c.else_list {
                         self.walk(dot, e)?
@@ -1811,7 +1833,7 @@ impl Exec<'_> {
                 }
                 Node::Range(c) => {
                     let mark = self.vars.len();
-                    self.range(dot, node, c)?;
+                    self.range(dot, c)?;
                     self.vars.truncate(mark);
                     Flow::Normal
                 }
@@ -1825,7 +1847,7 @@ impl Exec<'_> {
         Ok(Flow::Normal)
     }
 
-    fn range(&mut self, dot: &Value, node: &Node, c: &Control) -> EResult<()> {
+    fn range(&mut self, dot: &Value, c: &Control) -> EResult<()> {
         let v = self.commands(dot, &c.pipe)?;
         let items: Vec<(Value, Value)> = match v {
             Value::Array(a) => a
@@ -1836,22 +1858,23 @@ impl Exec<'_> {
             Value::Object(m) => {
                 let mut entries: Vec<_> = m.into_iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
-                entries.into_iter().map(|(k, e)| (Value::String(k), e)).collect()
+                entries
+                    .into_iter()
+                    .map(|(k, e)| (Value::String(k), e))
+                    .collect()
             }
             Value::Null => Vec::new(),
             // Go 1.22: range over an integer counts from 0.
             Value::Number(ref n) if gofmt::as_int(n).is_some_and(|i| i >= 0) => {
-                let n = gofmt::as_int(n).and_then(|i| u64::try_from(i).ok()).unwrap_or(0);
+                let n = gofmt::as_int(n)
+                    .and_then(|i| u64::try_from(i).ok())
+                    .unwrap_or(0);
                 (0..n).map(|i| (Value::from(i), Value::from(i))).collect()
             }
             other => {
-                // Go reports it at the node evaluated last.
-                let at: &dyn fmt::Display = match c.pipe.cmds.last().and_then(|c| c.args.first()) {
-                    Some(a) => a,
-                    None => node,
-                };
-                let pos = c.pipe.cmds.last().map_or(c.pipe.pos, |c| c.pos);
-                return Err(self.error(pos, at, ExecErrorKind::CantIterate(sprint_value(&other))));
+                let (pos, at) = last_evaluated(&c.pipe);
+                let kind = ExecErrorKind::CantIterate(sprint_value(&other));
+                return Err(self.error(pos, at, kind));
             }
         };
         if items.is_empty() {
@@ -1887,7 +1910,9 @@ impl Exec<'_> {
                 match self.vars.iter_mut().rev().find(|(n, _)| n == d) {
                     Some(slot) => slot.1 = v.clone(),
                     None => {
-                        return Err(self.error(p.pos, p, ExecErrorKind::UndefinedVariable(d.clone())))
+                        let (pos, at) = last_evaluated(p);
+                        let kind = ExecErrorKind::UndefinedVariable(d.clone());
+                        return Err(self.error(pos, at, kind));
                     }
                 }
             } else {
@@ -1961,7 +1986,13 @@ impl Exec<'_> {
 
     /// `.A.B…` on `receiver`; only the last field may be given arguments
     /// (which a map's entry refuses).
-    fn fields(&self, mut receiver: Value, names: &[String], has_args: bool, at: &Arg) -> EResult<Value> {
+    fn fields(
+        &self,
+        mut receiver: Value,
+        names: &[String],
+        has_args: bool,
+        at: &Arg,
+    ) -> EResult<Value> {
         for (i, name) in names.iter().enumerate() {
             let last = i + 1 == names.len();
             receiver = match receiver {
@@ -1969,21 +2000,26 @@ impl Exec<'_> {
                 Value::Null => Value::Null,
                 Value::Object(mut m) => {
                     if last && has_args {
-                        return Err(self.error(at.pos(), at, ExecErrorKind::NotAMethod(name.clone())));
+                        return Err(self.error(
+                            at.pos(),
+                            at,
+                            ExecErrorKind::NotAMethod(name.clone()),
+                        ));
                     }
                     m.remove(name).unwrap_or(Value::Null)
                 }
                 // A header cell is a title, whatever is inside the field.
                 Value::String(s) if self.header => Value::String(s),
-                other => {
+                _ => {
                     return Err(self.error(
                         at.pos(),
                         at,
+                        // Data reaches a template as interface{} values.
                         ExecErrorKind::CantEvaluateField {
                             field: name.clone(),
-                            typ: go_type(&other),
+                            typ: "interface {}",
                         },
-                    ))
+                    ));
                 }
             };
         }
@@ -2025,7 +2061,13 @@ impl Exec<'_> {
         }
     }
 
-    fn check_type(&self, v: Value, want: Param, pos: usize, at: &dyn fmt::Display) -> EResult<Value> {
+    fn check_type(
+        &self,
+        v: Value,
+        want: Param,
+        pos: usize,
+        at: &dyn fmt::Display,
+    ) -> EResult<Value> {
         let ok = match (&v, want) {
             (_, Param::Any) | (Value::String(_), Param::Str) => true,
             (Value::Number(n), Param::Int) => gofmt::as_int(n).is_some(),
@@ -2057,7 +2099,11 @@ impl Exec<'_> {
             _ => true,
         };
         if !literal_ok {
-            let want = if want == Param::Int { "integer" } else { want.go_name() };
+            let want = if want == Param::Int {
+                "integer"
+            } else {
+                want.go_name()
+            };
             return Err(self.error(
                 a.pos(),
                 a,
@@ -2122,8 +2168,16 @@ impl Exec<'_> {
         if let Some(f) = final_ {
             argv.push(self.check_type(f, param(args.len()), pos, &name)?);
         }
-        self.apply(func, argv)
-            .map_err(|source| self.error(cmd.pos, cmd, ExecErrorKind::Call { name: name.into(), source }))
+        self.apply(func, argv).map_err(|source| {
+            self.error(
+                cmd.pos,
+                cmd,
+                ExecErrorKind::Call {
+                    name: name.into(),
+                    source,
+                },
+            )
+        })
     }
 
     /// Run a function on checked arguments.
@@ -2133,7 +2187,13 @@ impl Exec<'_> {
         if self.header
             && matches!(
                 func,
-                Func::Json | Func::Split | Func::Join | Func::Title | Func::Lower | Func::Upper | Func::Truncate
+                Func::Json
+                    | Func::Split
+                    | Func::Join
+                    | Func::Title
+                    | Func::Lower
+                    | Func::Upper
+                    | Func::Truncate
             )
         {
             return Ok(first);
@@ -2181,8 +2241,13 @@ impl Exec<'_> {
                 if text.is_empty() {
                     Value::String(text)
                 } else {
-                    let count = |n: i128| usize::try_from(n).map_err(|_| CallError::NegativeCount(n));
-                    Value::String(format!("{}{text}{}", " ".repeat(count(pre)?), " ".repeat(count(post)?)))
+                    let count =
+                        |n: i128| usize::try_from(n).map_err(|_| CallError::NegativeCount(n));
+                    Value::String(format!(
+                        "{}{text}{}",
+                        " ".repeat(count(pre)?),
+                        " ".repeat(count(post)?)
+                    ))
                 }
             }
             Func::Truncate => {
@@ -2201,6 +2266,18 @@ impl Exec<'_> {
                 }
             }
         })
+    }
+}
+
+/// Where Go reports an error found after a pipeline ran: at the node it
+/// evaluated last (the last command's first word, for simple pipelines).
+fn last_evaluated(p: &Pipe) -> (usize, &dyn fmt::Display) {
+    match p.cmds.last() {
+        Some(c) => match c.args.first() {
+            Some(a) => (c.pos, a),
+            None => (c.pos, c),
+        },
+        None => (p.pos, p),
     }
 }
 
@@ -2277,13 +2354,21 @@ fn slice(item: Value, idx: &[Value]) -> Result<Value, CallError> {
         bounds[k] = array_index(v, len + 1)?;
     }
     if bounds[0] > bounds[1] {
-        return Err(CallError::InvalidSliceIndex(bounds[0] as i128, bounds[1] as i128));
+        return Err(CallError::InvalidSliceIndex(
+            bounds[0] as i128,
+            bounds[1] as i128,
+        ));
     }
     if idx.len() == 3 && bounds[1] > bounds[2] {
-        return Err(CallError::InvalidSliceIndex(bounds[1] as i128, bounds[2] as i128));
+        return Err(CallError::InvalidSliceIndex(
+            bounds[1] as i128,
+            bounds[2] as i128,
+        ));
     }
     Ok(match item {
-        Value::String(s) => Value::String(String::from_utf8_lossy(&s.as_bytes()[bounds[0]..bounds[1]]).into_owned()),
+        Value::String(s) => {
+            Value::String(String::from_utf8_lossy(&s.as_bytes()[bounds[0]..bounds[1]]).into_owned())
+        }
         Value::Array(a) => Value::Array(a[bounds[0]..bounds[1]].to_vec()),
         _ => Value::Null,
     })
@@ -2330,7 +2415,9 @@ fn eq(a: &Value, others: &[Value]) -> Result<bool, CallError> {
             false
         } else {
             match (a, b) {
-                (Value::Number(x), Value::Number(y)) => num_cmp(x, y) == Some(std::cmp::Ordering::Equal),
+                (Value::Number(x), Value::Number(y)) => {
+                    num_cmp(x, y) == Some(std::cmp::Ordering::Equal)
+                }
                 (Value::Null, Value::Null) => true,
                 (Value::Bool(_) | Value::String(_), _) => a == b,
                 _ => return Err(CallError::BadComparisonType),
@@ -2472,7 +2559,9 @@ fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(char::from(b)),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
             b' ' => out.push('+'),
             b => out.push_str(&format!("%{b:02X}")),
         }

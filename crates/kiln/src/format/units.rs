@@ -158,7 +158,10 @@ mod tests {
 
     #[test]
     fn human_duration_thresholds() {
-        assert_eq!(human_duration(Duration::from_millis(999)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(999)),
+            "Less than a second"
+        );
         assert_eq!(secs(0), "Less than a second");
         assert_eq!(secs(1), "1 second");
         assert_eq!(human_duration(Duration::from_millis(1999)), "1 second");
@@ -191,7 +194,10 @@ mod tests {
             human_duration_since(now + Duration::from_secs(10), now),
             "Less than a second ago"
         );
-        assert_eq!(human_duration_since(SystemTime::UNIX_EPOCH, now), "53 years ago");
+        assert_eq!(
+            human_duration_since(SystemTime::UNIX_EPOCH, now),
+            "53 years ago"
+        );
     }
 
     #[test]

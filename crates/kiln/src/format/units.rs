@@ -204,4 +204,103 @@ mod tests {
     fn huge_durations_saturate() {
         assert_eq!(human_duration(Duration::MAX), "292 years");
     }
+
+    /// go-units' own output (Go 1.19) for the same inputs: size,
+    /// HumanSizeWithPrecision(size, 3), (size, 4), BytesSize(size).
+    #[rustfmt::skip]
+    const GO_SIZES: &[(f64, &str, &str, &str)] = &[
+        (0.0, "0B", "0B", "0B"),
+        (1.0, "1B", "1B", "1B"),
+        (999.0, "999B", "999B", "999B"),
+        (1000.0, "1kB", "1kB", "1000B"),
+        (1001.0, "1kB", "1.001kB", "1001B"),
+        (1024.0, "1.02kB", "1.024kB", "1KiB"),
+        (1125.0, "1.12kB", "1.125kB", "1.099KiB"),
+        (1135.0, "1.14kB", "1.135kB", "1.108KiB"),
+        (1500.0, "1.5kB", "1.5kB", "1.465KiB"),
+        (9999.0, "10kB", "9.999kB", "9.765KiB"),
+        (99949.0, "99.9kB", "99.95kB", "97.61KiB"),
+        (99950.0, "100kB", "99.95kB", "97.61KiB"),
+        (999499.0, "999kB", "999.5kB", "976.1KiB"),
+        (999500.0, "1e+03kB", "999.5kB", "976.1KiB"),
+        (999999.0, "1e+03kB", "1000kB", "976.6KiB"),
+        (1000000.0, "1MB", "1MB", "976.6KiB"),
+        (1048576.0, "1.05MB", "1.049MB", "1MiB"),
+        (7801542.0, "7.8MB", "7.802MB", "7.44MiB"),
+        (77800000.0, "77.8MB", "77.8MB", "74.2MiB"),
+        (155123456.0, "155MB", "155.1MB", "147.9MiB"),
+        (5368709120.0, "5.37GB", "5.369GB", "5GiB"),
+        (1000000000000.0, "1TB", "1TB", "931.3GiB"),
+        (1500000000000000.0, "1.5PB", "1.5PB", "1.332PiB"),
+        (2500000000000000000.0, "2.5EB", "2.5EB", "2.168EiB"),
+        (18446744073709551616.0, "18.4EB", "18.45EB", "16EiB"),
+        (123456789.0, "123MB", "123.5MB", "117.7MiB"),
+        (45056.0, "45.1kB", "45.06kB", "44KiB"),
+        (1610612736.0, "1.61GB", "1.611GB", "1.5GiB"),
+        (1048575.0, "1.05MB", "1.049MB", "1024KiB"),
+        (1023.0, "1.02kB", "1.023kB", "1023B"),
+        (10737418240.0, "10.7GB", "10.74GB", "10GiB"),
+    ];
+
+    /// go-units' HumanDuration for the same nanosecond counts.
+    #[rustfmt::skip]
+    const GO_DURATIONS: &[(u64, &str)] = &[
+        (0, "Less than a second"),
+        (500000000, "Less than a second"),
+        (999000000, "Less than a second"),
+        (1000000000, "1 second"),
+        (1500000000, "1 second"),
+        (1999000000, "1 second"),
+        (2000000000, "2 seconds"),
+        (59000000000, "59 seconds"),
+        (59999000000, "59 seconds"),
+        (60000000000, "About a minute"),
+        (61000000000, "About a minute"),
+        (119000000000, "About a minute"),
+        (120000000000, "2 minutes"),
+        (3599000000000, "59 minutes"),
+        (3600000000000, "About an hour"),
+        (5399000000000, "About an hour"),
+        (5400000000000, "2 hours"),
+        (86399000000000, "24 hours"),
+        (86400000000000, "24 hours"),
+        (171000000000000, "2 days"),
+        (171899000000000, "2 days"),
+        (171900000000000, "2 days"),
+        (172799000000000, "2 days"),
+        (172800000000000, "2 days"),
+        (1209599000000000, "2 weeks"),
+        (1209600000000000, "2 weeks"),
+        (5183999000000000, "2 months"),
+        (5184000000000000, "2 months"),
+        (63071999000000000, "1 years"),
+        (63072000000000000, "2 years"),
+        (315360000000000000, "10 years"),
+        (1000000000000000000, "31 years"),
+    ];
+
+    #[test]
+    fn sizes_match_go_units() {
+        for &(size, three, four, binary) in GO_SIZES {
+            assert_eq!(human_size_with_precision(size, 3), three, "{size}");
+            assert_eq!(human_size_with_precision(size, 4), four, "{size}");
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let bytes = size as u64;
+            assert_eq!(bytes_size(bytes), binary, "{size}");
+            if size < 1e19 {
+                assert_eq!(human_size(bytes), three, "{size}");
+            }
+        }
+    }
+
+    #[test]
+    fn durations_match_go_units() {
+        for &(nanos, want) in GO_DURATIONS {
+            assert_eq!(
+                human_duration(Duration::from_nanos(nanos)),
+                want,
+                "{nanos}ns"
+            );
+        }
+    }
 }

@@ -1955,10 +1955,10 @@ impl Exec<'_> {
         let first = &c.args[0];
         let has_args = c.args.len() > 1 || final_.is_some();
         match first {
-            Arg::Field { names, .. } => self.fields(dot.clone(), names, has_args, first),
+            Arg::Field { names, .. } => self.fields(dot, names, has_args, first),
             Arg::Chain { term, names, .. } => {
                 let receiver = self.arg(dot, term)?;
-                self.fields(receiver, names, has_args, first)
+                self.fields(&receiver, names, has_args, first)
             }
             Arg::Variable { name, names, .. } => {
                 let v = self.variable(name);
@@ -1966,7 +1966,7 @@ impl Exec<'_> {
                     self.not_a_function(c, final_.as_ref())?;
                     return Ok(v);
                 }
-                self.fields(v, names, has_args, first)
+                self.fields(&v, names, has_args, first)
             }
             Arg::Func { pos, name } => self.call(dot, name, *pos, c, &c.args[1..], final_),
             Arg::Pipe(p) => {
@@ -1988,17 +1988,18 @@ impl Exec<'_> {
     /// (which a map's entry refuses).
     fn fields(
         &self,
-        mut receiver: Value,
+        receiver: &Value,
         names: &[String],
         has_args: bool,
         at: &Arg,
     ) -> EResult<Value> {
+        let mut cur = receiver;
         for (i, name) in names.iter().enumerate() {
             let last = i + 1 == names.len();
-            receiver = match receiver {
+            cur = match cur {
                 // Missing data, or a nil map: the field has no value.
-                Value::Null => Value::Null,
-                Value::Object(mut m) => {
+                Value::Null => return Ok(Value::Null),
+                Value::Object(m) => {
                     if last && has_args {
                         return Err(self.error(
                             at.pos(),
@@ -2006,10 +2007,13 @@ impl Exec<'_> {
                             ExecErrorKind::NotAMethod(name.clone()),
                         ));
                     }
-                    m.remove(name).unwrap_or(Value::Null)
+                    match m.get(name) {
+                        Some(v) => v,
+                        None => return Ok(Value::Null),
+                    }
                 }
                 // A header cell is a title, whatever is inside the field.
-                Value::String(s) if self.header => Value::String(s),
+                Value::String(_) if self.header => cur,
                 _ => {
                     return Err(self.error(
                         at.pos(),
@@ -2023,7 +2027,7 @@ impl Exec<'_> {
                 }
             };
         }
-        Ok(receiver)
+        Ok(cur.clone())
     }
 
     /// The value of an argument (not a command: no arguments of its own).
@@ -2041,14 +2045,14 @@ impl Exec<'_> {
                 Ok(value.clone())
             }
             Arg::Str { value, .. } => Ok(Value::String(value.clone())),
-            Arg::Field { names, .. } => self.fields(dot.clone(), names, false, a),
+            Arg::Field { names, .. } => self.fields(dot, names, false, a),
             Arg::Variable { name, names, .. } => {
                 let v = self.variable(name);
-                self.fields(v, names, false, a)
+                self.fields(&v, names, false, a)
             }
             Arg::Chain { term, names, .. } => {
                 let receiver = self.arg(dot, term)?;
-                self.fields(receiver, names, false, a)
+                self.fields(&receiver, names, false, a)
             }
             Arg::Pipe(p) => self.pipeline(dot, p),
             Arg::Func { pos, name } => {

@@ -527,3 +527,95 @@ fn long_unexpected_tokens_are_cut_like_go() {
         Err(r#"template: :1: unexpected "\"a long st"... in else"#.into())
     );
 }
+
+/// Random splices of template fragments: whatever the input, parsing and
+/// running end in output or an error, never a panic.
+#[test]
+fn random_templates_never_panic() {
+    const PIECES: &[&str] = &[
+        "{{",
+        "}}",
+        "{{-",
+        " -}}",
+        " ",
+        "\n",
+        ".",
+        ".A",
+        ".B.C",
+        "$",
+        "$x",
+        ":=",
+        "=",
+        "|",
+        "(",
+        ")",
+        ",",
+        "\"s\"",
+        "\"\\",
+        "`r`",
+        "'c'",
+        "'",
+        "1",
+        "-2",
+        "0x",
+        "1e",
+        "1.5",
+        "true",
+        "nil",
+        "if",
+        "else",
+        "end",
+        "range",
+        "with",
+        "break",
+        "continue",
+        "json",
+        "index",
+        "len",
+        "slice",
+        "printf",
+        "\"%d%s%\"",
+        "print",
+        "eq",
+        "lt",
+        "and",
+        "or",
+        "not",
+        "split",
+        "join",
+        "upper",
+        "pad",
+        "truncate",
+        "html",
+        "js",
+        "urlquery",
+        "/*",
+        "*/",
+        "é",
+        "\t",
+        "{",
+        "}",
+        "-",
+        "!",
+        "\u{0}",
+    ];
+    let data = json!({"A": [1, "x", null, {"k": 2.5}], "B": {"C": "s"}, "N": null});
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let n = next() % 24;
+        let mut t = String::new();
+        for _ in 0..n {
+            t.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        if let Ok(tmpl) = Template::parse(&t) {
+            let _ = tmpl.execute(&data);
+            let _ = tmpl.execute_header(&[("A", "AA")]);
+        }
+    }
+}

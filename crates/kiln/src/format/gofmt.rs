@@ -502,11 +502,21 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        spec.width = star_or_number(&mut chars, args, &mut next, &mut out, "BADWIDTH");
+        match star_or_number(&mut chars, args, &mut next) {
+            Ok(Some(w)) if w < 0 => {
+                spec.minus = true;
+                spec.width = usize::try_from(-w).ok();
+            }
+            Ok(w) => spec.width = w.and_then(|w| usize::try_from(w).ok()),
+            Err(()) => out.push_str("%!(BADWIDTH)"),
+        }
         if chars.peek() == Some(&'.') {
             chars.next();
-            spec.prec =
-                Some(star_or_number(&mut chars, args, &mut next, &mut out, "BADPREC").unwrap_or(0));
+            match star_or_number(&mut chars, args, &mut next) {
+                Ok(Some(p)) if p < 0 => out.push_str("%!(BADPREC)"),
+                Ok(p) => spec.prec = Some(p.and_then(|p| usize::try_from(p).ok()).unwrap_or(0)),
+                Err(()) => out.push_str("%!(BADPREC)"),
+            }
         }
         if spec.minus {
             spec.zero = false;
@@ -551,31 +561,40 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
+/// Go ignores widths and precisions beyond a million (`fmt.tooLarge`).
+const MAX_WIDTH: i128 = 1_000_000;
+
+/// A width or precision: digits, or `*` taking an int argument (which may
+/// be negative). `Err` for a `*` without a usable int.
 fn star_or_number(
     chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
     args: &[Value],
     next: &mut usize,
-    out: &mut String,
-    bad: &str,
-) -> Option<usize> {
+) -> Result<Option<i128>, ()> {
     if chars.peek() == Some(&'*') {
         chars.next();
         let n = args.get(*next).and_then(|a| match a {
-            Value::Number(n) => as_int(n).and_then(|i| usize::try_from(i).ok()),
+            Value::Number(n) => as_int(n),
             _ => None,
         });
         *next += 1;
-        if n.is_none() {
-            let _ = write!(out, "%!({bad})");
-        }
-        return n;
+        return match n {
+            Some(n) if n.abs() <= MAX_WIDTH => Ok(Some(n)),
+            _ => Err(()),
+        };
     }
-    let mut n: Option<usize> = None;
+    let mut n: Option<i128> = None;
     while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+        if n.is_some_and(|n| n > MAX_WIDTH) {
+            // Go's parsenum gives up and skips to the end of the format,
+            // which then has no verb.
+            chars.for_each(drop);
+            return Ok(None);
+        }
         chars.next();
-        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
+        n = Some(n.unwrap_or(0) * 10 + i128::from(d));
     }
-    n
+    Ok(n)
 }
 
 fn bad_verb(out: &mut String, verb: char, arg: &Value) {
@@ -957,5 +976,79 @@ mod tests {
         assert_eq!(go_type(&json!([])), "[]interface {}");
         assert_eq!(go_type(&json!({})), "map[string]interface {}");
         assert_eq!(go_type(&json!(null)), "<nil>");
+    }
+
+    #[test]
+    fn printf_star_and_oversized_widths_like_go() {
+        assert_eq!(sprintf("%*d|", &[json!(-4), json!(7)]), "7   |");
+        assert_eq!(
+            sprintf("%.*f", &[json!(-1), json!(2.5)]),
+            "%!(BADPREC)2.500000"
+        );
+        assert_eq!(sprintf("%.*f", &[json!(1), json!(2.25)]), "2.2");
+        assert_eq!(sprintf("%*d", &[json!("x"), json!(7)]), "%!(BADWIDTH)7");
+        assert_eq!(
+            sprintf("%.*d", &[json!(2_000_000), json!(7)]),
+            "%!(BADPREC)7"
+        );
+        assert_eq!(
+            sprintf("%*d", &[json!(2_000_000), json!(7)]),
+            "%!(BADWIDTH)7"
+        );
+        assert_eq!(
+            sprintf("%99999999999d|", &[json!(7)]),
+            "%!(NOVERB)%!(EXTRA int=7)"
+        );
+        assert_eq!(
+            sprintf("%.99999999999d|", &[json!(7)]),
+            "%!(NOVERB)%!(EXTRA int=7)"
+        );
+        assert_eq!(
+            sprintf(
+                "%05s|%-05d|%+.2e|% x|%#q",
+                &[
+                    json!("ab"),
+                    json!(3),
+                    json!(1234.5),
+                    json!("hi"),
+                    json!("a`b")
+                ]
+            ),
+            "000ab|3    |+1.23e+03|68 69|\"a`b\""
+        );
+        assert_eq!(
+            sprintf(
+                "%6.2v|%G|%+g|%08.3e|%x",
+                &[
+                    json!(3.14159),
+                    json!(1e-10),
+                    json!(2.0),
+                    json!(-1.5),
+                    json!(-255)
+                ]
+            ),
+            "   3.1|1E-10|+2|-1.500e+00|-ff"
+        );
+        assert_eq!(
+            sprintf(
+                "%#o %#b %O %c %U %#U",
+                &[
+                    json!(8),
+                    json!(5),
+                    json!(8),
+                    json!(0x1F433),
+                    json!(0x1F433),
+                    json!(0x1F433)
+                ]
+            ),
+            "010 0b101 0o10 🐳 U+1F433 U+1F433 '🐳'"
+        );
+        assert_eq!(
+            sprintf(
+                "%5t|%-7v|%3c|%q",
+                &[json!(true), json!(null), json!(120), json!(127)]
+            ),
+            " true|<nil>  |  x|'\\x7f'"
+        );
     }
 }

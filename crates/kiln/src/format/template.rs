@@ -220,9 +220,17 @@ pub(crate) enum CallError {
     BadComparison,
     #[error("expected slice, got {0}")]
     ExpectedSlice(&'static str),
-    #[error("negative count {0}")]
-    NegativeCount(i128),
+    #[error("strings: negative Repeat count")]
+    NegativeCount,
+    /// kiln's limit, so that a typo cannot exhaust memory.
+    #[error("pad count {0} is over {MAX_PAD}")]
+    PadTooLarge(i128),
+    #[error("runtime error: slice bounds out of range [:{0}]")]
+    SliceBounds(i128),
 }
+
+/// The most spaces `pad` adds on one side.
+const MAX_PAD: i128 = 1 << 20;
 
 // ---------------------------------------------------------------------------
 // Lexer
@@ -2245,8 +2253,11 @@ impl Exec<'_> {
                 if text.is_empty() {
                     Value::String(text)
                 } else {
-                    let count =
-                        |n: i128| usize::try_from(n).map_err(|_| CallError::NegativeCount(n));
+                    let count = |n: i128| match usize::try_from(n) {
+                        Err(_) => Err(CallError::NegativeCount),
+                        Ok(_) if n > MAX_PAD => Err(CallError::PadTooLarge(n)),
+                        Ok(u) => Ok(u),
+                    };
                     Value::String(format!(
                         "{}{text}{}",
                         " ".repeat(count(pre)?),
@@ -2257,7 +2268,7 @@ impl Exec<'_> {
             Func::Truncate => {
                 let text = s(&first);
                 let n = int_of(&argv[1]).unwrap_or(0);
-                let n = usize::try_from(n).map_err(|_| CallError::NegativeCount(n))?;
+                let n = usize::try_from(n).map_err(|_| CallError::SliceBounds(n))?;
                 if text.len() < n {
                     Value::String(text)
                 } else {

@@ -619,3 +619,30 @@ fn random_templates_never_panic() {
         }
     }
 }
+
+#[test]
+fn pad_and_truncate_refuse_bad_counts() {
+    let err = |t: &str| run(t, r#"{"A": "ab"}"#).expect_err("fails");
+    assert!(err("{{pad .A -1 0}}").ends_with("error calling pad: strings: negative Repeat count"));
+    assert!(err("{{pad .A 0 99999999999}}")
+        .ends_with("error calling pad: pad count 99999999999 is over 1048576"));
+    assert!(err("{{truncate .A -1}}")
+        .ends_with("error calling truncate: runtime error: slice bounds out of range [:-1]"));
+    assert_eq!(
+        run(
+            "{{truncate .A 1}}|{{truncate .A 2}}|{{truncate .A 3}}",
+            r#"{"A": "ab"}"#
+        )
+        .as_deref(),
+        Ok("a|ab|ab")
+    );
+    // Go cuts bytes; kiln keeps whole characters.
+    assert_eq!(
+        run("{{truncate .A 2}}", r#"{"A": "éa"}"#).as_deref(),
+        Ok("é")
+    );
+    assert_eq!(
+        run("{{truncate .A 1}}", r#"{"A": "éa"}"#).as_deref(),
+        Ok("")
+    );
+}

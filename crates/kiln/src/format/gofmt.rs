@@ -1020,7 +1020,7 @@ mod tests {
             sprintf(
                 "%6.2v|%G|%+g|%08.3e|%x",
                 &[
-                    json!(3.14159),
+                    json!(3.04159),
                     json!(1e-10),
                     json!(2.0),
                     json!(-1.5),

@@ -1065,14 +1065,20 @@ impl Param {
 // ---------------------------------------------------------------------------
 // Parser
 
-/// Where the parser is inside the last action, for error messages.
+/// Recursive descent over the tokens, with Go's grammar and messages.
 struct Parser<'a> {
     toks: &'a [Token],
+    /// The next token; may run past the end (see `next`).
     i: usize,
+    /// The furthest token looked at: Go reports errors at its line.
     furthest: usize,
+    /// Variables in scope (`$` always is).
     vars: Vec<String>,
+    /// How many `range`s enclose us, for `break` and `continue`.
     range_depth: usize,
+    /// Nesting of controls and parentheses, against `MAX_DEPTH`.
     depth: usize,
+    /// The line of the action being parsed, for "started at" messages.
     action_line: Option<usize>,
 }
 
@@ -1282,6 +1288,7 @@ impl<'a> Parser<'a> {
         if context == "range" {
             self.range_depth -= 1;
         }
+        // (`item_list` ends only at `{{end}}` or `{{else}}`.)
         let else_list = match next {
             Item::End | Item::Node(_) => None,
             Item::Else(chained) => {
@@ -1297,12 +1304,8 @@ impl<'a> Parser<'a> {
                     Some(vec![make(self.control(kw)?)])
                 } else {
                     let (list, end) = self.item_list()?;
-                    match end {
-                        Item::End => {}
-                        Item::Else(_) => {
-                            return Err(self.error(ParseErrorKind::ExpectedEnd("{{else}}")))
-                        }
-                        Item::Node(_) => {}
+                    if let Item::Else(_) = end {
+                        return Err(self.error(ParseErrorKind::ExpectedEnd("{{else}}")));
                     }
                     Some(list)
                 }

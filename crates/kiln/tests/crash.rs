@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 //! Crash safety and concurrency of the store, with real processes: `kiln
 //! load` and `kiln import` SIGKILLed at random moments, then `system check`
 //! must find nothing wrong and the command must succeed when repeated; two

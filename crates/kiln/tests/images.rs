@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! The image commands on a real store: import, images, history, tag, rmi,
 //! inspect, save and load in both formats and every compression, bad
 //! archives that must leave the store exactly as it was, and `system

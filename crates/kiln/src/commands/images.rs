@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use kiln_oci::time::{format_rfc3339, parse_rfc3339};
@@ -15,24 +15,9 @@ use crate::cli::{
     Cli, HistoryArgs, ImageInspectArgs, ImagePruneArgs, ImagesArgs, InspectArgs, RmiArgs, TagArgs,
 };
 use crate::commands::{confirm, open_store};
-use crate::format::render;
-use crate::format::units::{human_duration, human_size};
+use crate::format::units::{human_duration_since, human_size};
+use crate::format::{render, IMAGE_HEADERS, IMAGE_TABLE};
 use crate::EXIT_FAILURE;
-
-/// Headers Docker shows for image fields.
-const IMAGE_HEADERS: &[(&str, &str)] = &[
-    ("Repository", "REPOSITORY"),
-    ("Tag", "TAG"),
-    ("Digest", "DIGEST"),
-    ("ID", "IMAGE ID"),
-    ("CreatedSince", "CREATED"),
-    ("CreatedAt", "CREATED AT"),
-    ("Size", "SIZE"),
-    ("Containers", "CONTAINERS"),
-    ("SharedSize", "SHARED SIZE"),
-    ("UniqueSize", "UNIQUE SIZE"),
-    ("VirtualSize", "VIRTUAL SIZE"),
-];
 
 const HISTORY_HEADERS: &[(&str, &str)] = &[
     ("ID", "IMAGE"),
@@ -52,12 +37,7 @@ pub(crate) fn go_time(t: SystemTime) -> String {
 
 fn ago(t: Option<SystemTime>) -> String {
     match t {
-        Some(t) => {
-            let d = SystemTime::now()
-                .duration_since(t)
-                .unwrap_or(Duration::ZERO);
-            format!("{} ago", human_duration(d))
-        }
+        Some(t) => human_duration_since(t, SystemTime::now()),
         None => "N/A".into(),
     }
 }
@@ -116,7 +96,7 @@ pub(crate) fn images(cli: &Cli, args: &ImagesArgs) -> Result<u8> {
     let default = if args.digests {
         "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     } else {
-        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+        IMAGE_TABLE
     };
     let format = match args.format.as_deref() {
         None | Some("table") => default,

@@ -8,8 +8,8 @@ use serde_json::json;
 use crate::cli::{CheckArgs, Cli, DfArgs, SystemPruneArgs};
 use crate::commands::images::go_time;
 use crate::commands::{confirm, open_store};
-use crate::format::render;
 use crate::format::units::human_size;
+use crate::format::{render, render_table};
 use crate::EXIT_FAILURE;
 
 fn percent(part: u64, whole: u64) -> String {
@@ -110,13 +110,10 @@ pub(crate) fn df(cli: &Cli, args: &DfArgs) -> Result<u8> {
         )?;
         return Ok(0);
     }
-    let format = match args.format.as_deref() {
-        None | Some("table") => {
-            "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
-        }
-        Some(f) => f,
-    };
-    render(format, &rows, &headers, &mut out)?;
+    match args.format.as_deref() {
+        None | Some("table") => render_table(&headers, &rows, &mut out)?,
+        Some(f) => render(f, &rows, &headers, &mut out)?,
+    }
     Ok(0)
 }
 

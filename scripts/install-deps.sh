@@ -7,6 +7,10 @@ need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+# The image tests compress inputs with the real tools.
+command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
+command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
+command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

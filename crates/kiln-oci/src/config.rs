@@ -33,7 +33,12 @@ pub struct ImageConfig {
     )]
     pub os_version: Option<String>,
     /// OS features.
-    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "os.features",
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub os_features: Vec<String>,
     /// CPU variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +49,11 @@ pub struct ImageConfig {
     /// The layers' DiffIDs.
     pub rootfs: RootFs,
     /// One entry per build step.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub history: Vec<History>,
     /// Fields kiln does not know (Docker's `container_config`, …), kept.
     #[serde(flatten)]
@@ -101,10 +110,18 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// `port/proto` set.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub exposed_ports: BTreeMap<String, Empty>,
     /// `KEY=value` list.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<String>,
     /// Entrypoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,13 +130,21 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
     /// Volume set.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub volumes: BTreeMap<String, Empty>,
     /// Working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
     /// Labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Signal that stops the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,10 +156,18 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthConfig>,
     /// Docker: ONBUILD triggers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub on_build: Vec<String>,
     /// Docker: the shell of shell-form instructions.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub shell: Vec<String>,
     /// Fields kiln does not know, kept.
     #[serde(flatten)]
@@ -146,7 +179,11 @@ pub struct ContainerConfig {
 #[serde(rename_all = "PascalCase")]
 pub struct HealthConfig {
     /// `["NONE"]`, `["CMD", …]` or `["CMD-SHELL", "…"]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub test: Vec<String>,
     /// Between checks.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -167,4 +204,15 @@ pub struct HealthConfig {
 
 fn is_zero(v: &i64) -> bool {
     *v == 0
+}
+
+/// Docker writes `null` for empty lists and maps (`"Labels": null`,
+/// `"OnBuild": null`): read it as empty. Loaded configs are kept as their
+/// bytes, so this never changes a digest.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }

@@ -256,3 +256,14 @@ fn bad_manifests_get_clear_errors() {
     let e = parse_manifest(mt::OCI_INDEX, v3.into_bytes()).unwrap_err();
     assert!(matches!(e, ManifestError::SchemaVersion { version: 3, .. }));
 }
+
+#[test]
+fn docker_nulls_read_as_empty() {
+    let c: kiln_oci::ImageConfig = serde_json::from_str(
+        r#"{"architecture":"amd64","os":"linux","config":{"Env":null,"Labels":null,"OnBuild":null,"ExposedPorts":null,"Volumes":null,"Cmd":null},"rootfs":{"type":"layers","diff_ids":[]},"history":null}"#,
+    )
+    .unwrap();
+    let cc = c.config.unwrap();
+    assert!(cc.env.is_empty() && cc.labels.is_empty() && cc.on_build.is_empty());
+    assert!(cc.cmd.is_none() && c.history.is_empty());
+}

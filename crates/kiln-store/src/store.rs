@@ -435,3 +435,64 @@ pub(crate) fn container_using(t: &Txn, key: &str) -> Result<Option<String>, Erro
         .find(|(_, c)| c.get("image").and_then(|v| v.as_str()) == Some(key))
         .map(|(id, _)| id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{ImportOptions, ImportSource};
+    use kiln_oci::config::ContainerConfig;
+    use kiln_oci::Platform;
+
+    fn tiny_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "hello", &b"hi"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn an_image_a_container_uses_is_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let opts = ImportOptions {
+            config: ContainerConfig::default(),
+            message: None,
+            source_name: "-".into(),
+            platform: Platform::host(),
+            layer: Default::default(),
+        };
+        let name = Reference::parse("app:1").unwrap();
+        let rec = store
+            .import(
+                ImportSource::Tar(&tiny_tar()[..]),
+                &opts,
+                std::slice::from_ref(&name),
+            )
+            .unwrap();
+        store
+            .meta
+            .write(|t| {
+                let c = serde_json::json!({"image": rec.manifest.digest.to_string()});
+                t.put(CONTAINERS, "c0ffee", &c).map_err(Error::from)
+            })
+            .unwrap();
+        let err = store.remove_image("app:1", false).unwrap_err();
+        assert!(err.to_string().contains("container c0ffee"), "{err}");
+        let err = store.remove_image(rec.id().short(), false).unwrap_err();
+        assert!(matches!(err, Error::InUse { .. }), "{err}");
+        // Forced: the name goes, the image stays for its container.
+        let events = store.remove_image("app:1", true).unwrap();
+        assert_eq!(events, vec![Removal::Untagged(name.with_default_tag())]);
+        assert_eq!(store.images().unwrap().len(), 1);
+        assert!(store.content().contains(&rec.manifest.digest));
+        // Prune leaves it too.
+        let (events, _) = store.prune_images(true).unwrap();
+        assert!(events.is_empty());
+        assert!(store.check(false).unwrap().problems.is_empty());
+    }
+}

@@ -421,7 +421,12 @@ mod tests {
     #[test]
     fn ratio_is_close_to_one_stream() {
         let data = sample(2 << 20);
-        let par = pgzip(&data, 6, 2, ParallelGzEncoder::<Vec<u8>>::DEFAULT_BLOCK_SIZE);
+        let par = pgzip(
+            &data,
+            6,
+            2,
+            ParallelGzEncoder::<Vec<u8>>::DEFAULT_BLOCK_SIZE,
+        );
         let mut one = flate2::write::GzEncoder::new(Vec::new(), Compression::new(6));
         one.write_all(&data).expect("in memory");
         let one = one.finish().expect("in memory");
@@ -477,8 +482,8 @@ mod tests {
 
     #[test]
     fn dropping_unfinished_stops_the_workers() {
-        let mut enc = ParallelGzEncoder::with_block_size(Vec::new(), 6, 2, 32 * 1024)
-            .expect("spawn");
+        let mut enc =
+            ParallelGzEncoder::with_block_size(Vec::new(), 6, 2, 32 * 1024).expect("spawn");
         enc.write_all(&sample(500_000)).expect("in memory");
         drop(enc);
     }

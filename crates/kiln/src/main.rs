@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     init_logging(&cli);
     let result = match &cli.command {
         Command::Build(args) => commands::build::run(&cli, args),
+        Command::Debug(cmd) => commands::debug::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,1 +1,2 @@
 pub(crate) mod build;
+pub(crate) mod debug;

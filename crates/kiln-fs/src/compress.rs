@@ -362,8 +362,8 @@ pub fn decompressed_in_background<R: Read + Send + 'static>(r: R) -> io::Result<
                 }
             };
             loop {
+                // A recycled chunk is already READ_CHUNK long: no zeroing.
                 let mut buf = spare.try_recv().unwrap_or_default();
-                buf.clear();
                 buf.resize(READ_CHUNK, 0);
                 // Fill the chunk (decoders return short reads).
                 let mut n = 0;

@@ -378,6 +378,10 @@ pub fn apply_layer<R: Read>(
                 replace(&mut || rustix::fs::mknodat(&parent, name, ft, mode, dev as Dev))?;
                 rustix::fs::chownat(&parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(e)?;
+                // mknod applied the umask (0666 came out 0644). The node was
+                // just made by name in a directory only the applier writes,
+                // so this changes it, not a symlink put in its place.
+                rustix::fs::chmodat(&parent, name, mode, AtFlags::empty()).map_err(e)?;
                 rustix::fs::utimensat(&parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(e)?;
             }

@@ -24,7 +24,7 @@ use kiln_oci::Digest;
 use thiserror::Error;
 
 use crate::hash::HashingWriter;
-use crate::layer::{write_layer, LayerInfo, LayerWriteError, WriteOptions};
+use crate::layer::{write_entries, write_layer, LayerInfo, LayerWriteError, WriteOptions};
 use crate::pgzip::ParallelGzEncoder;
 
 /// How to compress.
@@ -218,41 +218,63 @@ const CHUNK: usize = 256 * 1024;
 /// Chunks queued between them (so at most ~2 MiB of tar in flight).
 const QUEUED_CHUNKS: usize = 6;
 
-/// The tar walk on a scoped thread of its own, the compressor here.
+/// Three stages on three threads, so that no one thread carries the walk,
+/// the DiffID and the compressor's feeding in series (on two cores a thread
+/// gets about half of one while the compression workers run, and the walk
+/// with its hash was the slowest stage): the tar walk on one, the DiffID
+/// hash on a second, the compressor (feeding its workers), the digest hash
+/// and the output on the caller's. Chunks move from one to the next by
+/// bounded queues, and come back to the walk to be reused.
 fn pipelined<W: Write>(
     root: &Path,
     mut enc: Encoder<W>,
     write: &WriteOptions,
 ) -> Result<(LayerInfo, W), CompressError> {
+    let spawn_err = |source| CompressError::Stream {
+        action: "start",
+        algorithm: "tar",
+        source,
+    };
     std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
-        let (recycle, spare) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS + 2);
+        let (to_hash, tarred) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+        let (to_compress, hashed) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+        let (recycle, spare) = mpsc::sync_channel::<Vec<u8>>(2 * QUEUED_CHUNKS + 4);
         let tar = std::thread::Builder::new()
             .name("kiln-tar".into())
             .spawn_scoped(s, move || {
                 let chunks = ChunkWriter {
                     buf: Vec::with_capacity(CHUNK),
-                    tx,
+                    tx: to_hash,
                     spare,
                 };
-                let (layer, chunks) = write_layer(root, chunks, write)?;
+                let (entries, chunks) = write_entries(root, chunks, write)?;
                 chunks.finish().map_err(|source| LayerWriteError::Write {
                     path: "end of archive".into(),
                     source,
                 })?;
-                Ok::<_, LayerWriteError>(layer)
+                Ok::<_, LayerWriteError>(entries)
             })
-            .map_err(|source| CompressError::Stream {
-                action: "start",
-                algorithm: "tar",
-                source,
-            })?;
-        // `rx` is dropped when this closure returns, so a failed compressor
-        // stops the tar thread (its sends fail) instead of leaving it
-        // blocked.
+            .map_err(spawn_err)?;
+        let diff_id = std::thread::Builder::new()
+            .name("kiln-diffid".into())
+            .spawn_scoped(s, move || {
+                let mut h = HashingWriter::new(io::sink());
+                for chunk in tarred {
+                    h.write_all(&chunk).expect("a sink never fails");
+                    if to_compress.send(chunk).is_err() {
+                        break; // the compressor failed
+                    }
+                }
+                let (digest, size, _) = h.finish();
+                (digest, size)
+            })
+            .map_err(spawn_err)?;
+        // `hashed` is dropped when this closure returns, so a failed
+        // compressor stops the other stages (their sends fail) instead of
+        // leaving them blocked.
         let compressed = (move || {
             let algorithm = enc.algorithm();
-            for chunk in rx {
+            for chunk in hashed {
                 enc.write_all(&chunk)
                     .map_err(|source| CompressError::Stream {
                         action: "write",
@@ -263,14 +285,26 @@ fn pipelined<W: Write>(
             }
             enc.finish()
         })();
-        let layer = match tar.join() {
-            Ok(layer) => layer,
+        let entries = match tar.join() {
+            Ok(entries) => entries,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let (diff_id, size) = match diff_id.join() {
+            Ok(d) => d,
             Err(panic) => std::panic::resume_unwind(panic),
         };
         // The compressor's failure is the cause when both failed (the tar
         // thread then only saw the queue close).
         let out = compressed?;
-        Ok((layer?, out))
+        let entries = entries?;
+        Ok((
+            LayerInfo {
+                diff_id,
+                size,
+                entries,
+            },
+            out,
+        ))
     })
 }
 

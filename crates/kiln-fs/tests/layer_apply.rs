@@ -399,3 +399,44 @@ fn round_trip_keeps_modes_owners_links_and_times() {
     let (_, again) = write_layer(&out, Vec::new(), &WriteOptions::default()).unwrap();
     assert_eq!(again, tar);
 }
+
+#[test]
+fn device_and_fifo_modes_are_not_masked() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: device nodes need root");
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    let r = src.path();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &r.join("null"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &r.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    // Whatever the umask did at creation.
+    fs::set_permissions(r.join("null"), fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(r.join("pipe"), fs::Permissions::from_mode(0o622)).unwrap();
+    let (_, tar) = write_layer(r, Vec::new(), &WriteOptions::default()).unwrap();
+    let s = Scene::new();
+    s.apply(&tar).unwrap();
+    let null = fs::symlink_metadata(s.root().join("null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(
+        (null.mode() & 0o7777, null.rdev()),
+        (0o666, rustix::fs::makedev(1, 3))
+    );
+    let pipe = fs::symlink_metadata(s.root().join("pipe")).unwrap();
+    assert!(pipe.file_type().is_fifo());
+    assert_eq!(pipe.mode() & 0o7777, 0o622);
+}

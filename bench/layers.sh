@@ -92,6 +92,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 ROOTFS_MB=$(du -sm "$ROOTFS" | cut -f1)
 ENTRIES=$(find "$ROOTFS" | wc -l)
 echo "rootfs: $ROOTFS, ${ROOTFS_MB} MB, $ENTRIES entries; work in $WORK; $RUNS runs" >&2
@@ -119,11 +120,24 @@ zstd -q -t "$WORK/kiln.tar.zst"
 SIZES=$(stat -c '%n %s' "$WORK"/kiln.tar.zst "$WORK"/anchor.tar.zst "$WORK"/kiln.tar.gz "$WORK"/anchor.tar.gz)
 
 # --- apply ---------------------------------------------------------------
+# Between runs the previous extraction is cleared: on the tmpfs by rm -rf;
+# on the disk by moving it aside (deleted at the end). ext4 without a journal
+# (as on these VMs) skips inodes freed in the last minute when it allocates,
+# scanning past them, so deleting 6,700 inodes just before a run slows that
+# run's file creation several times over, and more with every run: the
+# second command of each pair would pay for the first one's deletions.
 LAYER=$WORK/kiln.tar.zst
+mkdir -p "$WORK/aside"
 for where in disk tmpfs; do
-  if [ "$where" = disk ]; then D=$WORK/x; else D=$TMPFS/x; fi
+  if [ "$where" = disk ]; then
+    D=$WORK/x
+    clear="if [ -e $D ]; then mv $D $WORK/aside/\$(date +%s%N); fi; mkdir $D"
+  else
+    D=$TMPFS/x
+    clear="rm -rf $D && mkdir $D"
+  fi
   "${HF[@]}" --export-json "$WORK/apply-$where.json" \
-    --prepare "rm -rf $D && mkdir $D" \
+    --prepare "$clear" \
     -n "kiln layer-apply ($where)" "$KILN debug layer-apply $LAYER $D" \
     -n "zstd -d | tar -x ($where)" "zstd -d -q < $LAYER | tar -x -C $D"
 done
@@ -141,6 +155,7 @@ else
 fi
 
 # --- report --------------------------------------------------------------
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 NPROC=$(nproc)
 KERNEL=$(uname -r)
@@ -163,13 +178,13 @@ for name, f, rss, anchor in rows:
     res = json.load(open(f"{work}/{f}.json"))["results"]
     k, a = res[0]["times"], res[1]["times"]
     km, am = statistics.median(k), statistics.median(a)
-    out.append(f"| {name} | `{anchor}` | {km:.3f} s | {am:.3f} s | **{km/am:.2f}** | {min(k)/min(a):.2f} | {int(rss)/1024:.0f} MB |")
+    out.append(f"| {name} | `{anchor.replace('|', chr(92) + '|')}` | {km:.3f} s | {am:.3f} s | **{km/am:.2f}** | {min(k)/min(a):.2f} | {int(rss)/1024:.0f} MB |")
 print("\n".join(out))
 EOF
 )
 
 echo
-echo "=== kiln / anchor (below 1.00: kiln is faster) ==="
+echo "=== kiln / anchor (below 1.00: kiln is faster); load $LOAD_BEFORE -> $LOAD_AFTER ==="
 echo "$REPORT"
 echo
 echo "blob sizes:"
@@ -182,7 +197,8 @@ if [ "${KILN_BENCH_NO_RESULTS:-}" != 1 ]; then
     echo "## Layers: write and apply a debootstrap minbase rootfs — $DATE"
     echo
     echo "$NPROC vCPU $CPU, Linux $KERNEL, rustc $RUSTC; \`bench/layers.sh\`"
-    echo "(hyperfine, warmup 1, $RUNS runs each; the work directory on $FS)."
+    echo "(hyperfine, warmup 1, $RUNS runs each; the work directory on $FS;"
+    echo "load average before $LOAD_BEFORE, after $LOAD_AFTER: other jobs shared the machine)."
     echo "Rootfs: ${ROOTFS_MB} MB, $ENTRIES entries. kiln also computes the DiffID"
     echo "and the digest (two SHA-256 passes) that the anchors do not."
     echo

@@ -6,11 +6,13 @@
 //!
 //! [`write_compressed_layer`] is the whole streaming pipeline: tar → DiffID
 //! hash → compress → digest hash → output, in one pass with flat memory.
-//! With `threads` ≥ 1 the tar walk (and its DiffID hash) runs on a thread of
-//! its own and hands the tar to the caller's thread in 256 KiB chunks
-//! through a bounded queue; the caller's thread compresses (gzip on
-//! `threads` pgzip workers, zstd on `threads` zstdmt workers), hashes and
-//! writes the output. The bytes depend on whether `threads` is 0 or not,
+//! With `threads` ≥ 1 the tar walk runs on a thread of its own, the DiffID
+//! hash on another, and the tar moves between them and on to the caller's
+//! thread in 256 KiB chunks through bounded queues; the caller's thread
+//! compresses (gzip on `threads` pgzip workers, zstd on `threads` zstdmt
+//! workers in 4 MiB jobs), hashes and writes the output. Peak memory is
+//! about 70 MB for zstd on two workers (zstdmt's buffers), a few MB for
+//! gzip. The bytes depend on whether `threads` is 0 or not,
 //! never on its value: pgzip's output is independent of its thread count,
 //! and so is zstd's multi-threaded format for any number of workers ≥ 1.
 //! So a layer's digest does not depend on the machine's core count.

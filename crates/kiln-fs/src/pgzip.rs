@@ -286,8 +286,6 @@ fn header(level: u32) -> [u8; 10] {
 }
 
 fn worker(queue: &Mutex<Receiver<Job>>, level: u32) {
-    // Raw deflate (no zlib header), 32 KiB window.
-    let mut z = Compress::new_with_window_bits(Compression::new(level), false, 15);
     loop {
         let job = {
             let Ok(queue) = queue.lock() else { return };
@@ -296,15 +294,22 @@ fn worker(queue: &Mutex<Receiver<Job>>, level: u32) {
                 Err(_) => return,
             }
         };
+        // A fresh compressor for every block: zlib-rs's `reset` clears the
+        // hash heads but keeps the window, the chains and the last match,
+        // which then sway the matcher's choices, so a reused compressor's
+        // output would depend on which blocks this worker did before
+        // (measured: different digests run to run). Raw deflate, 32 KiB
+        // window.
+        let mut z = Compress::new_with_window_bits(Compression::new(level), false, 15);
         let result = deflate_block(&mut z, &job);
         // The encoder may be gone (dropped unfinished): nothing to do.
         let _ = job.done.send(result);
     }
 }
 
+/// Deflate one block with `z`, a compressor fresh from `new`.
 fn deflate_block(z: &mut Compress, job: &Job) -> io::Result<Done> {
     let err = |e: flate2::CompressError| io::Error::other(format!("deflate failed: {e}"));
-    z.reset();
     if let Some(prev) = &job.prev {
         let dict = &prev[prev.len().saturating_sub(DICT_SIZE)..];
         z.set_dictionary(dict).map_err(err)?;
@@ -405,6 +410,23 @@ mod tests {
                 assert_eq!(gunzip_single(&gz), data, "len {len} threads {threads}");
                 assert_eq!(gunzip_multi(&gz), data, "len {len} threads {threads}");
             }
+        }
+    }
+
+    #[test]
+    fn output_is_independent_of_threads_on_real_data() {
+        // Machine code, tables and strings: data on which a compressor
+        // reused after `reset` made different choices (zlib-rs keeps its
+        // old window and hash chains) than a fresh one.
+        let exe = std::fs::read(std::env::current_exe().expect("test binary")).expect("read");
+        let data = &exe[..exe.len().min(6 << 20)];
+        let one = pgzip(data, 6, 1, 128 * 1024);
+        assert_eq!(gunzip_single(&one), data);
+        for threads in [2, 3] {
+            assert!(
+                one == pgzip(data, 6, threads, 128 * 1024),
+                "{threads} threads"
+            );
         }
     }
 

@@ -410,7 +410,7 @@ fn device_and_fifo_modes_are_not_masked() {
     let r = src.path();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &r.join("null"),
+        r.join("null"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),
@@ -418,7 +418,7 @@ fn device_and_fifo_modes_are_not_masked() {
     .unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &r.join("pipe"),
+        r.join("pipe"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::empty(),
         0,

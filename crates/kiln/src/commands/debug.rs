@@ -8,7 +8,7 @@
 //!   decompressing on a thread of its own, into a new or empty directory.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 use kiln_fs::apply::{apply_layer, ApplyOptions};
@@ -36,9 +36,10 @@ fn layer_write(args: &LayerWriteArgs) -> Result<u8> {
     });
     let out = File::create(&args.output)
         .with_context(|| format!("failed to create {}", args.output.display()))?;
-    let (layer, out) = write_compressed_layer(
+    // Unbuffered: the compressors write in blocks of tens of KiB or more.
+    let (layer, _out) = write_compressed_layer(
         &args.dir,
-        BufWriter::with_capacity(256 * 1024, out),
+        out,
         &WriteOptions {
             overlay: args.overlay,
             source_date_epoch: None,
@@ -51,9 +52,6 @@ fn layer_write(args: &LayerWriteArgs) -> Result<u8> {
     )
     .with_context(|| format!("failed to write {} as a layer", args.dir.display()))?;
     // No fsync: this measures the codec, as `tar | zstd > FILE` does.
-    out.into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("failed to write {}", args.output.display()))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "diff_id {}", layer.layer.diff_id)?;
     writeln!(stdout, "digest {}", layer.digest)?;

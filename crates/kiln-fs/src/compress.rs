@@ -43,6 +43,24 @@ pub struct CompressOptions {
     pub threads: u32,
 }
 
+impl CompressOptions {
+    /// `compression` at its default level on every available core (what
+    /// committing a layer should use; the bytes are the same on any machine
+    /// with at least one core, see the module doc).
+    pub fn on_all_cores(compression: Compression) -> Self {
+        CompressOptions {
+            compression,
+            level: None,
+            threads: available_threads(),
+        }
+    }
+}
+
+/// The number of cores this process may use (at least 1).
+pub fn available_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
 impl Default for CompressOptions {
     fn default() -> Self {
         CompressOptions {

@@ -12,7 +12,9 @@ use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 use kiln_fs::apply::{apply_layer, ApplyOptions};
-use kiln_fs::compress::{decompressed_in_background, write_compressed_layer, CompressOptions};
+use kiln_fs::compress::{
+    available_threads, decompressed_in_background, write_compressed_layer, CompressOptions,
+};
 use kiln_fs::layer::WriteOptions;
 use kiln_oci::media_types::Compression;
 
@@ -31,9 +33,7 @@ fn layer_write(args: &LayerWriteArgs) -> Result<u8> {
         LayerCompression::Zstd => Compression::Zstd,
         LayerCompression::None => Compression::None,
     };
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
-    });
+    let threads = args.threads.unwrap_or_else(available_threads);
     let out = File::create(&args.output)
         .with_context(|| format!("failed to create {}", args.output.display()))?;
     // Unbuffered: the compressors write in blocks of tens of KiB or more.

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench build clean
+.PHONY: test deps lint unit fuzz bench bench-layers build clean
 
 ## test: install what the tests need, check formatting and lints, run every test
 test: deps lint unit
@@ -37,6 +37,10 @@ fuzz: deps
 ## bench: criterion benchmarks of the frontend; results in bench/RESULTS.md
 bench: deps
 	$(CARGO) bench -p kiln-dockerfile --bench frontend
+
+## bench-layers: layer write/apply against tar|zstd, tar|pigz and zstd -d|tar (root; installs hyperfine, pigz, zstd, debootstrap)
+bench-layers: deps
+	./bench/layers.sh
 
 clean:
 	$(CARGO) clean

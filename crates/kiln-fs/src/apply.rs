@@ -100,6 +100,49 @@ fn entry_err(path: &str, reason: impl std::fmt::Display) -> ApplyError {
     }
 }
 
+/// Bytes copied per read/write of file content.
+const COPY_BUF: usize = 256 * 1024;
+
+/// The parent directory of the previous entry, kept open for the next.
+///
+/// Entries of a layer come grouped by directory, so most entries have the
+/// parent of the one before. Reusing its descriptor is exactly what
+/// resolving the same path again would give, as long as nothing was removed
+/// or replaced since it was resolved: creating new names never changes how
+/// existing names resolve, and a resolution that succeeded went through
+/// existing names only. So the cache is dropped whenever an entry removes
+/// anything (a replaced entry, a whiteout), and every descriptor in it came
+/// from an in-root resolution (`open_parent`), or from opening a real
+/// directory (no symlink, no mount crossing) in such a descriptor.
+struct ParentCache {
+    /// The parent's components joined with `/` (empty for the root).
+    path: Vec<u8>,
+    fd: Option<OwnedFd>,
+}
+
+impl ParentCache {
+    /// The open parent `parents`, from the cache or resolved in-root.
+    fn take(
+        &mut self,
+        root: &OwnedFd,
+        parents: &[&[u8]],
+        shown: &str,
+    ) -> Result<(OwnedFd, Vec<u8>), ApplyError> {
+        let joined = parents.join(&b'/');
+        if let Some(fd) = self.fd.take() {
+            if self.path == joined {
+                return Ok((fd, joined));
+            }
+        }
+        Ok((open_parent(root, parents, shown)?, joined))
+    }
+
+    fn put(&mut self, path: Vec<u8>, fd: OwnedFd) {
+        self.path = path;
+        self.fd = Some(fd);
+    }
+}
+
 /// Apply the (uncompressed) layer tar `tar` into the directory `dest`.
 pub fn apply_layer<R: Read>(
     tar: R,
@@ -117,6 +160,11 @@ pub fn apply_layer<R: Read>(
     })?;
     let mut stats = ApplyStats::default();
     let mut dir_times: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut cache = ParentCache {
+        path: Vec::new(),
+        fd: None,
+    };
+    let mut buf = vec![0u8; COPY_BUF];
     let mut archive = tar::Archive::new(tar);
     let entries = archive
         .entries()
@@ -124,7 +172,7 @@ pub fn apply_layer<R: Read>(
     for entry in entries {
         let mut entry = entry.map_err(|source| ApplyError::Archive { source })?;
         let raw_name = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_name).into_owned();
+        let shown = || String::from_utf8_lossy(&raw_name).into_owned();
         let Some(components) = clean(&raw_name) else {
             continue; // the root itself
         };
@@ -132,29 +180,37 @@ pub fn apply_layer<R: Read>(
             .split_last()
             .expect("clean never returns an empty list");
         if parents.iter().any(|c| c.starts_with(b".wh.")) {
-            return Err(entry_err(&shown, "a whiteout name used as a directory"));
+            return Err(entry_err(&shown(), "a whiteout name used as a directory"));
         }
-        let parent = open_parent(&root, parents, &shown)?;
-        let header = entry.header().clone();
+        let (parent, parent_path) = cache.take(&root, parents, &shown())?;
+        // Where the parent descriptor goes after this entry: back into the
+        // cache, unless something was removed (then it is dropped).
+        let mut keep = true;
+        let header = entry.header();
         let kind = header.entry_type();
-        let mode = Mode::from_raw_mode(header.mode().map_err(|e| entry_err(&shown, e))? & 0o7777);
-        let uid = header.uid().map_err(|e| entry_err(&shown, e))?;
-        let gid = header.gid().map_err(|e| entry_err(&shown, e))?;
-        let mtime = header.mtime().map_err(|e| entry_err(&shown, e))?;
+        let mode = Mode::from_raw_mode(header.mode().map_err(|e| entry_err(&shown(), e))? & 0o7777);
+        let uid = header.uid().map_err(|e| entry_err(&shown(), e))?;
+        let gid = header.gid().map_err(|e| entry_err(&shown(), e))?;
+        let mtime = header.mtime().map_err(|e| entry_err(&shown(), e))?;
+        let size = header.size().map_err(|e| entry_err(&shown(), e))?;
+        let device = (
+            header.device_major().ok().flatten().unwrap_or(0),
+            header.device_minor().ok().flatten().unwrap_or(0),
+        );
         let owner = (
             Some(Uid::from_raw(
-                u32::try_from(uid).map_err(|_| entry_err(&shown, "uid out of range"))?,
+                u32::try_from(uid).map_err(|_| entry_err(&shown(), "uid out of range"))?,
             )),
             Some(Gid::from_raw(
-                u32::try_from(gid).map_err(|_| entry_err(&shown, "gid out of range"))?,
+                u32::try_from(gid).map_err(|_| entry_err(&shown(), "gid out of range"))?,
             )),
         );
-        let e = |err: Errno| entry_err(&shown, io::Error::from(err));
+        let e = |err: Errno| entry_err(&shown(), io::Error::from(err));
 
         // Whiteouts.
         if let Some(target) = name.strip_prefix(b".wh.") {
             if target == b".wh..opq" {
-                let dir = reopen_dir(&parent, &shown)?;
+                let dir = reopen_dir(&parent, &shown())?;
                 rustix::fs::fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
                     .map_err(e)?;
             } else {
@@ -163,94 +219,115 @@ pub fn apply_layer<R: Read>(
                     || target == b".."
                     || target.starts_with(b".wh.")
                 {
-                    return Err(entry_err(&shown, "invalid whiteout name"));
+                    return Err(entry_err(&shown(), "invalid whiteout name"));
                 }
-                remove_existing(&parent, target, &shown)?;
+                remove_existing(&parent, target, &shown())?;
+                keep = false;
                 rustix::fs::mknodat(&parent, target, FileType::CharacterDevice, Mode::empty(), 0)
                     .map_err(e)?;
             }
             stats.entries += 1;
+            if keep {
+                cache.put(parent_path, parent);
+            }
             continue;
         }
 
-        let xattrs = pax_xattrs(&mut entry, &shown)?;
+        let xattrs = pax_xattrs(&mut entry, &shown())?;
+        // Create with `create`; if the name is taken, remove what is there
+        // (a later entry replaces an earlier one) and create again.
+        let mut replace =
+            |create: &mut dyn FnMut() -> Result<(), Errno>| -> Result<(), ApplyError> {
+                match create() {
+                    Err(Errno::EXIST) => {
+                        remove_existing(&parent, name, &shown())?;
+                        keep = false;
+                        create().map_err(e)
+                    }
+                    other => other.map_err(e),
+                }
+            };
         match kind {
             tar::EntryType::Directory => {
-                let existing = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW);
-                match existing {
-                    Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
-                    Ok(_) => {
-                        remove_existing(&parent, name, &shown)?;
-                        rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700))
+                match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        let st = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)
                             .map_err(e)?;
+                        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                            remove_existing(&parent, name, &shown())?;
+                            keep = false;
+                            rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700))
+                                .map_err(e)?;
+                        }
                     }
-                    Err(_) => {
-                        rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)).map_err(e)?
-                    }
+                    Err(err) => return Err(e(err)),
                 }
-                let dir = rustix::fs::openat(
+                // The directory itself, never through a symlink or a mount.
+                let dir = rustix::fs::openat2(
                     &parent,
                     name,
                     OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
+                    ResolveFlags::BENEATH
+                        | ResolveFlags::NO_SYMLINKS
+                        | ResolveFlags::NO_MAGICLINKS
+                        | ResolveFlags::NO_XDEV,
                 )
                 .map_err(e)?;
                 rustix::fs::fchown(&dir, owner.0, owner.1).map_err(e)?;
                 rustix::fs::fchmod(&dir, mode).map_err(e)?;
-                set_xattrs(&dir, &xattrs, &shown)?;
-                let mut full = parents.join(&b'/');
+                set_xattrs(&dir, &xattrs, &shown())?;
+                let mut full = parent_path;
                 if !full.is_empty() {
                     full.push(b'/');
                 }
                 full.extend_from_slice(name);
-                dir_times.push((full, mtime));
+                dir_times.push((full.clone(), mtime));
+                // Its entries come next: it is their parent.
+                if keep {
+                    cache.put(full, dir);
+                }
+                stats.entries += 1;
+                continue;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_existing(&parent, name, &shown)?;
-                let fd = rustix::fs::openat(
-                    &parent,
-                    name,
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(e)?;
-                let mut file = std::fs::File::from(fd);
-                let size = header.size().map_err(|e| entry_err(&shown, e))?;
                 if stats.bytes.saturating_add(size) > opts.max_size {
                     return Err(ApplyError::TooLarge {
                         limit: opts.max_size,
-                        path: shown,
+                        path: shown(),
                     });
                 }
-                let copied = io::copy(&mut (&mut entry).take(size), &mut file)
-                    .map_err(|source| ApplyError::Archive { source })?;
-                if copied != size {
-                    return Err(ApplyError::Archive {
-                        source: io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("`{shown}` is truncated"),
-                        ),
-                    });
-                }
+                let mut fd = None;
+                replace(&mut || {
+                    fd = Some(rustix::fs::openat(
+                        &parent,
+                        name,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )?);
+                    Ok(())
+                })?;
+                let mut file = std::fs::File::from(fd.expect("set when replace succeeds"));
+                copy_exact(&mut entry, &mut file, size, &mut buf, &shown)?;
                 stats.bytes += size;
                 let fd = OwnedFd::from(file);
                 rustix::fs::fchown(&fd, owner.0, owner.1).map_err(e)?;
                 // After chown, which clears setuid and setgid.
                 rustix::fs::fchmod(&fd, mode).map_err(e)?;
-                set_xattrs(&fd, &xattrs, &shown)?;
+                set_xattrs(&fd, &xattrs, &shown())?;
                 rustix::fs::futimens(&fd, &times(mtime)).map_err(e)?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| entry_err(&shown, "symlink without a target"))?
+                    .ok_or_else(|| entry_err(&shown(), "symlink without a target"))?
                     .into_owned();
-                remove_existing(&parent, name, &shown)?;
-                rustix::fs::symlinkat(target.as_slice(), &parent, name).map_err(e)?;
+                replace(&mut || rustix::fs::symlinkat(target.as_slice(), &parent, name))?;
                 rustix::fs::chownat(&parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(e)?;
                 rustix::fs::utimensat(&parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
@@ -259,10 +336,10 @@ pub fn apply_layer<R: Read>(
             tar::EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| entry_err(&shown, "hardlink without a target"))?
+                    .ok_or_else(|| entry_err(&shown(), "hardlink without a target"))?
                     .into_owned();
                 let Some(target) = clean(&target) else {
-                    return Err(entry_err(&shown, "hardlink to the root"));
+                    return Err(entry_err(&shown(), "hardlink to the root"));
                 };
                 let target = target.join(&b'/');
                 let source = rustix::fs::openat2(
@@ -274,7 +351,7 @@ pub fn apply_layer<R: Read>(
                 )
                 .map_err(|err| {
                     entry_err(
-                        &shown,
+                        &shown(),
                         format!(
                             "hardlink target `{}`: {}",
                             String::from_utf8_lossy(&target),
@@ -282,40 +359,51 @@ pub fn apply_layer<R: Read>(
                         ),
                     )
                 })?;
-                remove_existing(&parent, name, &shown)?;
-                rustix::fs::linkat(&source, "", &parent, name, AtFlags::EMPTY_PATH).map_err(e)?;
+                replace(&mut || {
+                    rustix::fs::linkat(&source, "", &parent, name, AtFlags::EMPTY_PATH)
+                })?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let (ft, dev) = match kind {
                     tar::EntryType::Fifo => (FileType::Fifo, 0),
                     _ => {
-                        let major = header.device_major().ok().flatten().unwrap_or(0);
-                        let minor = header.device_minor().ok().flatten().unwrap_or(0);
                         let ft = if kind == tar::EntryType::Char {
                             FileType::CharacterDevice
                         } else {
                             FileType::BlockDevice
                         };
-                        (ft, rustix::fs::makedev(major, minor))
+                        (ft, rustix::fs::makedev(device.0, device.1))
                     }
                 };
-                remove_existing(&parent, name, &shown)?;
-                rustix::fs::mknodat(&parent, name, ft, mode, dev as Dev).map_err(e)?;
+                replace(&mut || rustix::fs::mknodat(&parent, name, ft, mode, dev as Dev))?;
                 rustix::fs::chownat(&parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(e)?;
+                // mknod applied the umask (0666 came out 0644). The node was
+                // just made by name in a directory only the applier writes,
+                // so this changes it, not a symlink put in its place.
+                rustix::fs::chmodat(&parent, name, mode, AtFlags::empty()).map_err(e)?;
                 rustix::fs::utimensat(&parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(e)?;
             }
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {
+                if keep {
+                    cache.put(parent_path, parent);
+                }
+                continue;
+            }
             other => {
                 return Err(entry_err(
-                    &shown,
+                    &shown(),
                     format!("unsupported entry type {other:?}"),
                 ))
             }
         }
+        if keep {
+            cache.put(parent_path, parent);
+        }
         stats.entries += 1;
     }
+    drop(cache);
     // Directory mtimes last: creating their children changed them.
     for (path, mtime) in dir_times.iter().rev() {
         if let Ok(dir) = rustix::fs::openat2(
@@ -329,6 +417,37 @@ pub fn apply_layer<R: Read>(
         }
     }
     Ok(stats)
+}
+
+/// Copy exactly `size` bytes of an entry's content into `file`, in large
+/// writes.
+fn copy_exact(
+    entry: &mut impl Read,
+    file: &mut std::fs::File,
+    size: u64,
+    buf: &mut [u8],
+    shown: &dyn Fn() -> String,
+) -> Result<(), ApplyError> {
+    let mut left = size;
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let n = match entry.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(ApplyError::Archive {
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("`{}` is truncated", shown()),
+                    ),
+                })
+            }
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(ApplyError::Archive { source }),
+        };
+        io::Write::write_all(file, &buf[..n]).map_err(|err| entry_err(&shown(), err))?;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 fn in_root() -> ResolveFlags {

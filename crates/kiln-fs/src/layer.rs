@@ -91,38 +91,55 @@ pub fn write_layer<W: Write>(
     out: W,
     opts: &WriteOptions,
 ) -> Result<(LayerInfo, W), LayerWriteError> {
+    let (entries, hashing) = write_entries(root, HashingWriter::new(out), opts)?;
+    let (diff_id, size, out) = hashing.finish();
+    Ok((
+        LayerInfo {
+            diff_id,
+            size,
+            entries,
+        },
+        out,
+    ))
+}
+
+/// The tar of [`write_layer`] without its hash, for a caller that hashes
+/// it elsewhere (on another thread); returns the number of entries.
+pub(crate) fn write_entries<W: Write>(
+    root: &Path,
+    out: W,
+    opts: &WriteOptions,
+) -> Result<(u64, W), LayerWriteError> {
     let mut w = Walker {
-        builder: tar::Builder::new(HashingWriter::new(out)),
+        builder: tar::Builder::new(out),
         opts: *opts,
         inodes: HashMap::new(),
         entries: 0,
+        buf: vec![0u8; READ_BUF],
     };
     w.dir(root, Vec::new())?;
-    let hashing = w
+    let out = w
         .builder
         .into_inner()
         .map_err(|source| LayerWriteError::Write {
             path: "end of archive".into(),
             source,
         })?;
-    let (diff_id, size, out) = hashing.finish();
-    Ok((
-        LayerInfo {
-            diff_id,
-            size,
-            entries: w.entries,
-        },
-        out,
-    ))
+    Ok((w.entries, out))
 }
 
 struct Walker<W: Write> {
-    builder: tar::Builder<HashingWriter<W>>,
+    builder: tar::Builder<W>,
     opts: WriteOptions,
     /// (device, inode) of files with several links → their first path.
     inodes: HashMap<(u64, u64), Vec<u8>>,
     entries: u64,
+    /// File content passes through here.
+    buf: Vec<u8>,
 }
+
+/// Bytes read from a file at a time.
+const READ_BUF: usize = 256 * 1024;
 
 fn read_err(path: &Path) -> impl FnOnce(io::Error) -> LayerWriteError + '_ {
     move |source| LayerWriteError::Read {
@@ -252,7 +269,15 @@ impl<W: Write> Walker<W> {
                 left: meta.len(),
                 path: path.to_path_buf(),
             };
-            self.append(h, layer_path, None, xattrs, &mut reader)?;
+            let shown = String::from_utf8_lossy(&layer_path).into_owned();
+            // The header alone (tar's own copy would read in 8 KiB pieces),
+            // then the content in large reads, then the padding.
+            self.append(h, layer_path, None, xattrs, io::empty())?;
+            self.content(&mut reader, meta.len())
+                .map_err(|source| LayerWriteError::Write {
+                    path: shown,
+                    source,
+                })?;
             return Ok(());
         }
         if ft.is_char_device() || ft.is_block_device() {
@@ -281,6 +306,21 @@ impl<W: Write> Walker<W> {
         }
         // Sockets do not belong in images.
         Ok(())
+    }
+
+    /// A regular file's content and its padding to a 512-byte block,
+    /// after its header.
+    fn content(&mut self, reader: &mut Exact, len: u64) -> io::Result<()> {
+        let out = self.builder.get_mut();
+        loop {
+            let n = io::Read::read(reader, &mut self.buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&self.buf[..n])?;
+        }
+        let pad = (512 - len % 512) % 512;
+        out.write_all(&[0u8; 512][..pad as usize])
     }
 
     fn append<R: io::Read>(

@@ -11,3 +11,4 @@ pub mod atomic;
 pub mod compress;
 pub mod hash;
 pub mod layer;
+pub mod pgzip;

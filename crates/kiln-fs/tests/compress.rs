@@ -36,7 +36,7 @@ fn every_compression_round_trips_with_both_digests() {
     let t = tree();
     let (plain_info, plain) = write_layer(t.path(), Vec::new(), &WriteOptions::default()).unwrap();
     for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
-        for threads in [0, 2] {
+        for threads in [0, 1, 2] {
             let opts = CompressOptions {
                 compression,
                 level: None,
@@ -91,6 +91,133 @@ fn gzip_is_what_gzip_reads() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A larger tree than `tree()`: several pgzip blocks and zstd jobs.
+fn big_tree() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let mut x: u32 = 1;
+    for d in 0..3 {
+        let dir = t.path().join(format!("d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for i in 0..20 {
+            let mut body = format!("file {d}/{i}\n").repeat(200 * (i + 1)).into_bytes();
+            for b in body.iter_mut().step_by(97) {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                *b = (x >> 16) as u8;
+            }
+            fs::write(dir.join(format!("f{i}")), body).unwrap();
+        }
+    }
+    t
+}
+
+#[test]
+fn threaded_output_does_not_depend_on_the_thread_count() {
+    let t = big_tree();
+    for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let write = |threads| {
+            let opts = CompressOptions {
+                compression,
+                level: None,
+                threads,
+            };
+            write_compressed_layer(t.path(), Vec::new(), &WriteOptions::default(), &opts).unwrap()
+        };
+        let (one, blob) = write(1);
+        for threads in [2, 4] {
+            let (c, b) = write(threads);
+            assert_eq!(c, one, "{compression:?} with {threads} threads");
+            assert!(b == blob, "{compression:?} with {threads} threads");
+        }
+        let (serial, _) = write(0);
+        assert_eq!(serial.layer, one.layer, "the tar is the same");
+    }
+}
+
+#[test]
+fn parallel_gzip_is_what_gzip_and_go_read() {
+    let t = big_tree();
+    let opts = CompressOptions {
+        compression: Compression::Gzip,
+        level: Some(6),
+        threads: 2,
+    };
+    let (c, blob) =
+        write_compressed_layer(t.path(), Vec::new(), &WriteOptions::default(), &opts).unwrap();
+    assert!(
+        c.layer.size > 4 * 128 * 1024,
+        "several blocks: {}",
+        c.layer.size
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("layer.tar.gz");
+    fs::write(&f, &blob).unwrap();
+    let out = Command::new("gzip").arg("-t").arg(&f).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // flate2's single-member reader, too.
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(blob.as_slice())
+        .read_to_end(&mut back)
+        .unwrap();
+    assert_eq!(back.len() as u64, c.layer.size);
+    // Go's compress/gzip, as Docker and containerd read layers, when Go is
+    // installed.
+    if Command::new("go").arg("version").output().is_ok() {
+        let prog = dir.path().join("gunzip.go");
+        fs::write(
+            &prog,
+            r#"package main
+
+import (
+	"compress/gzip"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	f, err := os.Open(os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		panic(err)
+	}
+	z.Multistream(false)
+	h := sha256.New()
+	if _, err := io.Copy(h, z); err != nil {
+		panic(err)
+	}
+	fmt.Printf("sha256:%x\n", h.Sum(nil))
+}
+"#,
+        )
+        .unwrap();
+        let out = Command::new("go")
+            .arg("run")
+            .arg(&prog)
+            .arg(&f)
+            .env("GOFLAGS", "-mod=mod")
+            .env("GO111MODULE", "off")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            c.layer.diff_id.to_string()
+        );
+    }
 }
 
 #[test]

@@ -257,6 +257,52 @@ fn whiteout_of_a_symlink_and_through_a_symlinked_parent() {
     assert!(s.dir.path().join("decoy/secret").is_file());
 }
 
+/// The applier keeps the previous entry's parent open; these layers change
+/// what a parent path resolves to between entries, and each later entry
+/// must land where resolving its path afresh puts it.
+#[test]
+fn a_replaced_parent_is_resolved_again() {
+    // A directory replaced by a symlink to another: later entries follow
+    // the symlink.
+    let s = Scene::new();
+    assert!(hostile(
+        &s,
+        &raw_tar(&[
+            E::Dir(b"b/"),
+            E::Dir(b"a/"),
+            E::File(b"a/f1", b"1"),
+            E::Symlink(b"a", b"/b"),
+            E::File(b"a/f2", b"2"),
+        ])
+    ));
+    assert!(!s.root().join("b/f1").exists());
+    assert_eq!(fs::read_to_string(s.root().join("b/f2")).unwrap(), "2");
+
+    // A parent whose resolution goes through one of its own children
+    // (`a` -> `c/n/x/../..`): replacing that child by an entry with the
+    // same parent moves the parent, and the next entry follows it.
+    let s = Scene::new();
+    assert!(hostile(
+        &s,
+        &raw_tar(&[
+            E::Dir(b"c/"),
+            E::Dir(b"c/n/"),
+            E::Dir(b"c/n/x/"),
+            E::Dir(b"e/"),
+            E::Dir(b"e/n/"),
+            E::Dir(b"e/n/q/"),
+            E::Symlink(b"a", b"c/n/x/../.."),
+            E::File(b"a/n/f1", b"1"),
+            E::Symlink(b"a/n/x", b"/e/n/q"),
+            E::File(b"a/n/f2", b"2"),
+        ])
+    ));
+    assert_eq!(fs::read_to_string(s.root().join("c/n/f1")).unwrap(), "1");
+    assert!(s.root().join("c/n/x").is_symlink());
+    assert_eq!(fs::read_to_string(s.root().join("e/n/f2")).unwrap(), "2");
+    assert!(!s.root().join("c/n/f2").exists());
+}
+
 #[test]
 fn duplicate_entries_last_wins() {
     let s = Scene::new();
@@ -352,4 +398,45 @@ fn round_trip_keeps_modes_owners_links_and_times() {
     // Written again from the result: the same bytes.
     let (_, again) = write_layer(&out, Vec::new(), &WriteOptions::default()).unwrap();
     assert_eq!(again, tar);
+}
+
+#[test]
+fn device_and_fifo_modes_are_not_masked() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: device nodes need root");
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    let r = src.path();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        r.join("null"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        r.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    // Whatever the umask did at creation.
+    fs::set_permissions(r.join("null"), fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(r.join("pipe"), fs::Permissions::from_mode(0o622)).unwrap();
+    let (_, tar) = write_layer(r, Vec::new(), &WriteOptions::default()).unwrap();
+    let s = Scene::new();
+    s.apply(&tar).unwrap();
+    let null = fs::symlink_metadata(s.root().join("null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(
+        (null.mode() & 0o7777, null.rdev()),
+        (0o666, rustix::fs::makedev(1, 3))
+    );
+    let pipe = fs::symlink_metadata(s.root().join("pipe")).unwrap();
+    assert!(pipe.file_type().is_fifo());
+    assert_eq!(pipe.mode() & 0o7777, 0o622);
 }

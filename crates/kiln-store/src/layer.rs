@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use kiln_fs::apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats};
-use kiln_fs::compress::decompressed;
+use kiln_fs::compress::{available_threads, decompressed, CompressOptions, Encoder};
 use kiln_fs::hash::{HashingWriter, TeeReader};
 use kiln_oci::media_types::{self as mt, Compression};
 use kiln_oci::{Descriptor, Digest};
@@ -397,28 +397,15 @@ fn compress_chunks(
     compression: Compression,
     level: Option<i32>,
 ) -> io::Result<Ingest> {
-    match compression {
-        Compression::None => {
-            let mut w = ingest;
-            for c in rx {
-                w.write_all(&c)?;
-            }
-            Ok(w)
-        }
-        Compression::Gzip => {
-            let level = level.unwrap_or(6).clamp(0, 9) as u32;
-            let mut w = flate2::write::GzEncoder::new(ingest, flate2::Compression::new(level));
-            for c in rx {
-                w.write_all(&c)?;
-            }
-            w.finish()
-        }
-        Compression::Zstd => {
-            let mut w = zstd::stream::write::Encoder::new(ingest, level.unwrap_or(3))?;
-            for c in rx {
-                w.write_all(&c)?;
-            }
-            w.finish()
-        }
+    let opts = CompressOptions {
+        compression,
+        level,
+        // pgzip and zstdmt: the same bytes whatever the core count.
+        threads: available_threads(),
+    };
+    let mut enc = Encoder::new(ingest, &opts).map_err(io::Error::other)?;
+    for c in rx {
+        enc.write_all(&c)?;
     }
+    enc.finish().map_err(io::Error::other)
 }

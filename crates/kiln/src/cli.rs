@@ -90,6 +90,9 @@ pub(crate) enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Internal commands for benchmarks and debugging (unstable)
+    #[command(hide = true, subcommand)]
+    Debug(DebugCommand),
 }
 
 /// `kiln image …`
@@ -314,6 +317,64 @@ pub(crate) struct CheckArgs {
     /// Remove corrupt blobs, unusable images and everything unreferenced
     #[arg(long)]
     pub(crate) repair: bool,
+}
+
+/// `kiln debug …`: the layer codec alone, for benchmarks.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DebugCommand {
+    /// Write DIR as a layer blob; print its DiffID, digest and size
+    LayerWrite(LayerWriteArgs),
+    /// Apply a layer blob (any compression) into a new or empty DIR
+    LayerApply(LayerApplyArgs),
+}
+
+/// A layer's compression, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LayerCompression {
+    /// gzip (pgzip on several threads)
+    Gzip,
+    /// zstd
+    Zstd,
+    /// An uncompressed tar
+    None,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LayerWriteArgs {
+    /// The directory to write as a layer
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+
+    /// The blob to write
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub(crate) output: PathBuf,
+
+    /// Compression
+    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+    pub(crate) compression: LayerCompression,
+
+    /// Level (gzip 0-9, default 6; zstd 1-19, default 3)
+    #[arg(long, value_name = "N")]
+    pub(crate) level: Option<i32>,
+
+    /// Compression threads (0: all on one thread) [default: the CPU count]
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<u32>,
+
+    /// The directory is an overlay upper directory (translate whiteouts)
+    #[arg(long)]
+    pub(crate) overlay: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LayerApplyArgs {
+    /// The layer blob (gzip, zstd or plain tar, detected by content)
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+
+    /// Where to apply it: must not exist, or be empty
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
 }
 
 /// What `build --call` does.

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
             SystemCommand::Prune(args) => commands::system::prune(&cli, args),
             SystemCommand::Check(args) => commands::system::check(&cli, args),
         },
+        Command::Debug(cmd) => commands::debug::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

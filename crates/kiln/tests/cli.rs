@@ -237,3 +237,62 @@ fn missing_dockerfile_is_a_clear_error() {
         .code(1)
         .stderr(contains("failed to read Dockerfile"));
 }
+
+#[test]
+fn debug_layer_commands_round_trip_and_stay_hidden() {
+    kiln()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("\n  debug").not());
+    let src = context(&[
+        ("etc/hostname", "kiln\n"),
+        ("usr/share/doc/readme", &"text\n".repeat(10_000)),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    for compression in ["gzip", "zstd", "none"] {
+        let blob = work.path().join(format!("layer.{compression}"));
+        let out = kiln()
+            .args(["debug", "layer-write"])
+            .arg(src.path())
+            .arg("-o")
+            .arg(&blob)
+            .args(["--compression", compression])
+            .assert()
+            .success()
+            .stdout(contains("diff_id sha256:"))
+            .stdout(contains("digest sha256:"))
+            .get_output()
+            .stdout
+            .clone();
+        let size = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("size ").map(str::to_owned))
+            .unwrap();
+        assert_eq!(
+            size.parse::<u64>().unwrap(),
+            fs::metadata(&blob).unwrap().len()
+        );
+        let dest = work.path().join(format!("out.{compression}"));
+        kiln()
+            .args(["debug", "layer-apply"])
+            .arg(&blob)
+            .arg(&dest)
+            .assert()
+            .success()
+            .stdout(contains("entries "));
+        assert_eq!(
+            fs::read_to_string(dest.join("usr/share/doc/readme")).unwrap(),
+            "text\n".repeat(10_000)
+        );
+        // Not into a directory that has something in it.
+        kiln()
+            .args(["debug", "layer-apply"])
+            .arg(&blob)
+            .arg(&dest)
+            .assert()
+            .code(1)
+            .stderr(contains("not empty"));
+    }
+}

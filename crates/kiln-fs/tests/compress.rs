@@ -7,7 +7,9 @@ use std::io::Read;
 use std::process::Command;
 
 use kiln_fs::apply::{apply_layer, ApplyOptions};
-use kiln_fs::compress::{decompressed, write_compressed_layer, CompressOptions};
+use kiln_fs::compress::{
+    decompressed, decompressed_in_background, write_compressed_layer, CompressOptions,
+};
 use kiln_fs::hash::HashingWriter;
 use kiln_fs::layer::{write_layer, WriteOptions};
 use kiln_oci::media_types::Compression;
@@ -259,4 +261,42 @@ fn a_gzip_bomb_hits_the_cap() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("more than"), "{e}");
+}
+
+#[test]
+fn background_decompression_reads_all_and_reports_truncation() {
+    let t = big_tree();
+    for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let opts = CompressOptions {
+            compression,
+            level: None,
+            threads: 2,
+        };
+        let (c, blob) =
+            write_compressed_layer(t.path(), Vec::new(), &WriteOptions::default(), &opts).unwrap();
+        let mut back = Vec::new();
+        decompressed_in_background(std::io::Cursor::new(blob.clone()))
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(sha(&back), c.layer.diff_id, "{compression:?}");
+        let dest = tempfile::tempdir().unwrap();
+        apply_layer(
+            decompressed_in_background(std::io::Cursor::new(blob.clone())).unwrap(),
+            dest.path(),
+            &ApplyOptions::default(),
+        )
+        .unwrap();
+        if compression != Compression::None {
+            let cut = blob[..blob.len() / 2].to_vec();
+            let r = decompressed_in_background(std::io::Cursor::new(cut))
+                .unwrap()
+                .read_to_end(&mut Vec::new());
+            assert!(r.is_err(), "{compression:?}");
+        }
+        // Dropped half-way: the thread stops.
+        let mut r = decompressed_in_background(std::io::Cursor::new(blob)).unwrap();
+        r.read_exact(&mut [0u8; 1000]).unwrap();
+        drop(r);
+    }
 }

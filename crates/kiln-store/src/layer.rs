@@ -24,7 +24,7 @@ use std::sync::mpsc;
 use kiln_fs::apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats};
 use kiln_fs::compress::{available_threads, decompressed, CompressOptions, Encoder};
 use kiln_fs::hash::{HashingWriter, TeeReader};
-use kiln_oci::media_types::{self as mt, Compression};
+use kiln_oci::media_types::{Compression, ManifestFormat};
 use kiln_oci::{Descriptor, Digest};
 use thiserror::Error;
 
@@ -84,6 +84,8 @@ pub struct NewLayerOptions {
     pub level: Option<i32>,
     /// Limits for the extraction.
     pub apply: ApplyOptions,
+    /// OCI or Docker media types.
+    pub format: ManifestFormat,
 }
 
 impl Default for NewLayerOptions {
@@ -92,6 +94,7 @@ impl Default for NewLayerOptions {
             compression: Compression::Gzip,
             level: None,
             apply: ApplyOptions::default(),
+            format: ManifestFormat::Oci,
         }
     }
 }
@@ -233,11 +236,7 @@ impl Store {
         let chain = chain_id(parent, &diff_id);
         lease.protect([verified.digest()], [&chain])?;
         let blob = Descriptor::new(
-            match opts.compression {
-                Compression::Gzip => mt::OCI_LAYER_GZIP,
-                Compression::Zstd => mt::OCI_LAYER_ZSTD,
-                Compression::None => mt::OCI_LAYER,
-            },
+            opts.format.layer(opts.compression),
             verified.digest().clone(),
             verified.size(),
         );

@@ -290,6 +290,18 @@ pub(crate) struct ImportArgs {
     /// Platform of the image (os/arch[/variant]); default the host's
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Option<String>,
+    /// Media types of the manifest, config and layer
+    #[arg(long, value_enum, default_value_t = MediaTypes::Oci)]
+    pub(crate) format: MediaTypes,
+}
+
+/// Which media types to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MediaTypes {
+    /// OCI image format
+    Oci,
+    /// Docker image manifest schema 2
+    Docker,
 }
 
 #[derive(Debug, Args)]

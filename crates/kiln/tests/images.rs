@@ -153,6 +153,47 @@ fn import_sources_and_errors() {
     let err = t.fails(&["import", "/nonexistent/rootfs.tar"]);
     assert!(err.contains("/nonexistent/rootfs.tar"), "{err}");
     t.ok(&["system", "check"]);
+
+    // Docker media types on request; the image loads back unchanged.
+    t.ok(&[
+        "import",
+        "--format",
+        "docker",
+        tar.to_str().unwrap(),
+        "dock:1",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", "dock:1"])).unwrap();
+    let desc = &v[0]["Descriptor"];
+    assert_eq!(
+        desc["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let digest = desc["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(t.root().join("blobs/sha256").join(&digest[7..])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let archive = t.dir.path().join("dock.oci.tar");
+    t.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        archive.to_str().unwrap(),
+        "dock:1",
+    ]);
+    let other = TestStore::new();
+    other.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let w: serde_json::Value = serde_json::from_str(&other.ok(&["inspect", "dock:1"])).unwrap();
+    assert_eq!(w[0]["Descriptor"], *desc);
 }
 
 #[test]

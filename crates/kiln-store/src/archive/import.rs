@@ -8,7 +8,6 @@ use std::time::SystemTime;
 
 use kiln_fs::layer::{write_layer, WriteOptions};
 use kiln_oci::config::{ContainerConfig, History, RootFs};
-use kiln_oci::media_types as mt;
 use kiln_oci::time::format_rfc3339;
 use kiln_oci::{Descriptor, ImageConfig, ImageManifest, Platform, Reference};
 
@@ -117,10 +116,12 @@ impl Store {
         };
         let config_bytes = kiln_oci::json::to_canonical_json(&config).map_err(json_err)?;
         let config_digest = self.content().put(&config_bytes, None)?;
-        let config_desc = Descriptor::new(mt::OCI_CONFIG, config_digest, config_bytes.len() as u64);
+        let format = opts.layer.format;
+        let config_desc =
+            Descriptor::new(format.config(), config_digest, config_bytes.len() as u64);
         let manifest = ImageManifest {
             schema_version: 2,
-            media_type: Some(mt::OCI_MANIFEST.into()),
+            media_type: Some(format.manifest().into()),
             artifact_type: None,
             config: config_desc.clone(),
             layers: vec![layer.blob.clone()],
@@ -134,7 +135,7 @@ impl Store {
         lease.protect([&manifest_digest], [])?;
         let record = ImageRecord {
             manifest: Descriptor::new(
-                mt::OCI_MANIFEST,
+                format.manifest(),
                 manifest_digest,
                 manifest_bytes.len() as u64,
             ),

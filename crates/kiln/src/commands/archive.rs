@@ -8,11 +8,12 @@ use anyhow::{bail, Context, Result};
 use kiln_dockerfile::instructions::{parse_node, CommandLine, Instruction, Parsed};
 use kiln_dockerfile::lint::{LintConfig, Linter};
 use kiln_oci::config::{ContainerConfig, Empty};
+use kiln_oci::media_types::ManifestFormat;
 use kiln_oci::{Platform, Reference};
 use kiln_store::archive::{ImportOptions, ImportSource, SaveFormat, Source};
 use kiln_store::layer::NewLayerOptions;
 
-use crate::cli::{ArchiveFormat, Cli, ImportArgs, LoadArgs, SaveArgs};
+use crate::cli::{ArchiveFormat, Cli, ImportArgs, LoadArgs, MediaTypes, SaveArgs};
 use crate::commands::open_store;
 
 /// `kiln save`.
@@ -139,7 +140,13 @@ pub(crate) fn import(cli: &Cli, args: &ImportArgs) -> Result<u8> {
         message: args.message.clone(),
         source_name: args.source.clone(),
         platform,
-        layer: NewLayerOptions::default(),
+        layer: NewLayerOptions {
+            format: match args.format {
+                MediaTypes::Oci => ManifestFormat::Oci,
+                MediaTypes::Docker => ManifestFormat::Docker,
+            },
+            ..NewLayerOptions::default()
+        },
     };
     let store = open_store(cli)?;
     let record = if args.source == "-" {

@@ -387,9 +387,17 @@ fn resolve_in(images: &[Image], input: &str) -> Result<(usize, Option<Reference>
     if let Ok(r) = Reference::parse(input) {
         let r = r.with_default_tag();
         if let Some(d) = r.digest() {
-            let found = images.iter().position(|i| {
-                &i.record.manifest.digest == d || i.record.repo_digests.contains(&r.to_string())
-            });
+            // `repo@digest`: the manifest, under that repository (a name
+            // or a recorded repo digest), or any image with that manifest
+            // when no repository has it (Docker resolves by digest alone).
+            let in_repo = |i: &Image| {
+                i.names.iter().any(|n| n.repository() == r.repository())
+                    || i.record.repo_digests.contains(&r.to_string())
+            };
+            let found = images
+                .iter()
+                .position(|i| &i.record.manifest.digest == d && in_repo(i))
+                .or_else(|| images.iter().position(|i| &i.record.manifest.digest == d));
             return found.map(|i| (i, None)).ok_or_else(not_found);
         }
         if let Some(i) = images.iter().position(|i| i.names.contains(&r)) {

@@ -67,6 +67,19 @@ fn import_tag_history_inspect_rmi() {
     assert_eq!(o["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert_eq!(o["Os"], "linux");
 
+    // `--format json`: one object per line, as Docker prints it.
+    let line = t.ok(&["inspect", "--format", "json", "app:1"]);
+    assert_eq!(line.lines().count(), 1);
+    let one: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(one["Id"], id.trim());
+    // By digest, under its repository.
+    let by_digest = format!("app@{}", o["Descriptor"]["digest"].as_str().unwrap());
+    assert_eq!(
+        t.ok(&["image", "inspect", "--format", "{{.Id}}", &by_digest])
+            .trim(),
+        id.trim()
+    );
+
     let history = t.ok(&["history", "app:1"]);
     assert!(
         history.lines().next().unwrap().starts_with("IMAGE"),

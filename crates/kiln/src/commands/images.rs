@@ -325,7 +325,7 @@ fn inspect_names(cli: &Cli, names: &[String], format: Option<&str>) -> Result<u8
     }
     let mut out = std::io::stdout().lock();
     match format {
-        None | Some("json") => {
+        None => {
             let mut buf = Vec::new();
             let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);

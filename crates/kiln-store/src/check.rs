@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use kiln_oci::manifest::{parse_manifest, Manifest};
 use kiln_oci::{Digest, ImageConfig};
 
-use crate::content::temp_owner;
+use crate::content::{sha256_name, temp_owner};
 use crate::gc::{live_set, remove_dir};
 use crate::lease::pid_alive;
 use crate::meta::{IMAGES, SNAPSHOTS};
@@ -192,14 +192,11 @@ impl Store {
                     }
                     continue;
                 }
-                let known = name
-                    .to_str()
-                    .map(|h| format!("sha256:{h}"))
-                    .is_some_and(|k| snapshot_ids.contains(&k));
-                let protected = name
-                    .to_str()
-                    .and_then(|h| format!("sha256:{h}").parse::<Digest>().ok())
-                    .is_some_and(|d| live.snapshots.contains(&d));
+                let id = sha256_name(&name);
+                let known = id
+                    .as_ref()
+                    .is_some_and(|d| snapshot_ids.contains(&d.to_string()));
+                let protected = id.as_ref().is_some_and(|d| live.snapshots.contains(d));
                 if !known && !protected {
                     report.problems.push(Problem::Stray { path: e.path() });
                 }

@@ -78,6 +78,12 @@ pub fn temp_owner(name: &std::ffi::OsStr) -> Option<u32> {
         .ok()
 }
 
+/// The sha256 digest a file named by its hex (a blob, a snapshot
+/// directory) stands for; `None` for any other name.
+pub(crate) fn sha256_name(name: &std::ffi::OsStr) -> Option<Digest> {
+    format!("sha256:{}", name.to_str()?).parse().ok()
+}
+
 /// The blob store under a store root.
 #[derive(Debug, Clone)]
 pub struct ContentStore {
@@ -206,10 +212,8 @@ impl ContentStore {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.blobs).map_err(io_err("list", &self.blobs))? {
             let e = e.map_err(io_err("list", &self.blobs))?;
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
             // A stray file that is not a digest is not a blob (check reports it).
-            let Ok(d) = format!("sha256:{name}").parse::<Digest>() else {
+            let Some(d) = sha256_name(&e.file_name()) else {
                 continue;
             };
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);
@@ -223,11 +227,7 @@ impl ContentStore {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.blobs).map_err(io_err("list", &self.blobs))? {
             let e = e.map_err(io_err("list", &self.blobs))?;
-            let ok = e
-                .file_name()
-                .to_str()
-                .is_some_and(|n| format!("sha256:{n}").parse::<Digest>().is_ok());
-            if !ok {
+            if sha256_name(&e.file_name()).is_none() {
                 out.push(e.path());
             }
         }

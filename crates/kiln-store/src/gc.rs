@@ -15,7 +15,7 @@ use std::io;
 use kiln_oci::Digest;
 use serde::Deserialize;
 
-use crate::content::temp_owner;
+use crate::content::{sha256_name, temp_owner};
 use crate::lease::{pid_alive, LeaseRecord};
 use crate::meta::{Txn, BUILD_CACHE, IMAGES, LEASES, SNAPSHOTS};
 use crate::records::{ImageRecord, SnapshotRecord};
@@ -140,8 +140,7 @@ impl Store {
                     }
                     continue;
                 }
-                let Some(hex) = name.to_str() else { continue };
-                let Ok(d) = format!("sha256:{hex}").parse::<Digest>() else {
+                let Some(d) = sha256_name(&name) else {
                     continue;
                 };
                 if !known.contains(&d.to_string()) && !live.snapshots.contains(&d) {
@@ -156,34 +155,8 @@ impl Store {
 
     /// Remove what of `record` nothing else references (after `rmi`).
     pub(crate) fn collect(&self, record: &ImageRecord) -> Result<GcReport, Error> {
-        self.meta.write(|t| {
-            let (live, leases) = live_set(t)?;
-            let mut report = GcReport {
-                leases,
-                ..GcReport::default()
-            };
-            let blobs: BTreeSet<&Digest> = record.blobs().collect();
-            for d in blobs {
-                if !live.blobs.contains(d) && self.content().contains(d) {
-                    report.bytes += fs::metadata(self.content().path(d)?).map_or(0, |m| m.len());
-                    self.content().remove(d)?;
-                    report.blobs += 1;
-                }
-            }
-            for c in record.snapshots() {
-                if live.snapshots.contains(c) {
-                    continue;
-                }
-                if let Some(r) = t.get::<SnapshotRecord>(SNAPSHOTS, &c.to_string())? {
-                    report.bytes += r.size;
-                }
-                self.remove_snapshot_dir_hex(c.hex())?;
-                if t.remove(SNAPSHOTS, &c.to_string())? {
-                    report.snapshots += 1;
-                }
-            }
-            Ok(report)
-        })
+        self.meta
+            .write(|t| self.sweep(t, record.blobs(), record.snapshots()))
     }
 
     /// End a lease and remove what it alone kept alive.
@@ -193,28 +166,44 @@ impl Store {
                 return Ok(GcReport::default());
             };
             t.remove(LEASES, id)?;
-            let (live, leases) = live_set(t)?;
-            let mut report = GcReport {
-                leases,
-                ..GcReport::default()
-            };
-            for d in &lease.blobs {
-                if !live.blobs.contains(d) && self.content().contains(d) {
-                    self.content().remove(d)?;
-                    report.blobs += 1;
-                }
-            }
-            for c in &lease.snapshots {
-                if live.snapshots.contains(c) {
-                    continue;
-                }
-                self.remove_snapshot_dir_hex(c.hex())?;
-                if t.remove(SNAPSHOTS, &c.to_string())? {
-                    report.snapshots += 1;
-                }
-            }
-            Ok(report)
+            self.sweep(t, &lease.blobs, &lease.snapshots)
         })
+    }
+
+    /// Remove those of the candidate blobs and snapshots that nothing live
+    /// references (a collection limited to what one operation touched).
+    fn sweep<'d>(
+        &self,
+        t: &mut Txn,
+        blobs: impl IntoIterator<Item = &'d Digest>,
+        snapshots: impl IntoIterator<Item = &'d Digest>,
+    ) -> Result<GcReport, Error> {
+        let (live, leases) = live_set(t)?;
+        let mut report = GcReport {
+            leases,
+            ..GcReport::default()
+        };
+        let blobs: BTreeSet<&Digest> = blobs.into_iter().collect();
+        for d in blobs {
+            if !live.blobs.contains(d) && self.content().contains(d) {
+                report.bytes += fs::metadata(self.content().path(d)?).map_or(0, |m| m.len());
+                self.content().remove(d)?;
+                report.blobs += 1;
+            }
+        }
+        for c in snapshots {
+            if live.snapshots.contains(c) {
+                continue;
+            }
+            if let Some(r) = t.get::<SnapshotRecord>(SNAPSHOTS, &c.to_string())? {
+                report.bytes += r.size;
+            }
+            self.remove_snapshot_dir_hex(c.hex())?;
+            if t.remove(SNAPSHOTS, &c.to_string())? {
+                report.snapshots += 1;
+            }
+        }
+        Ok(report)
     }
 
     fn remove_snapshot_dir_hex(&self, hex: &str) -> Result<(), Error> {

@@ -146,18 +146,7 @@ impl Meta {
     where
         E: From<MetaError>,
     {
-        let _lock = self.lock()?;
-        let db = self.open()?;
-        let txn = redb_try!(&self.db, db.begin_write())?;
-        let mut t = Txn {
-            txn,
-            path: self.db.clone(),
-        };
-        t.ensure_tables()?;
-        let out = f(&mut t)?;
-        redb_try!(&self.db, t.txn.commit())?;
-        drop(db);
-        Ok(out)
+        self.transact(true, f)
     }
 
     /// Run `f` on a consistent read of the database.
@@ -165,8 +154,17 @@ impl Meta {
     where
         E: From<MetaError>,
     {
-        // A write transaction that is never committed: one API for both
-        // kinds of access, and the tables exist even in a new database.
+        self.transact(false, f)
+    }
+
+    /// Lock, open, run `f` in a write transaction, and commit it (when
+    /// `commit` and `f` succeeded) or abort it. Reads use a write
+    /// transaction that is never committed: one API for both kinds of
+    /// access, and the tables exist even in a new database.
+    fn transact<T, E>(&self, commit: bool, f: impl FnOnce(&mut Txn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<MetaError>,
+    {
         let _lock = self.lock()?;
         let db = self.open()?;
         let txn = redb_try!(&self.db, db.begin_write())?;
@@ -176,7 +174,11 @@ impl Meta {
         };
         t.ensure_tables()?;
         let out = f(&mut t);
-        t.txn.abort().ok();
+        if commit && out.is_ok() {
+            redb_try!(&self.db, t.txn.commit())?;
+        } else {
+            t.txn.abort().ok();
+        }
         out
     }
 }

@@ -470,12 +470,18 @@ pub(crate) fn prune(cli: &Cli, args: &ImagePruneArgs) -> Result<u8> {
     }
     let store = open_store(cli)?;
     let (events, bytes) = store.prune_images(args.all)?;
-    let mut out = std::io::stdout().lock();
+    print_pruned(&mut std::io::stdout().lock(), &events, bytes)?;
+    Ok(0)
+}
+
+/// What `image prune` and `system prune` print: the removals, then the
+/// space reclaimed.
+pub(crate) fn print_pruned(out: &mut impl Write, events: &[Removal], bytes: u64) -> Result<()> {
     if !events.is_empty() {
         writeln!(out, "Deleted Images:")?;
-        print_removals(&mut out, &events, true)?;
+        print_removals(out, events, true)?;
         writeln!(out)?;
     }
     writeln!(out, "Total reclaimed space: {}", human_size(bytes))?;
-    Ok(0)
+    Ok(())
 }

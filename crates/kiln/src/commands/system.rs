@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::{CheckArgs, Cli, DfArgs, SystemPruneArgs};
-use crate::commands::images::go_time;
+use crate::commands::images::{go_time, print_pruned};
 use crate::commands::{confirm, open_store};
 use crate::format::units::human_size;
 use crate::format::{render, render_table};
@@ -135,22 +135,7 @@ pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
     let store = open_store(cli)?;
     let (events, bytes) = store.prune_images(args.all)?;
     let gc = store.gc()?;
-    let mut out = std::io::stdout().lock();
-    if !events.is_empty() {
-        writeln!(out, "Deleted Images:")?;
-        for e in &events {
-            match e {
-                kiln_store::Removal::Untagged(n) => writeln!(out, "untagged: {}", n.familiar())?,
-                kiln_store::Removal::Deleted(d) => writeln!(out, "deleted: {d}")?,
-            }
-        }
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        human_size(bytes + gc.bytes)
-    )?;
+    print_pruned(&mut std::io::stdout().lock(), &events, bytes + gc.bytes)?;
     Ok(0)
 }
 

@@ -19,6 +19,13 @@
 //!   and `linkpath` records (`hdrcharset=BINARY` when not UTF-8), sizes of
 //!   8 GiB and more in a PAX `size` record.
 //!
+//! - from the difference of two directories (`lower`): what the upper tree
+//!   adds or changes (type, mode, owner, size, mtime, content, link target,
+//!   device, xattrs), and a `.wh.<name>` for each name of the lower tree
+//!   the upper lacks; a directory whose own metadata did not change is
+//!   written only as the parent of something that did, so that parents
+//!   still come before their children.
+//!
 //! Symlinks are never followed: the walk uses `lstat`, and files are opened
 //! with `O_NOFOLLOW`.
 
@@ -38,11 +45,14 @@ use thiserror::Error;
 use crate::hash::HashingWriter;
 
 /// How to write a layer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOptions {
     /// The source is an overlay upper directory: translate whiteouts and
     /// opaque directories.
     pub overlay: bool,
+    /// Write only how the source differs from this directory (a plain
+    /// tree, not an overlay upper directory; exclusive with `overlay`).
+    pub lower: Option<PathBuf>,
     /// Clamp every mtime to at most this many seconds since the epoch
     /// (`SOURCE_DATE_EPOCH`).
     pub source_date_epoch: Option<u64>,
@@ -71,6 +81,9 @@ pub enum LayerWriteError {
         #[source]
         source: io::Error,
     },
+    /// The options contradict each other.
+    #[error("a layer is written from an overlay upper directory or from the difference of two directories, not both")]
+    OverlayAndLower,
     /// Writing the tar failed.
     #[error("failed to write the layer entry for {path}: {source}")]
     Write {
@@ -110,14 +123,19 @@ pub(crate) fn write_entries<W: Write>(
     out: W,
     opts: &WriteOptions,
 ) -> Result<(u64, W), LayerWriteError> {
+    if opts.overlay && opts.lower.is_some() {
+        return Err(LayerWriteError::OverlayAndLower);
+    }
     let mut w = Walker {
         builder: tar::Builder::new(out),
-        opts: *opts,
+        opts: opts.clone(),
         inodes: HashMap::new(),
         entries: 0,
         buf: vec![0u8; READ_BUF],
+        pending: Vec::new(),
     };
-    w.dir(root, Vec::new())?;
+    let lower = opts.lower.clone();
+    w.dir(root, lower.as_deref(), Vec::new())?;
     let out = w
         .builder
         .into_inner()
@@ -136,6 +154,17 @@ struct Walker<W: Write> {
     entries: u64,
     /// File content passes through here.
     buf: Vec<u8>,
+    /// In a diff, unchanged directories on the way to the current one, not
+    /// written yet: written (outermost first) before the first entry under
+    /// them, forgotten if there is none.
+    pending: Vec<Pending>,
+}
+
+/// A directory entry held back until something under it is written.
+struct Pending {
+    header: Header,
+    layer_path: Vec<u8>,
+    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 /// Bytes read from a file at a time.
@@ -158,16 +187,30 @@ fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 impl<W: Write> Walker<W> {
-    /// Emit the children of directory `dir` (whose layer path is `prefix`).
-    fn dir(&mut self, dir: &Path, prefix: Vec<u8>) -> Result<(), LayerWriteError> {
-        let mut names: Vec<OsString> = Vec::new();
-        for entry in fs::read_dir(dir).map_err(read_err(dir))? {
-            names.push(entry.map_err(read_err(dir))?.file_name());
-        }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    /// Emit the children of directory `dir` (whose layer path is `prefix`);
+    /// in a diff, `lower` is the same directory in the lower tree, if it
+    /// has one.
+    fn dir(
+        &mut self,
+        dir: &Path,
+        lower: Option<&Path>,
+        prefix: Vec<u8>,
+    ) -> Result<(), LayerWriteError> {
+        let names = sorted_names(dir)?;
 
         let mut whiteouts = Vec::new();
         let mut others = Vec::new();
+        if let Some(lower) = lower {
+            // Names only the lower tree has are deleted; their whiteouts
+            // take the time of the directory that lost them.
+            let upper: std::collections::HashSet<&OsString> = names.iter().collect();
+            let dir_meta = fs::symlink_metadata(dir).map_err(read_err(dir))?;
+            for name in sorted_names(lower)? {
+                if !upper.contains(&name) {
+                    whiteouts.push((name, dir_meta.clone()));
+                }
+            }
+        }
         for name in names {
             let path = dir.join(&name);
             let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
@@ -189,9 +232,76 @@ impl<W: Write> Walker<W> {
         }
         for (name, path, meta) in others {
             let layer_path = join(&prefix, name.as_bytes());
-            self.entry(&path, layer_path, &meta)?;
+            match lower.map(|l| l.join(&name)) {
+                None => self.entry(&path, None, layer_path, &meta)?,
+                Some(lower_path) => match fs::symlink_metadata(&lower_path) {
+                    Ok(lower_meta) => {
+                        self.changed(&path, &meta, &lower_path, &lower_meta, layer_path)?
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        self.entry(&path, None, layer_path, &meta)?
+                    }
+                    Err(e) => return Err(read_err(&lower_path)(e)),
+                },
+            }
         }
         Ok(())
+    }
+
+    /// In a diff, a name both trees have: written if it differs; a
+    /// directory of the same metadata is walked with its counterpart.
+    fn changed(
+        &mut self,
+        path: &Path,
+        meta: &fs::Metadata,
+        lower_path: &Path,
+        lower_meta: &fs::Metadata,
+        layer_path: Vec<u8>,
+    ) -> Result<(), LayerWriteError> {
+        let (ft, lft) = (meta.file_type(), lower_meta.file_type());
+        if ft.is_dir() && lft.is_dir() {
+            // A directory's mtime follows its entries; what it has of its
+            // own is its mode, owner and xattrs (Docker compares the same).
+            let same = meta.mode() == lower_meta.mode()
+                && meta.uid() == lower_meta.uid()
+                && meta.gid() == lower_meta.gid()
+                && xattrs(path) == xattrs(lower_path);
+            if !same {
+                return self.entry(path, Some(lower_path), layer_path, meta);
+            }
+            let held = self.pending.len();
+            let (header, dir_path) = self.dir_header(meta, &layer_path);
+            self.pending.push(Pending {
+                header,
+                layer_path: dir_path,
+                xattrs: xattrs(path),
+            });
+            self.dir(path, Some(lower_path), layer_path)?;
+            self.pending.truncate(held);
+            return Ok(());
+        }
+        if ft.is_dir() {
+            // A directory where the lower tree has a file: all of it is new.
+            return self.entry(path, None, layer_path, meta);
+        }
+        if !same_entry(path, meta, lower_path, lower_meta).map_err(read_err(path))? {
+            return self.entry(path, None, layer_path, meta);
+        }
+        Ok(())
+    }
+
+    /// A directory's header, and its layer path with the trailing slash.
+    fn dir_header(&self, meta: &fs::Metadata, layer_path: &[u8]) -> (Header, Vec<u8>) {
+        let mut h = Header::new_ustar();
+        h.set_entry_type(EntryType::Directory);
+        h.set_mode(meta.mode() & 0o7777);
+        h.set_uid(u64::from(meta.uid()));
+        h.set_gid(u64::from(meta.gid()));
+        h.set_mtime(self.mtime(meta));
+        h.set_size(0);
+        let mut p = layer_path.to_vec();
+        p.push(b'/');
+        (h, p)
     }
 
     /// A whiteout or opaque marker: an empty regular file.
@@ -214,27 +324,28 @@ impl<W: Write> Walker<W> {
         }
     }
 
+    /// Write `path` (and, for a directory, what is under it: all of it,
+    /// or in a diff what differs from `lower`).
     fn entry(
         &mut self,
         path: &Path,
+        lower: Option<&Path>,
         layer_path: Vec<u8>,
         meta: &fs::Metadata,
     ) -> Result<(), LayerWriteError> {
         let ft = meta.file_type();
+        let xattrs = xattrs(path);
+        if ft.is_dir() {
+            let (h, p) = self.dir_header(meta, &layer_path);
+            self.append(h, p, None, xattrs, io::empty())?;
+            return self.dir(path, lower, layer_path);
+        }
         let mut h = Header::new_ustar();
         h.set_mode(meta.mode() & 0o7777);
         h.set_uid(u64::from(meta.uid()));
         h.set_gid(u64::from(meta.gid()));
         h.set_mtime(self.mtime(meta));
         h.set_size(0);
-        let xattrs = xattrs(path);
-        if ft.is_dir() {
-            h.set_entry_type(EntryType::Directory);
-            let mut p = layer_path.clone();
-            p.push(b'/');
-            self.append(h, p, None, xattrs, io::empty())?;
-            return self.dir(path, layer_path);
-        }
         if ft.is_symlink() {
             let target = fs::read_link(path).map_err(read_err(path))?;
             h.set_entry_type(EntryType::Symlink);
@@ -325,6 +436,20 @@ impl<W: Write> Walker<W> {
 
     fn append<R: io::Read>(
         &mut self,
+        h: Header,
+        layer_path: Vec<u8>,
+        link: Option<OsString>,
+        xattrs: Vec<(String, Vec<u8>)>,
+        data: R,
+    ) -> Result<(), LayerWriteError> {
+        for p in std::mem::take(&mut self.pending) {
+            self.append_one(p.header, p.layer_path, None, p.xattrs, io::empty())?;
+        }
+        self.append_one(h, layer_path, link, xattrs, data)
+    }
+
+    fn append_one<R: io::Read>(
+        &mut self,
         mut h: Header,
         layer_path: Vec<u8>,
         link: Option<OsString>,
@@ -374,6 +499,102 @@ impl<W: Write> Walker<W> {
         self.entries += 1;
         Ok(())
     }
+}
+
+/// The names in a directory, sorted by their bytes.
+fn sorted_names(dir: &Path) -> Result<Vec<OsString>, LayerWriteError> {
+    let mut names: Vec<OsString> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_err(dir))? {
+        names.push(entry.map_err(read_err(dir))?.file_name());
+    }
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+/// Whether two non-directories are the same entry: type, mode, owner,
+/// mtime to the nanosecond, xattrs, then by kind the size and content, the
+/// link target or the device number. Content is compared only when the
+/// mtimes carry no nanoseconds (a copy that kept mtimes to the second);
+/// otherwise equal size and mtime are trusted, as Docker and containerd do.
+fn same_entry(
+    path: &Path,
+    meta: &fs::Metadata,
+    lower_path: &Path,
+    lower_meta: &fs::Metadata,
+) -> io::Result<bool> {
+    let (ft, lft) = (meta.file_type(), lower_meta.file_type());
+    let kind = |f: fs::FileType| {
+        (
+            f.is_file(),
+            f.is_symlink(),
+            f.is_char_device(),
+            f.is_block_device(),
+            f.is_fifo(),
+            f.is_socket(),
+        )
+    };
+    if kind(ft) != kind(lft)
+        || meta.mode() != lower_meta.mode()
+        || meta.uid() != lower_meta.uid()
+        || meta.gid() != lower_meta.gid()
+        || meta.mtime() != lower_meta.mtime()
+        || meta.mtime_nsec() != lower_meta.mtime_nsec()
+        || xattrs(path) != xattrs(lower_path)
+    {
+        return Ok(false);
+    }
+    if meta.dev() == lower_meta.dev() && meta.ino() == lower_meta.ino() {
+        return Ok(true);
+    }
+    if ft.is_symlink() {
+        return Ok(fs::read_link(path)? == fs::read_link(lower_path)?);
+    }
+    if ft.is_char_device() || ft.is_block_device() {
+        return Ok(meta.rdev() == lower_meta.rdev());
+    }
+    if ft.is_file() {
+        if meta.len() != lower_meta.len() {
+            return Ok(false);
+        }
+        if meta.mtime_nsec() == 0 {
+            return same_content(path, lower_path);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether two files hold the same bytes (neither followed if a symlink).
+fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
+    let open = |p: &Path| {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+            .open(p)
+    };
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let n = read_full(&mut fa, &mut ba)?;
+        let m = read_full(&mut fb, &mut bb)?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Fill `buf` as far as the file allows; 0 at its end.
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match io::Read::read(f, &mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
 }
 
 /// Put `name` in the ustar name (and prefix) fields, or fail when it does

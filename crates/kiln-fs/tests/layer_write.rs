@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
@@ -255,4 +255,195 @@ fn gnu_tar_reads_what_we_write() {
             .any(|l| l.starts_with("-rwsr-xr-x") && l.ends_with(" b.txt")),
         "{text}"
     );
+}
+
+/// `tree-listing.sh --mtime ROOT` (the root's own line left out).
+fn tree_listing(root: &Path) -> String {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fixtures/tree-listing.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg("--mtime")
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(".\t"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn cp_a(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// A lower tree and an upper tree copied from it (`cp -a`, so unchanged
+/// entries keep their mtimes) then changed in every way a diff must see.
+fn lower_and_changed_upper() -> (tempfile::TempDir, tempfile::TempDir) {
+    let lower = tempfile::tempdir().unwrap();
+    let l = lower.path();
+    fs::create_dir_all(l.join("usr/lib/deep")).unwrap();
+    fs::write(l.join("usr/lib/deep/keep"), "same").unwrap();
+    fs::write(l.join("usr/lib/edit"), "old").unwrap();
+    fs::write(l.join("usr/lib/same-size"), "aaaa").unwrap();
+    fs::create_dir_all(l.join("var/cache/sub")).unwrap();
+    fs::write(l.join("var/cache/sub/f"), "x").unwrap();
+    fs::write(l.join("var/old"), "o").unwrap();
+    fs::write(l.join("becomes-dir"), "f").unwrap();
+    fs::create_dir(l.join("becomes-link")).unwrap();
+    fs::write(l.join("becomes-link/inner"), "i").unwrap();
+    symlink("usr/lib/edit", l.join("link")).unwrap();
+    fs::create_dir(l.join("mode")).unwrap();
+    fs::set_permissions(l.join("mode"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(l.join("unchanged"), "u").unwrap();
+
+    let upper = tempfile::tempdir().unwrap();
+    let u = upper.path();
+    cp_a(l, u);
+    // Added deep in an unchanged directory: its parents are written too.
+    fs::write(u.join("usr/lib/deep/new"), "new").unwrap();
+    fs::write(u.join("usr/lib/edit"), "newer").unwrap();
+    // Same size, content changed, mtime set back to the lower's to the
+    // second: only the content shows it.
+    fs::write(u.join("usr/lib/same-size"), "bbbb").unwrap();
+    let lower_mtime = fs::metadata(l.join("usr/lib/same-size")).unwrap().mtime();
+    let t = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: lower_mtime,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: lower_mtime,
+            tv_nsec: 0,
+        },
+    };
+    for p in [l.join("usr/lib/same-size"), u.join("usr/lib/same-size")] {
+        rustix::fs::utimensat(rustix::fs::CWD, &p, &t, rustix::fs::AtFlags::empty()).unwrap();
+    }
+    fs::remove_dir_all(u.join("var/cache")).unwrap();
+    fs::remove_file(u.join("var/old")).unwrap();
+    fs::remove_file(u.join("becomes-dir")).unwrap();
+    fs::create_dir(u.join("becomes-dir")).unwrap();
+    fs::write(u.join("becomes-dir/child"), "c").unwrap();
+    fs::remove_dir_all(u.join("becomes-link")).unwrap();
+    symlink("usr", u.join("becomes-link")).unwrap();
+    fs::remove_file(u.join("link")).unwrap();
+    symlink("usr/lib/deep/keep", u.join("link")).unwrap();
+    fs::set_permissions(u.join("mode"), fs::Permissions::from_mode(0o700)).unwrap();
+    (lower, upper)
+}
+
+#[test]
+fn diff_of_two_directories() {
+    let (lower, upper) = lower_and_changed_upper();
+    let opts = WriteOptions {
+        lower: Some(lower.path().to_path_buf()),
+        ..WriteOptions::default()
+    };
+    let (bytes, info) = layer(upper.path(), &opts);
+    let l = listing(&bytes);
+    let names: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "becomes-dir/",
+            "becomes-dir/child",
+            "becomes-link",
+            "link",
+            "mode/",
+            "usr/",
+            "usr/lib/",
+            "usr/lib/deep/",
+            "usr/lib/deep/new",
+            "usr/lib/edit",
+            "usr/lib/same-size",
+            "var/",
+            "var/.wh.cache",
+            "var/.wh.old",
+        ]
+    );
+    let mode = l.iter().find(|e| e.0 == "mode/").unwrap();
+    assert_eq!(mode.2, 0o700);
+    let link = l.iter().find(|e| e.0 == "link").unwrap();
+    assert_eq!(link.4, "usr/lib/deep/keep");
+    // The same trees give the same bytes.
+    let (again, info2) = layer(upper.path(), &opts);
+    assert_eq!(again, bytes);
+    assert_eq!(info2.diff_id, info.diff_id);
+    // Identical trees: an empty layer.
+    let same = tempfile::tempdir().unwrap();
+    cp_a(lower.path(), same.path());
+    let (empty, _) = layer(
+        same.path(),
+        &WriteOptions {
+            lower: Some(lower.path().to_path_buf()),
+            ..WriteOptions::default()
+        },
+    );
+    assert!(listing(&empty).is_empty());
+    // Overlay and lower together are refused.
+    let both = WriteOptions {
+        overlay: true,
+        lower: Some(lower.path().to_path_buf()),
+        ..WriteOptions::default()
+    };
+    assert!(write_layer(upper.path(), Vec::new(), &both).is_err());
+}
+
+/// The diff, applied as a snapshot on top of the lower tree's and mounted
+/// with overlayfs as Docker stacks layers, shows exactly the upper tree.
+#[test]
+fn diff_stacked_on_its_lower_is_the_upper() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount overlayfs");
+        return;
+    }
+    let (lower, upper) = lower_and_changed_upper();
+    let base = layer(lower.path(), &WriteOptions::default()).0;
+    let diff = layer(
+        upper.path(),
+        &WriteOptions {
+            lower: Some(lower.path().to_path_buf()),
+            ..WriteOptions::default()
+        },
+    )
+    .0;
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    for d in ["a", "b", "merged"] {
+        fs::create_dir(w.join(d)).unwrap();
+    }
+    let opts = kiln_fs::apply::ApplyOptions::default();
+    kiln_fs::apply::apply_layer(base.as_slice(), &w.join("a"), &opts).unwrap();
+    kiln_fs::apply::apply_layer(diff.as_slice(), &w.join("b"), &opts).unwrap();
+    let data = format!(
+        "lowerdir={}:{}",
+        w.join("b").display(),
+        w.join("a").display()
+    );
+    rustix::mount::mount(
+        "overlay",
+        w.join("merged"),
+        "overlay",
+        rustix::mount::MountFlags::RDONLY,
+        std::ffi::CString::new(data).unwrap().as_c_str(),
+    )
+    .unwrap();
+    let merged = tree_listing(&w.join("merged"));
+    let expected = tree_listing(upper.path());
+    rustix::mount::unmount(w.join("merged"), rustix::mount::UnmountFlags::DETACH).unwrap();
+    assert_eq!(merged, expected);
 }

@@ -374,8 +374,12 @@ pub(crate) struct LayerWriteArgs {
     pub(crate) threads: Option<u32>,
 
     /// The directory is an overlay upper directory (translate whiteouts)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lower")]
     pub(crate) overlay: bool,
+
+    /// Write only how DIR differs from this directory (deletions as whiteouts)
+    #[arg(long, value_name = "LOWER")]
+    pub(crate) lower: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

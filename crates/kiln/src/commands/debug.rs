@@ -42,6 +42,7 @@ fn layer_write(args: &LayerWriteArgs) -> Result<u8> {
         out,
         &WriteOptions {
             overlay: args.overlay,
+            lower: args.lower.clone(),
             source_date_epoch: None,
         },
         &CompressOptions {

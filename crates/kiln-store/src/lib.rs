@@ -19,6 +19,8 @@
 
 pub mod archive;
 pub mod check;
+pub mod commit;
+pub mod containers;
 pub mod content;
 pub mod gc;
 pub mod layer;
@@ -28,6 +30,7 @@ pub mod records;
 mod store;
 pub mod usage;
 
+pub use containers::{ContainerError, ContainerRecord, ContainerState};
 pub use content::{ContentStore, Ingest, StoreError};
 pub use meta::MetaError;
 pub use records::{ImageRecord, LayerRecord, SnapshotRecord};

@@ -471,6 +471,18 @@ fn supervise(cfg: &MonitorConfig, pid: i32, sfd: &SignalFd, mut ends: Ends, log:
     };
     if let Some(p) = &ends.pty {
         set_nonblocking(p.as_fd());
+        // A terminal's size to start with (Docker's 80x24), then the
+        // user's if there is one.
+        let ws = nix::libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads the winsize we pass.
+        unsafe {
+            nix::libc::ioctl(p.as_raw_fd(), nix::libc::TIOCSWINSZ, &ws);
+        }
         if attach {
             copy_winsize(p.as_fd());
         }

@@ -114,13 +114,12 @@ impl ContainerRecord {
 
     /// Whether the recorded process is still the one that runs.
     pub fn process_alive(&self) -> bool {
-        self.pid != 0 && crate::lease::process_start_time(self.pid) == Some(self.pid_start_time)
+        self.pid != 0 && running_start_time(self.pid) == Some(self.pid_start_time)
     }
 
     /// Whether the recorded monitor still runs.
     pub fn monitor_alive(&self) -> bool {
-        self.monitor_pid != 0
-            && crate::lease::process_start_time(self.monitor_pid) == Some(self.monitor_start_time)
+        self.monitor_pid != 0 && running_start_time(self.monitor_pid) == Some(self.monitor_start_time)
     }
 
     /// Correct a record whose processes died without saying so (the
@@ -141,6 +140,18 @@ impl ContainerRecord {
         }
         false
     }
+}
+
+/// The start time of a process that runs (a zombie does not: once its
+/// monitor is gone, a container's dead init may stay unreaped).
+fn running_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    crate::lease::process_start_time(pid)
 }
 
 /// Why a container lookup or change failed.

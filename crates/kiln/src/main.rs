@@ -100,6 +100,14 @@ fn main() -> ExitCode {
 
 fn init_logging(cli: &Cli) {
     let level = cli.log_level();
+    // libcontainer and libcgroups warn about what this kernel lacks (no
+    // hugetlb controller, …) on every container: only their errors show
+    // unless debugging.
+    let level = if cli.debug == 0 {
+        format!("{level},libcgroups=error,libcontainer=error")
+    } else {
+        level
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()

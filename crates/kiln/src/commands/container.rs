@@ -1036,6 +1036,9 @@ fn walk_diff(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<String>) 
         let r = rel.join(e.file_name());
         let md = e.metadata()?;
         let shown = Path::new("/").join(&r).display().to_string();
+        if monitor::GENERATED.contains(&shown.as_str()) {
+            continue;
+        }
         if md.file_type().is_char_device() && md.len() == 0 && {
             use std::os::unix::fs::MetadataExt;
             md.rdev() == 0

@@ -139,11 +139,18 @@ fn remove_mount_points(overlay: &Overlay, targets: &[&str]) {
     if overlay.is_mounted() {
         return;
     }
-    let in_lowers = |rel: &Path| overlay.lowers.iter().any(|l| fs::symlink_metadata(l.join(rel)).is_ok());
+    let in_lowers = |rel: &Path| {
+        overlay
+            .lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+    };
     for t in targets {
         let rel = Path::new(t.trim_start_matches('/'));
         let p = overlay.upper.join(rel);
-        let Ok(md) = fs::symlink_metadata(&p) else { continue };
+        let Ok(md) = fs::symlink_metadata(&p) else {
+            continue;
+        };
         if in_lowers(rel) {
             continue;
         }

@@ -119,7 +119,8 @@ impl ContainerRecord {
 
     /// Whether the recorded monitor still runs.
     pub fn monitor_alive(&self) -> bool {
-        self.monitor_pid != 0 && running_start_time(self.monitor_pid) == Some(self.monitor_start_time)
+        self.monitor_pid != 0
+            && running_start_time(self.monitor_pid) == Some(self.monitor_start_time)
     }
 
     /// Correct a record whose processes died without saying so (the

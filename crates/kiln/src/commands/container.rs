@@ -1135,6 +1135,7 @@ pub(crate) fn inspect_object(store: &Store, c: &ContainerRecord) -> Value {
             "OOMKilled": false,
             "Dead": false,
             "Pid": if running { c.pid } else { 0 },
+            "MonitorPid": if running { c.monitor_pid } else { 0 },
             "ExitCode": c.exit_code,
             "Error": c.error,
             "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),

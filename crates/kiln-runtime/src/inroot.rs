@@ -101,13 +101,20 @@ mod tests {
         let root = open_root(dir.path()).unwrap();
         // The absolute link resolves inside the root, where nothing is.
         assert!(read_file(&root, "/etc/passwd", 1024).unwrap().is_none());
-        // mkdir follows the link inside the root, not to the host.
-        mkdir_all(&root, "/work/app").unwrap();
+        // mkdir never follows the link to the host: the link resolves
+        // inside the root, where its target does not exist.
+        assert!(mkdir_all(&root, "/work/app").is_err());
         assert!(!outside.path().join("app").exists());
-        let inside = dir
-            .path()
-            .join(outside.path().strip_prefix("/").unwrap())
-            .join("app");
-        assert!(inside.is_dir(), "{}", inside.display());
+        // Once the in-root target exists, the directory is made there.
+        let inside = dir.path().join(outside.path().strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&inside).unwrap();
+        mkdir_all(&root, "/work/app").unwrap();
+        assert!(inside.join("app").is_dir());
+        assert!(!outside.path().join("app").exists());
+        mkdir_all(&root, "a/b/c").unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+        // A file in the way is an error.
+        std::fs::write(dir.path().join("f"), "").unwrap();
+        assert!(mkdir_all(&root, "/f/x").is_err());
     }
 }

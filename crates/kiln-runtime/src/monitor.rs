@@ -621,7 +621,7 @@ fn supervise(cfg: &MonitorConfig, pid: i32, sfd: &SignalFd, mut ends: Ends, log:
                         ends.stdin = None;
                     }
                 }
-                1 | 2 | 3 => {
+                1..=3 => {
                     let slot = match kind {
                         1 => &mut ends.stdout,
                         2 => &mut ends.stderr,

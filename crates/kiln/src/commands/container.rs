@@ -12,7 +12,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -427,7 +427,7 @@ fn start_detached(
         .context("failed to start the container monitor")?;
     drop(w);
     let mut line = Vec::new();
-    let mut f = File::from(OwnedFd::from(r));
+    let mut f = File::from(r);
     let mut b = [0u8; 1];
     while f.read(&mut b)? == 1 && b[0] != b'\n' {
         line.push(b[0]);

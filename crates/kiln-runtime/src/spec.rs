@@ -148,11 +148,31 @@ fn cap_name(c: &str) -> Result<String, SpecError> {
     }
 }
 
+/// The capabilities this process may hand on (its bounding set): what
+/// `--privileged` and `--cap-add ALL` mean, as in Docker. [`ALL_CAPS`] is
+/// in bit order.
+fn host_caps() -> Vec<String> {
+    let bits = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// The capability set: Docker's defaults, `--cap-add`, `--cap-drop`
 /// (`ALL` accepted in both), or every capability when privileged.
 pub fn capabilities(opts: &RunOptions) -> Result<Vec<String>, SpecError> {
     if opts.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(host_caps());
     }
     let adds = opts
         .cap_add
@@ -174,9 +194,8 @@ pub fn capabilities(opts: &RunOptions) -> Result<Vec<String>, SpecError> {
             .collect()
     };
     if adds.iter().any(|a| a == "CAP_ALL") {
-        caps = ALL_CAPS
-            .iter()
-            .map(|s| s.to_string())
+        caps = host_caps()
+            .into_iter()
             .filter(|c| !drops.contains(c))
             .collect();
     }
@@ -485,6 +504,7 @@ mod tests {
         o.cap_add = vec!["NOPE".into()];
         assert!(capabilities(&o).is_err());
         o.privileged = true;
-        assert_eq!(capabilities(&o).unwrap().len(), ALL_CAPS.len());
+        assert_eq!(capabilities(&o).unwrap(), host_caps());
+        assert!(host_caps().contains(&"CAP_SYS_ADMIN".to_string()));
     }
 }

@@ -103,7 +103,7 @@ fn init_logging(cli: &Cli) {
     // libcontainer and libcgroups warn about what this kernel lacks (no
     // hugetlb controller, …) on every container: only their errors show
     // unless debugging.
-    let level = if cli.debug == 0 {
+    let level = if cli.debug == 0 && level != "off" {
         format!("{level},libcgroups=error,libcontainer=error")
     } else {
         level

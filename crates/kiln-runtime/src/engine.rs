@@ -53,6 +53,9 @@ impl EngineError {
 pub struct KilnExecutor {
     /// Run the built-in init as PID 1.
     pub init: bool,
+    /// A seccomp filter to load just before exec (for `exec`'d processes:
+    /// libcontainer drops the container's filter for them).
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 fn process_args(spec: &Spec) -> Option<Vec<String>> {
@@ -88,6 +91,17 @@ impl Executor for KilnExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;
         crate::init::reset_signals();
+        if let Some(filter) = &self.seccomp {
+            // Loading a filter without CAP_SYS_ADMIN needs no_new_privs.
+            // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) only sets a flag on
+            // this process.
+            unsafe {
+                nix::libc::prctl(nix::libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            }
+            libcontainer::seccomp::initialize_seccomp(filter).map_err(|e| {
+                ExecutorError::Other(format!("failed to load the seccomp filter: {e}"))
+            })?;
+        }
         if self.init {
             crate::init::run(&args)
         }
@@ -141,7 +155,10 @@ pub fn create(
 ) -> Result<(Container, i32), EngineError> {
     let err = |e: libcontainer::error::LibcontainerError| EngineError::Create(error_chain(&e));
     let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-        .with_executor(KilnExecutor { init })
+        .with_executor(KilnExecutor {
+            init,
+            seccomp: None,
+        })
         .with_root_path(state_root)
         .map_err(err)?;
     match stdio {
@@ -165,6 +182,44 @@ pub fn create(
         .map(|p| p.as_raw())
         .ok_or_else(|| EngineError::Create("the container has no process".into()))?;
     Ok((container, pid))
+}
+
+/// Run another process in the running container `id` (`kiln exec`): the
+/// process described by the OCI `process.json` at `process`, in the
+/// container's namespaces and cgroup. Returns its pid on the host (a child
+/// of this process).
+pub fn exec(
+    id: &str,
+    state_root: &Path,
+    process: &Path,
+    stdio: Stdio,
+    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+) -> Result<i32, EngineError> {
+    let err = |e: libcontainer::error::LibcontainerError| EngineError::Create(error_chain(&e));
+    let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_executor(KilnExecutor {
+            init: false,
+            seccomp,
+        })
+        .with_root_path(state_root)
+        .map_err(err)?;
+    match stdio {
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            b = b.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr);
+        }
+        Stdio::Console(path) => b = b.with_console_socket(Some(path)),
+    }
+    let pid = b
+        .as_tenant()
+        .with_process(Some(process))
+        .with_detach(true)
+        .build()
+        .map_err(err)?;
+    Ok(pid.as_raw())
 }
 
 /// Start a created container (its init execs the command).

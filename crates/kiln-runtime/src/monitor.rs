@@ -271,34 +271,8 @@ fn prepare_and_run(
         .append(true)
         .open(log_path(&cfg.dir))
         .map_err(fail(125))?;
-    let mut ends = Ends::default();
-    let console_listener;
-    let stdio = if opts.tty {
-        // The socket path may be too long for sun_path: bind relative to
-        // the container directory.
-        std::env::set_current_dir(&cfg.dir).map_err(fail(125))?;
-        let _ = fs::remove_file("console.sock");
-        console_listener = Some(UnixListener::bind("console.sock").map_err(fail(125))?);
-        Stdio::Console(cfg.dir.join("console.sock"))
-    } else {
-        console_listener = None;
-        let (out_r, out_w) = pipe().map_err(fail(125))?;
-        let (err_r, err_w) = pipe().map_err(fail(125))?;
-        let stdin = if opts.open_stdin {
-            let (in_r, in_w) = pipe().map_err(fail(125))?;
-            ends.stdin = Some(in_w);
-            in_r
-        } else {
-            File::open("/dev/null").map_err(fail(125))?.into()
-        };
-        ends.stdout = Some(out_r);
-        ends.stderr = Some(err_r);
-        Stdio::Fds {
-            stdin,
-            stdout: out_w,
-            stderr: err_w,
-        }
-    };
+    let (stdio, mut ends, console_listener) =
+        setup_stdio(&cfg.dir, "console.sock", opts.tty, opts.open_stdin).map_err(fail(125))?;
     let (mut container, pid) =
         engine::create(&cfg.id, &state, &bundle, stdio, opts.init).map_err(|e: EngineError| {
             // What the container's side logged before it gave up.
@@ -321,6 +295,61 @@ fn prepare_and_run(
 
     // Signals: block and read them from a signalfd from now on (the
     // container's processes were cloned before, with the mask unchanged).
+    let sfd = block_signals().map_err(fail(125))?;
+
+    engine::start(&mut container).map_err(|e| (e.exit_code(), e.to_string()))?;
+    if let Err(e) = rec.started(pid as u32) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err((125, e));
+    }
+    if let Some(fd) = ready {
+        let _ = nix::unistd::write(fd, b"ok\n");
+    }
+    let code = supervise(cfg.attach, opts.open_stdin, pid, &sfd, ends, log);
+    rec.finished(code, None);
+    Ok(code)
+}
+
+/// The container side of its stdio and what the monitor keeps: pipes, or
+/// a console socket (bound as `sock_name` in `dir`: a full path may not
+/// fit in `sun_path`) to receive a pty master on.
+fn setup_stdio(
+    dir: &Path,
+    sock_name: &str,
+    tty: bool,
+    open_stdin: bool,
+) -> io::Result<(Stdio, Ends, Option<UnixListener>)> {
+    let mut ends = Ends::default();
+    if tty {
+        std::env::set_current_dir(dir)?;
+        let _ = fs::remove_file(sock_name);
+        let l = UnixListener::bind(sock_name)?;
+        return Ok((Stdio::Console(dir.join(sock_name)), ends, Some(l)));
+    }
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let stdin = if open_stdin {
+        let (in_r, in_w) = pipe()?;
+        ends.stdin = Some(in_w);
+        in_r
+    } else {
+        File::open("/dev/null")?.into()
+    };
+    ends.stdout = Some(out_r);
+    ends.stderr = Some(err_r);
+    Ok((
+        Stdio::Fds {
+            stdin,
+            stdout: out_w,
+            stderr: err_w,
+        },
+        ends,
+        None,
+    ))
+}
+
+fn block_signals() -> nix::Result<SignalFd> {
     let mut mask = SigSet::empty();
     for s in [
         Signal::SIGCHLD,
@@ -335,22 +364,130 @@ fn prepare_and_run(
     ] {
         mask.add(s);
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(fail(125))?;
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(fail(125))?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
 
-    engine::start(&mut container).map_err(|e| (e.exit_code(), e.to_string()))?;
-    if let Err(e) = rec.started(pid as u32) {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = waitpid(Pid::from_raw(pid), None);
-        return Err((125, e));
+/// A process to run in a running container (`kiln exec`).
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// The command.
+    pub args: Vec<String>,
+    /// `-e` (added to the container's environment).
+    pub env: Vec<String>,
+    /// `-u`, resolved in the container's root file system.
+    pub user: Option<String>,
+    /// `-w`.
+    pub cwd: Option<String>,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub open_stdin: bool,
+    /// `-d`: start it and return.
+    pub detach: bool,
+}
+
+/// Run `req` in the running container `id` whose directory is `dir`,
+/// attached to this process's stdio (unless detached), with the
+/// container's capabilities, seccomp filter (plus no_new_privs, which
+/// loading it needs) and namespaces. Returns its exit status.
+pub fn exec(id: &str, dir: &Path, req: &ExecRequest) -> Outcome {
+    match exec_inner(id, dir, req) {
+        Ok(code) => Outcome { code, error: None },
+        Err((code, msg)) => Outcome {
+            code,
+            error: Some(msg),
+        },
     }
-    if let Some(fd) = ready {
-        let _ = nix::unistd::write(fd, b"ok\n");
+}
+
+fn exec_inner(id: &str, dir: &Path, req: &ExecRequest) -> Result<i32, Failure> {
+    let spec_text = fs::read(dir.join("bundle").join("config.json")).map_err(fail(125))?;
+    let spec: serde_json::Value = serde_json::from_slice(&spec_text).map_err(fail(125))?;
+    let mut process = spec["process"].clone();
+    process["args"] = serde_json::json!(req.args);
+    let mut env: Vec<String> = process["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in &req.env {
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) != key);
+        env.push(e.clone());
     }
-    let code = supervise(cfg, pid, &sfd, ends, log);
-    rec.finished(code, None);
-    Ok(code)
+    if let Some(u) = &req.user {
+        let resolved = user::resolve_in_root(&dir.join("rootfs"), u).map_err(fail(125))?;
+        process["user"] = serde_json::json!({
+            "uid": resolved.uid, "gid": resolved.gid,
+            "additionalGids": resolved.additional_gids, "umask": 0o022
+        });
+        if resolved.uid != 0 {
+            process["capabilities"]["effective"] = serde_json::json!([]);
+            process["capabilities"]["permitted"] = serde_json::json!([]);
+        }
+        env.retain(|x| !x.starts_with("HOME="));
+        env.push(format!("HOME={}", resolved.home));
+    }
+    process["env"] = serde_json::json!(env);
+    if let Some(w) = &req.cwd {
+        process["cwd"] = serde_json::json!(w);
+    }
+    process["terminal"] = serde_json::json!(req.tty);
+    let seccomp: Option<oci_spec::runtime::LinuxSeccomp> = spec["linux"]
+        .get("seccomp")
+        .map(|s| serde_json::from_value(s.clone()))
+        .transpose()
+        .map_err(fail(125))?;
+    let me = std::process::id();
+    let process_path = dir.join(format!("exec-{me}.json"));
+    fs::write(
+        &process_path,
+        serde_json::to_vec(&process).map_err(fail(125))?,
+    )
+    .map_err(fail(125))?;
+    let sock = format!("exec-{me}.sock");
+    let detach = req.detach;
+    let (stdio, mut ends, listener) = if detach {
+        let null = || File::open("/dev/null").map(OwnedFd::from);
+        let out = OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(fail(125))?;
+        let err = out.try_clone().map_err(fail(125))?;
+        (
+            Stdio::Fds {
+                stdin: null().map_err(fail(125))?,
+                stdout: out.into(),
+                stderr: err.into(),
+            },
+            Ends::default(),
+            None,
+        )
+    } else {
+        setup_stdio(dir, &sock, req.tty, req.open_stdin).map_err(fail(125))?
+    };
+    let result = engine::exec(id, &state_root(dir), &process_path, stdio, seccomp);
+    let _ = fs::remove_file(&process_path);
+    let pid = result.map_err(|e| (e.exit_code(), e.to_string()))?;
+    if let Some(l) = listener {
+        let master = receive_master(&l);
+        let _ = fs::remove_file(dir.join(&sock));
+        ends.pty = Some(master.map_err(fail(125))?);
+    }
+    if detach {
+        return Ok(0);
+    }
+    let sfd = block_signals().map_err(fail(125))?;
+    // Output of exec'd processes is not logged (as Docker).
+    let log = OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(fail(125))?;
+    Ok(supervise(true, req.open_stdin, pid, &sfd, ends, log))
 }
 
 /// Receive the pty master libcontainer sends over the console socket.
@@ -515,12 +652,18 @@ fn copy_winsize(pty: BorrowedFd<'_>) {
 }
 
 /// Copy stdio, forward signals and wait for `pid`; returns its status.
-fn supervise(cfg: &MonitorConfig, pid: i32, sfd: &SignalFd, mut ends: Ends, log: File) -> i32 {
+fn supervise(
+    attach: bool,
+    open_stdin: bool,
+    pid: i32,
+    sfd: &SignalFd,
+    mut ends: Ends,
+    log: File,
+) -> i32 {
     let mut log = Log {
         file: log,
         partial: [Vec::new(), Vec::new()],
     };
-    let attach = cfg.attach;
     let _raw = if attach && ends.pty.is_some() && nix::unistd::isatty(0).unwrap_or(false) {
         RawMode::enter()
     } else {
@@ -548,12 +691,13 @@ fn supervise(cfg: &MonitorConfig, pid: i32, sfd: &SignalFd, mut ends: Ends, log:
         set_nonblocking(f.as_fd());
     }
     let stdin_fd = io::stdin();
-    let mut read_stdin = attach && (cfg.opts.open_stdin || ends.pty.is_some());
-    if !cfg.opts.open_stdin {
-        read_stdin = false;
-    }
+    let mut read_stdin = attach && open_stdin;
     let mut status: Option<i32> = None;
-    let mut drain_deadline: Option<Instant> = None;
+    // It may have ended before its SIGCHLD could be read from the
+    // signalfd (exec blocks signals only once the process exists).
+    reap(pid, &mut status);
+    let mut drain_deadline: Option<Instant> =
+        status.map(|_| Instant::now() + Duration::from_secs(2));
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if let Some(d) = drain_deadline {

@@ -111,6 +111,8 @@ pub(crate) enum Command {
     Rm(crate::cli_container::RmArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(crate::cli_container::WaitArgs),
+    /// Execute a command in a running container
+    Exec(crate::cli_container::ExecArgs),
     /// Create a new image from a container's changes
     Commit(crate::cli_container::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem

@@ -276,3 +276,37 @@ pub(crate) struct MonitorArgs {
     /// The container id
     pub(crate) id: String,
 }
+
+/// `kiln exec`.
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub(crate) tty: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub(crate) user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub(crate) workdir: Option<String>,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// The container
+    #[arg(value_name = "CONTAINER")]
+    pub(crate) container: String,
+    /// The command and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) command: Vec<String>,
+}

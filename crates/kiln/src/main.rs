@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         Command::Kill(args) => commands::container::kill(&cli, args),
         Command::Rm(args) => commands::container::rm(&cli, args),
         Command::Wait(args) => commands::container::wait(&cli, args),
+        Command::Exec(args) => commands::container::exec(&cli, args),
         Command::Commit(args) => commands::container::commit(&cli, args),
         Command::Diff(args) => commands::container::diff(&cli, args),
         Command::Export(args) => commands::container::export(&cli, args),
@@ -101,10 +102,10 @@ fn main() -> ExitCode {
 fn init_logging(cli: &Cli) {
     let level = cli.log_level();
     // libcontainer and libcgroups warn about what this kernel lacks (no
-    // hugetlb controller, …) on every container: only their errors show
-    // unless debugging.
+    // hugetlb controller, …) on every container and log the errors kiln
+    // reports itself: they are quiet unless debugging.
     let level = if cli.debug == 0 && level != "off" {
-        format!("{level},libcgroups=error,libcontainer=error")
+        format!("{level},libcgroups=off,libcontainer=off")
     } else {
         level
     };

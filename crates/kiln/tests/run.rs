@@ -532,3 +532,64 @@ fn stdin_and_mounts() {
     ]);
     assert_eq!(out, "tmpfs\n");
 }
+
+#[test]
+fn exec_joins_the_container_with_its_restrictions() {
+    let t = busybox();
+    let id = t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$ > /pid; sleep 1000",
+    ]);
+    let id = id.trim();
+    let out = t.ok(&[
+        "exec",
+        "ex",
+        "sh",
+        "-c",
+        "cat /pid; hostname; ls /proc/$$/fd; true",
+    ]);
+    assert_eq!(out, format!("1\n{}\n0\n1\n2\n", &id[..12]));
+    let out = t.ok(&[
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=1",
+        "ex",
+        "sh",
+        "-c",
+        "id -un; pwd; echo $X",
+    ]);
+    assert_eq!(out, "nobody\n/tmp\n1\n");
+    assert_eq!(code(&t.output(&["exec", "ex", "sh", "-c", "exit 4"])), 4);
+    assert_eq!(code(&t.output(&["exec", "ex", "no-such-command"])), 127);
+    // The container's seccomp filter holds for exec'd processes too.
+    let out = t.output(&["exec", "ex", "unshare", "-U", "true"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        t.ok_stdin(&["exec", "-i", "ex", "cat"], b"piped\n".to_vec()),
+        "piped\n"
+    );
+    t.ok(&["exec", "-d", "ex", "touch", "/detached"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while code(&t.output(&["exec", "ex", "ls", "/detached"])) != 0 {
+        assert!(Instant::now() < deadline, "exec -d did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.ok(&["rm", "-f", "ex"]);
+    assert_ne!(code(&t.output(&["exec", "ex", "true"])), 0);
+    assert_nothing_left(&t, id);
+}

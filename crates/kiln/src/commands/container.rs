@@ -35,8 +35,8 @@ use serde_json::{json, Value};
 
 use crate::cli::Cli;
 use crate::cli_container::{
-    CommitArgs, CreateArgs, DiffArgs, ExportArgs, KillArgs, LogsArgs, MonitorArgs, PsArgs, RmArgs,
-    RunArgs, StartArgs, StopArgs, WaitArgs,
+    CommitArgs, CreateArgs, DiffArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs, MonitorArgs,
+    PsArgs, RmArgs, RunArgs, StartArgs, StopArgs, WaitArgs,
 };
 use crate::commands::{open_store, store_root};
 use crate::format::render;
@@ -992,6 +992,50 @@ pub(crate) fn wait(cli: &Cli, args: &WaitArgs) -> Result<u8> {
         }
     }
     Ok(code)
+}
+
+/// `kiln exec`: this process runs the command in the container (from a
+/// sealed copy of kiln, single threaded, as the monitor does).
+pub(crate) fn exec(cli: &Cli, args: &ExecArgs) -> Result<u8> {
+    if !kiln_runtime::memfd::running_sealed() {
+        let e = kiln_runtime::memfd::reexec_sealed();
+        eprintln!("kiln: cannot run from a sealed copy of kiln: {e}");
+        return Ok(EXIT_KILN);
+    }
+    let store = open_store(cli)?;
+    let c = match store.container(&args.container) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error response from daemon: {e}");
+            return Ok(1);
+        }
+    };
+    if c.state != ContainerState::Running || !c.process_alive() {
+        eprintln!(
+            "Error response from daemon: container {} is not running",
+            c.id
+        );
+        return Ok(1);
+    }
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut env = Vec::new();
+    for e in &args.env {
+        env.extend(ropts::env_arg(e, lookup)?);
+    }
+    let req = monitor::ExecRequest {
+        args: args.command.clone(),
+        env,
+        user: args.user.clone(),
+        cwd: args.workdir.clone(),
+        tty: args.tty,
+        open_stdin: args.interactive,
+        detach: args.detach,
+    };
+    let out = monitor::exec(&c.id, &store.container_dir(&c.id), &req);
+    if let Some(e) = &out.error {
+        eprintln!("kiln: {e}");
+    }
+    Ok(u8::try_from(out.code).unwrap_or(EXIT_KILN))
 }
 
 /// `kiln commit`.

@@ -593,3 +593,25 @@ fn exec_joins_the_container_with_its_restrictions() {
     assert_ne!(code(&t.output(&["exec", "ex", "true"])), 0);
     assert_nothing_left(&t, id);
 }
+
+#[test]
+fn the_host_binary_is_out_of_reach() {
+    let t = busybox();
+    let bin = std::fs::read(env!("CARGO_BIN_EXE_kiln")).unwrap();
+    let before = common::sha256_hex(&bin);
+    for extra in [&[][..], &["--privileged"][..]] {
+        let mut args = vec!["run", "--rm", "--init"];
+        args.extend_from_slice(extra);
+        args.extend([
+            "busybox", "sh", "-c",
+            "readlink /proc/1/exe; echo x >> /proc/1/exe && echo wrote-init; echo x >> /proc/self/exe && echo wrote-self; true",
+        ]);
+        let out = t.output(&args);
+        let text = stdout(&out);
+        assert!(!text.contains("wrote-init"), "{extra:?}: {text}");
+        // Never the host path of kiln.
+        assert!(!text.contains("target/"), "{extra:?}: {text}");
+    }
+    let after = common::sha256_hex(&std::fs::read(env!("CARGO_BIN_EXE_kiln")).unwrap());
+    assert_eq!(before, after);
+}

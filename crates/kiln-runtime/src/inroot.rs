@@ -22,6 +22,19 @@ pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// Open `path` inside `root` with `flags` (in-root resolution; the last
+/// component is not followed if `flags` has `NOFOLLOW`).
+pub fn open(root: &OwnedFd, path: &str, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    Ok(rustix::fs::openat2(
+        root,
+        if rel.is_empty() { "." } else { rel },
+        flags | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+        RESOLVE,
+    )?)
+}
+
 /// Read a regular file at `path` inside `root`, at most `limit` bytes;
 /// `None` if it does not exist.
 pub fn read_file(root: &OwnedFd, path: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {

@@ -117,6 +117,8 @@ pub(crate) enum Command {
     Commit(crate::cli_container::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(crate::cli_container::DiffArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::cli_container::CpArgs),
     /// Export a container's filesystem as a tar archive
     Export(crate::cli_container::ExportArgs),
     /// The per-container monitor (internal)

@@ -310,3 +310,14 @@ pub(crate) struct ExecArgs {
     )]
     pub(crate) command: Vec<String>,
 }
+
+/// `kiln cp`.
+#[derive(Debug, Args)]
+pub(crate) struct CpArgs {
+    /// Source: CONTAINER:SRC_PATH or a host path
+    #[arg(value_name = "SRC")]
+    pub(crate) src: String,
+    /// Destination: CONTAINER:DEST_PATH or a host path
+    #[arg(value_name = "DEST")]
+    pub(crate) dest: String,
+}

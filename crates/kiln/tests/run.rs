@@ -615,3 +615,59 @@ fn the_host_binary_is_out_of_reach() {
     let after = common::sha256_hex(&std::fs::read(env!("CARGO_BIN_EXE_kiln")).unwrap());
     assert_eq!(before, after);
 }
+
+#[test]
+fn cp_both_ways_stays_inside_the_container() {
+    let t = busybox();
+    t.ok(&[
+        "run",
+        "--name",
+        "cpc",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /d/sub; echo a > /d/sub/f; ln -s ../../../../.. /d/up; echo hi > /file",
+    ]);
+    let out = t.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    t.ok(&["cp", "cpc:/file", out.join("file").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("file")).unwrap(), "hi\n");
+    t.ok(&["cp", "cpc:/d", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("d/sub/f")).unwrap(), "a\n");
+    // The symlink is copied as a link, not followed.
+    assert!(std::fs::symlink_metadata(out.join("d/up"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A path through a symlink that climbs out resolves in the container.
+    t.ok(&[
+        "cp",
+        "cpc:/d/up/etc/passwd",
+        out.join("passwd").to_str().unwrap(),
+    ]);
+    let theirs = t.ok(&["run", "--rm", "busybox", "cat", "/etc/passwd"]);
+    assert_eq!(std::fs::read_to_string(out.join("passwd")).unwrap(), theirs);
+    // Into the container, also through the climbing link.
+    let name = format!("kiln-cp-{}", std::process::id());
+    let host = t.dir.path().join(&name);
+    std::fs::create_dir_all(host.join("in")).unwrap();
+    std::fs::write(host.join("in/z"), "z").unwrap();
+    std::fs::write(t.dir.path().join("hostfile"), "host").unwrap();
+    t.ok(&[
+        "cp",
+        t.dir.path().join("hostfile").to_str().unwrap(),
+        "cpc:/d/",
+    ]);
+    t.ok(&["cp", host.to_str().unwrap(), "cpc:/d/up/tmp/"]);
+    assert!(
+        !Path::new("/tmp").join(&name).exists(),
+        "cp wrote on the host"
+    );
+    let listing = t.ok(&["diff", "cpc"]);
+    assert!(listing.contains("A /d/hostfile"), "{listing}");
+    assert!(
+        listing.contains(&format!("A /tmp/{name}/in/z")),
+        "{listing}"
+    );
+    t.ok(&["rm", "cpc"]);
+}

@@ -35,8 +35,8 @@ use serde_json::{json, Value};
 
 use crate::cli::Cli;
 use crate::cli_container::{
-    CommitArgs, CreateArgs, DiffArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs, MonitorArgs,
-    PsArgs, RmArgs, RunArgs, StartArgs, StopArgs, WaitArgs,
+    CommitArgs, CpArgs, CreateArgs, DiffArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs,
+    MonitorArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs, WaitArgs,
 };
 use crate::commands::{open_store, store_root};
 use crate::format::render;
@@ -1158,6 +1158,156 @@ pub(crate) fn export(cli: &Cli, args: &ExportArgs) -> Result<u8> {
         let _ = fs::remove_dir(&t.target);
     }
     result?;
+    Ok(0)
+}
+
+/// The container's merged tree: the running container's mount, or a
+/// private mount made for the caller (unmounted by [`Mounted::release`]).
+struct Mounted {
+    root: PathBuf,
+    temp: Option<kiln_runtime::rootfs::Overlay>,
+}
+
+impl Mounted {
+    fn new(store: &Store, c: &ContainerRecord) -> Result<Mounted> {
+        let dir = store.container_dir(&c.id);
+        let lowers: Vec<PathBuf> = c.snapshots.iter().map(|s| store.snapshot_path(s)).collect();
+        let overlay = kiln_runtime::rootfs::Overlay::in_dir(&dir, lowers);
+        if c.state == ContainerState::Running && overlay.is_mounted() {
+            return Ok(Mounted {
+                root: overlay.target.clone(),
+                temp: None,
+            });
+        }
+        let t = kiln_runtime::rootfs::Overlay {
+            target: dir.join(format!("mnt-{}", std::process::id())),
+            ..overlay
+        };
+        t.mount()?;
+        Ok(Mounted {
+            root: t.target.clone(),
+            temp: Some(t),
+        })
+    }
+
+    fn release(self) {
+        if let Some(t) = self.temp {
+            let _ = t.unmount();
+            let _ = fs::remove_dir(&t.target);
+        }
+    }
+}
+
+/// Stream the tree at `src` as a tar into the safe layer applier at
+/// `dest` (both directories).
+fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    let (reader, writer) = nix::unistd::pipe()?;
+    let (reader, writer) = (File::from(reader), File::from(writer));
+    let src = src.to_path_buf();
+    let producer = std::thread::spawn(move || -> Result<()> {
+        let w = io::BufWriter::new(writer);
+        let (_, mut w) = kiln_fs::layer::write_layer(&src, w, &Default::default())?;
+        w.flush()?;
+        Ok(())
+    });
+    let applied = kiln_fs::apply::apply_layer(reader, dest, &Default::default());
+    let produced = producer
+        .join()
+        .map_err(|_| anyhow!("the copying thread panicked"))?;
+    produced?;
+    applied?;
+    Ok(())
+}
+
+fn split_container_path(s: &str) -> Option<(&str, &str)> {
+    let (c, p) = s.split_once(':')?;
+    (!c.is_empty() && !c.contains('/')).then_some((c, p))
+}
+
+/// `kiln cp`: every path inside the container is resolved in-root
+/// (symlinks in the container cannot lead to the host), and what is
+/// written into the container goes through the safe layer applier.
+pub(crate) fn cp(cli: &Cli, args: &CpArgs) -> Result<u8> {
+    use kiln_runtime::inroot;
+    use rustix::fs::OFlags;
+    let store = open_store(cli)?;
+    let (from_ctr, to_ctr) = (
+        split_container_path(&args.src),
+        split_container_path(&args.dest),
+    );
+    match (from_ctr, to_ctr) {
+        (Some((name, path)), None) => {
+            let c = store.container(name)?;
+            let m = Mounted::new(&store, &c)?;
+            let result = (|| -> Result<()> {
+                let root = inroot::open_root(&m.root)?;
+                let fd = inroot::open(&root, path, OFlags::PATH | OFlags::NOFOLLOW, 0)
+                    .with_context(|| format!("Could not find the file {path} in container {name}"))?;
+                let proc_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                let st = rustix::fs::fstat(&fd)?;
+                let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                let dest = Path::new(&args.dest);
+                let base = Path::new(path).file_name().map(PathBuf::from).unwrap_or_else(|| "root".into());
+                let target = if dest.is_dir() { dest.join(&base) } else { dest.to_path_buf() };
+                if kind == rustix::fs::FileType::Directory {
+                    fs::create_dir_all(&target)?;
+                    copy_tree(&proc_path, &target)?;
+                } else if kind == rustix::fs::FileType::RegularFile {
+                    let f = inroot::open(&root, path, OFlags::RDONLY | OFlags::NOFOLLOW, 0)?;
+                    let mut src = File::from(f);
+                    let mut out = File::create(&target)
+                        .with_context(|| format!("failed to create {}", target.display()))?;
+                    io::copy(&mut src, &mut out)?;
+                    use std::os::unix::fs::PermissionsExt;
+                    out.set_permissions(fs::Permissions::from_mode(st.st_mode & 0o7777))?;
+                } else {
+                    bail!("{path} in container {name} is neither a file nor a directory");
+                }
+                Ok(())
+            })();
+            m.release();
+            result?;
+        }
+        (None, Some((name, path))) => {
+            let c = store.container(name)?;
+            let m = Mounted::new(&store, &c)?;
+            let result = (|| -> Result<()> {
+                let src = Path::new(&args.src);
+                let md = fs::metadata(src).with_context(|| format!("failed to read {}", src.display()))?;
+                let root = inroot::open_root(&m.root)?;
+                let base = src.file_name().map(|b| b.to_string_lossy().into_owned()).unwrap_or_default();
+                // An existing directory receives the source by its name.
+                let into_dir = inroot::open(&root, path, OFlags::DIRECTORY | OFlags::RDONLY, 0).is_ok();
+                let target = if into_dir {
+                    format!("{}/{base}", path.trim_end_matches('/'))
+                } else {
+                    path.to_string()
+                };
+                if md.is_dir() {
+                    inroot::mkdir_all(&root, &target)?;
+                    let dir = inroot::open(&root, &target, OFlags::DIRECTORY | OFlags::RDONLY, 0)?;
+                    copy_tree(src, Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())))?;
+                } else {
+                    let (parent, file) = target.rsplit_once('/').unwrap_or(("", &target));
+                    let dir = inroot::open(&root, if parent.is_empty() { "/" } else { parent }, OFlags::DIRECTORY | OFlags::RDONLY, 0)
+                        .with_context(|| format!("no such directory {parent} in container {name}"))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    let f = rustix::fs::openat(
+                        &dir,
+                        file,
+                        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        rustix::fs::Mode::from_raw_mode(md.permissions().mode() & 0o7777),
+                    )
+                    .with_context(|| format!("failed to create {target} in container {name}"))?;
+                    io::copy(&mut File::open(src)?, &mut File::from(f))?;
+                }
+                Ok(())
+            })();
+            m.release();
+            result?;
+        }
+        _ => bail!("copying between containers or between host paths is not supported: one of SRC and DEST must be CONTAINER:PATH"),
+    }
     Ok(0)
 }
 

@@ -13,6 +13,8 @@ command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
 # The container runtime links libseccomp (libcontainer's seccomp feature).
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need_apt+=(libseccomp-dev pkg-config)
+# `run --runtime` is tested against runc.
+command -v runc >/dev/null 2>&1 || need_apt+=(runc)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

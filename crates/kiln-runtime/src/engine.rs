@@ -271,3 +271,97 @@ mod tests {
         assert_eq!(EngineError::Create(e).exit_code(), 127);
     }
 }
+
+/// An external OCI runtime (`--runtime PATH`: runc, crun) driven through
+/// its command line, its state under `state_root`. The caller must be a
+/// child subreaper so that the container's process, which the runtime's
+/// `create` leaves behind, is re-parented to it.
+#[derive(Debug, Clone)]
+pub struct External {
+    /// The runtime binary.
+    pub path: PathBuf,
+    /// Its `--root`.
+    pub state_root: PathBuf,
+}
+
+impl External {
+    fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.path);
+        c.arg("--root").arg(&self.state_root);
+        c
+    }
+
+    /// `create` then `start`; returns the container's pid.
+    pub fn run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: Stdio,
+        pid_file: &Path,
+    ) -> Result<i32, EngineError> {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on this
+        // process.
+        unsafe {
+            nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+        let mut c = self.cmd();
+        c.arg("create")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(pid_file);
+        match stdio {
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                c.stdin(stdin).stdout(stdout).stderr(stderr);
+            }
+            Stdio::Console(sock) => {
+                c.arg("--console-socket").arg(sock);
+            }
+        }
+        c.arg(id);
+        let out = c
+            .output()
+            .map_err(|e| EngineError::Create(format!("{}: {e}", self.path.display())))?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            let _ = self.delete(id);
+            return Err(EngineError::Create(text.trim().to_string()));
+        }
+        let pid: i32 = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| EngineError::Create("the runtime wrote no pid".into()))?;
+        let out = self
+            .cmd()
+            .arg("start")
+            .arg(id)
+            .output()
+            .map_err(|e| EngineError::Start(format!("{}: {e}", self.path.display())))?;
+        if !out.status.success() {
+            return Err(EngineError::Start(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(pid)
+    }
+
+    /// `delete --force`.
+    pub fn delete(&self, id: &str) -> Result<(), EngineError> {
+        let out = self
+            .cmd()
+            .args(["delete", "--force", id])
+            .output()
+            .map_err(|e| EngineError::Delete(e.to_string()))?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            if !text.contains("does not exist") && !text.contains("not exist") {
+                return Err(EngineError::Delete(text.trim().to_string()));
+            }
+        }
+        Ok(())
+    }
+}

@@ -121,6 +121,13 @@ pub fn cleanup_dir(id: &str, dir: &Path) {
 
 fn cleanup(cfg: &MonitorConfig, overlay: &Overlay) {
     let _ = engine::delete(&state_root(&cfg.dir), &cfg.id);
+    if let Some(p) = &cfg.opts.runtime {
+        let ext = engine::External {
+            path: PathBuf::from(p),
+            state_root: state_root(&cfg.dir).join("external"),
+        };
+        let _ = ext.delete(&cfg.id);
+    }
     let _ = overlay.unmount();
     let _ = fs::remove_file(cfg.dir.join("console.sock"));
     let mut targets: Vec<&str> = GENERATED.to_vec();
@@ -273,21 +280,51 @@ fn prepare_and_run(
         .map_err(fail(125))?;
     let (stdio, mut ends, console_listener) =
         setup_stdio(&cfg.dir, "console.sock", opts.tty, opts.open_stdin).map_err(fail(125))?;
-    let (mut container, pid) =
-        engine::create(&cfg.id, &state, &bundle, stdio, opts.init).map_err(|e: EngineError| {
-            // What the container's side logged before it gave up.
-            if let Some(f) = &ends.stderr {
-                set_nonblocking(f.as_fd());
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n) = nix::unistd::read(f.as_raw_fd(), &mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    tracing::debug!("container stderr: {}", String::from_utf8_lossy(&buf[..n]));
-                }
+    let external = opts.runtime.as_ref().map(|p| engine::External {
+        path: PathBuf::from(p),
+        state_root: state.join("external"),
+    });
+    // With an external runtime the container's process is cloned by it:
+    // signals are blocked from here on, and its create starts
+    // it with the default mask (runc and crun reset it).
+    let mut container = None;
+    let pid = match &external {
+        Some(ext) => {
+            if opts.init {
+                return Err((
+                    125,
+                    "--init needs kiln's own runtime (not --runtime)".into(),
+                ));
             }
-            (e.exit_code(), e.to_string())
-        })?;
+            let sfd_early = block_signals().map_err(fail(125))?;
+            let pid = ext
+                .run(&cfg.id, &bundle, stdio, &cfg.dir.join("runtime.pid"))
+                .map_err(|e| {
+                    // The runtime reports on the stderr it was given,
+                    // which is the container's.
+                    let said = ends
+                        .stderr
+                        .as_ref()
+                        .map(|f| drain(f.as_fd()))
+                        .unwrap_or_default();
+                    let e = match e {
+                        EngineError::Create(m) => {
+                            EngineError::Create(format!("{m}{}", said.trim()))
+                        }
+                        other => other,
+                    };
+                    (e.exit_code(), e.to_string())
+                })?;
+            drop(sfd_early);
+            pid
+        }
+        None => {
+            let (c, pid) = engine::create(&cfg.id, &state, &bundle, stdio, opts.init)
+                .map_err(|e: EngineError| (e.exit_code(), e.to_string()))?;
+            container = Some(c);
+            pid
+        }
+    };
     if let Some(l) = console_listener {
         let master = receive_master(&l).map_err(fail(125))?;
         ends.pty = Some(master);
@@ -297,7 +334,9 @@ fn prepare_and_run(
     // container's processes were cloned before, with the mask unchanged).
     let sfd = block_signals().map_err(fail(125))?;
 
-    engine::start(&mut container).map_err(|e| (e.exit_code(), e.to_string()))?;
+    if let Some(c) = &mut container {
+        engine::start(c).map_err(|e| (e.exit_code(), e.to_string()))?;
+    }
     if let Err(e) = rec.started(pid as u32) {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);
@@ -521,6 +560,20 @@ struct Ends {
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     pty: Option<OwnedFd>,
+}
+
+/// What is in a pipe now (without waiting).
+fn drain(fd: BorrowedFd<'_>) -> String {
+    set_nonblocking(fd);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>) {

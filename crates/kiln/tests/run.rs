@@ -671,3 +671,43 @@ fn cp_both_ways_stays_inside_the_container() {
     );
     t.ok(&["rm", "cpc"]);
 }
+
+#[test]
+fn an_external_runtime_runs_the_same_bundle() {
+    let t = busybox();
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("runc is installed by scripts/install-deps.sh");
+    let out = t.output(&[
+        "run",
+        "--rm",
+        "--runtime",
+        runc,
+        "busybox",
+        "sh",
+        "-c",
+        "echo via runc; exit 5",
+    ]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "via runc\n");
+    let out = t.output(&[
+        "run",
+        "--rm",
+        "--runtime",
+        runc,
+        "busybox",
+        "no-such-command",
+    ]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    let id = t.ok(&["run", "-d", "--runtime", runc, "busybox", "sleep", "100"]);
+    let id = id.trim();
+    assert_eq!(t.ok(&["ps", "--format", "{{.State}}"]), "running\n");
+    t.ok(&["stop", "-t", "1", id]);
+    assert_eq!(
+        t.ok(&["inspect", "--format", "{{.State.ExitCode}}", id]),
+        "137\n"
+    );
+    t.ok(&["rm", id]);
+    assert_nothing_left(&t, id);
+}

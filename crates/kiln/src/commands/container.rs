@@ -310,8 +310,13 @@ fn create_record(store: &Store, args: &CreateArgs) -> Result<ContainerRecord> {
         auto_remove: args.rm,
         runtime: args.runtime.clone(),
     };
-    if opts.runtime.is_some() {
-        bail!("--runtime: only the embedded runtime is supported so far");
+    if let Some(r) = &opts.runtime {
+        if !Path::new(r).is_absolute() {
+            bail!("--runtime needs the absolute path of an OCI runtime, not {r:?}");
+        }
+        if opts.init {
+            bail!("--init needs kiln's own runtime (not --runtime)");
+        }
     }
     // Capabilities are checked now, not when the container starts.
     kiln_runtime::spec::capabilities(&opts)?;

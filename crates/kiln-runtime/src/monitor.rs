@@ -94,7 +94,8 @@ pub fn cgroup_path(id: &str) -> String {
 /// Run the container to its end. `ready`, if given, receives `ok\n` once
 /// the container runs, or `error CODE MESSAGE\n`.
 pub fn run(cfg: &MonitorConfig, rec: &mut dyn Recorder, ready: Option<OwnedFd>) -> Outcome {
-    let overlay = Overlay::in_dir(&cfg.dir, cfg.lowers.clone());
+    let mut overlay = Overlay::in_dir(&cfg.dir, cfg.lowers.clone());
+    overlay.volatile = cfg.opts.auto_remove;
     let out = match prepare_and_run(cfg, &overlay, rec, ready.as_ref()) {
         Ok(code) => Outcome { code, error: None },
         Err((code, msg)) => {

@@ -57,6 +57,11 @@ pub struct Overlay {
     pub work: PathBuf,
     /// Where the merged tree is mounted.
     pub target: PathBuf,
+    /// Mount with overlayfs's `volatile` option: no syncs of the upper
+    /// directory, which makes the unmount of a `--rm` container (whose
+    /// changes are thrown away) ~100 ms cheaper. Never for a container
+    /// that outlives its run: after a crash a volatile upper is unusable.
+    pub volatile: bool,
 }
 
 impl Overlay {
@@ -67,6 +72,7 @@ impl Overlay {
             upper: dir.join("upper"),
             work: dir.join("work"),
             target: dir.join("rootfs"),
+            volatile: false,
         }
     }
 
@@ -107,6 +113,11 @@ impl Overlay {
             self.upper.display(),
             self.work.display()
         );
+        let data = if self.volatile {
+            format!("{data},volatile")
+        } else {
+            data
+        };
         if data.len() >= 4096 {
             return Err(RootfsError::TooManyLayers(data.len()));
         }

@@ -448,6 +448,18 @@ fn isolation_defaults() {
     );
     let out = t.output(&["run", "--rm", "busybox", "touch", "/sys/x"]);
     assert_ne!(code(&out), 0);
+    // The container's own cgroup, read-only, at /sys/fs/cgroup.
+    let out = t.ok(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "40",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids/pids.max; touch /sys/fs/cgroup/pids/x || echo ro",
+    ]);
+    assert_eq!(out, "40\nro\n");
     // --read-only.
     let out = t.output(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
     assert_ne!(code(&out), 0);

@@ -105,6 +105,8 @@ pub(crate) enum Command {
     Logs(crate::cli_container::LogsArgs),
     /// Stop one or more running containers
     Stop(crate::cli_container::StopArgs),
+    /// Restart one or more containers
+    Restart(crate::cli_container::RestartArgs),
     /// Kill one or more running containers
     Kill(crate::cli_container::KillArgs),
     /// Remove one or more containers

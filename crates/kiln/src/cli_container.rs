@@ -321,3 +321,17 @@ pub(crate) struct CpArgs {
     #[arg(value_name = "DEST")]
     pub(crate) dest: String,
 }
+
+/// `kiln restart`.
+#[derive(Debug, Args)]
+pub(crate) struct RestartArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short, long = "time", alias = "timeout", value_name = "SECONDS")]
+    pub(crate) time: Option<i64>,
+    /// Signal to send to the container
+    #[arg(short, long)]
+    pub(crate) signal: Option<String>,
+    /// Containers
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub(crate) containers: Vec<String>,
+}

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
         Command::Ps(args) => commands::container::ps(&cli, args),
         Command::Logs(args) => commands::container::logs(&cli, args),
         Command::Stop(args) => commands::container::stop(&cli, args),
+        Command::Restart(args) => commands::container::restart(&cli, args),
         Command::Kill(args) => commands::container::kill(&cli, args),
         Command::Rm(args) => commands::container::rm(&cli, args),
         Command::Wait(args) => commands::container::wait(&cli, args),

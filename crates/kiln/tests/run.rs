@@ -310,7 +310,21 @@ fn detached_logs_stop_and_rm() {
     assert!(t
         .ok(&["ps", "-a", "--format", "{{.Status}}"])
         .starts_with("Exited (0)"));
-    t.ok(&["rm", "web"]);
+    // restart runs it again, logging on.
+    t.ok(&["restart", "-t", "5", "web"]);
+    assert_eq!(
+        t.ok(&["ps", "--format", "{{.Names}} {{.State}}"]),
+        "web running\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.ok(&["logs", "web"]).matches("out\n").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no output from the restarted container"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.ok(&["rm", "-f", "web"]);
     assert_nothing_left(&t, &id);
 }
 

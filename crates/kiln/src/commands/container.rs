@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use crate::cli::Cli;
 use crate::cli_container::{
     CommitArgs, CpArgs, CreateArgs, DiffArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs,
-    MonitorArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs, WaitArgs,
+    MonitorArgs, PsArgs, RestartArgs, RmArgs, RunArgs, StartArgs, StopArgs, WaitArgs,
 };
 use crate::commands::{open_store, store_root};
 use crate::format::render;
@@ -902,6 +902,32 @@ pub(crate) fn stop(cli: &Cli, args: &StopArgs) -> Result<u8> {
             .map_err(anyhow::Error::from)
             .and_then(|c| stop_one(&store, &c, args.signal.as_deref(), args.time))
         {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `kiln restart`: stop (as `stop` does), then start detached.
+pub(crate) fn restart(cli: &Cli, args: &RestartArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let mut code = 0;
+    for n in &args.containers {
+        let r = store
+            .container(n)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                stop_one(&store, &c, args.signal.as_deref(), args.time)?;
+                match start_detached(cli, &store, &c.id)? {
+                    Ok(()) => Ok(()),
+                    Err((_, msg)) => Err(anyhow!(msg)),
+                }
+            });
+        match r {
             Ok(()) => println!("{n}"),
             Err(e) => {
                 eprintln!("Error response from daemon: {e:#}");

@@ -737,3 +737,54 @@ fn an_external_runtime_runs_the_same_bundle() {
     t.ok(&["rm", id]);
     assert_nothing_left(&t, id);
 }
+
+#[test]
+fn images_with_hostile_proc_sys_dev_are_refused_or_contained() {
+    let t = busybox();
+    let rootfs = fixtures().join("busybox.rootfs.tar");
+    let tag = std::process::id();
+    for (i, setup) in [
+        "rm -rf proc && ln -s /tmp/kiln-hostile-TAG-proc proc",
+        "rm -rf sys && ln -s /tmp/kiln-hostile-TAG-sys sys",
+        "rm -rf dev && ln -s /tmp/kiln-hostile-TAG-dev dev",
+        "mkdir -p dev && ln -sf /etc/passwd dev/null",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = t.dir.path().join(format!("evil{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        let setup = setup.replace("TAG", &tag.to_string());
+        let script = format!(
+            "set -e; cd {d}; tar -xf {r}; {setup}; tar -cf ../evil{i}.tar .",
+            d = dir.display(),
+            r = rootfs.display()
+        );
+        let st = Command::new("sh").args(["-c", &script]).status().unwrap();
+        assert!(st.success());
+        let tar = t.dir.path().join(format!("evil{i}.tar"));
+        let name = format!("evil{i}");
+        t.ok(&["import", tar.to_str().unwrap(), &name]);
+        let out = t.output(&[
+            "run",
+            "--rm",
+            &name,
+            "sh",
+            "-c",
+            "echo x > /dev/null; cat /etc/passwd | head -1",
+        ]);
+        if code(&out) == 0 {
+            // Contained: the write went to the real /dev/null.
+            assert_eq!(stdout(&out), "root:x:0:0:root:/root:/bin/sh\n", "{setup}");
+        } else {
+            assert_eq!(code(&out), 125, "{setup}: {}", stderr(&out));
+        }
+        for d in ["proc", "sys", "dev"] {
+            let host = format!("/tmp/kiln-hostile-{tag}-{d}");
+            assert!(
+                !Path::new(&host).exists(),
+                "{setup}: {host} was created on the host"
+            );
+        }
+    }
+}

@@ -788,3 +788,24 @@ fn images_with_hostile_proc_sys_dev_are_refused_or_contained() {
         }
     }
 }
+
+#[test]
+fn logs_follow_until_the_container_ends() {
+    let t = busybox();
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lf",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; sleep 0.3; done",
+    ]);
+    let start = Instant::now();
+    let out = t.ok(&["logs", "-f", "lf"]);
+    assert_eq!(out, "line1\nline2\nline3\n");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(t.ok(&["logs", "--tail", "2", "lf"]), "line2\nline3\n");
+    t.ok(&["rm", "lf"]);
+}

@@ -408,6 +408,18 @@ fn rm_leaves_nothing_behind() {
             .count(),
         0
     );
+    // Many in a row leave nothing either (no mounts, cgroups, files).
+    for _ in 0..20 {
+        t.ok(&["run", "--rm", "busybox", "true"]);
+    }
+    assert_eq!(
+        std::fs::read_dir(t.root().join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(t.root().to_str().unwrap()), "mounts left");
     let out = t.ok(&["create", "busybox", "true"]);
     let id = out.trim();
     t.ok(&["start", "-a", id]);
@@ -427,6 +439,22 @@ fn isolation_defaults() {
         // `; true` keeps sh from exec'ing ls in its place.
         args.extend(["busybox", "sh", "-c", "ls /proc/$$/fd; true"]);
         assert_eq!(t.ok(&args), "0\n1\n2\n", "init={init}");
+    }
+    // A working directory through a leaked descriptor cannot reach the
+    // host (runc's CVE-2024-21626): refused, never a host path.
+    for n in 3..32 {
+        let w = format!("/proc/self/fd/{n}");
+        let out = t.output(&[
+            "run",
+            "--rm",
+            "-w",
+            &w,
+            "busybox",
+            "sh",
+            "-c",
+            "pwd; ls ..; true",
+        ]);
+        assert_eq!(code(&out), 125, "{w}: {}", stdout(&out));
     }
     let out = t.output(&["run", "--rm", "busybox", "cat", "/proc/kcore"]);
     assert_ne!(code(&out), 0);

@@ -215,19 +215,34 @@ fn write_etc_files(cfg: &MonitorConfig) -> io::Result<(PathBuf, PathBuf, PathBuf
         )?;
     }
     // The host's resolver; loopback name servers mean nothing in another
-    // network namespace (Docker drops them too).
+    // network namespace (Docker drops them too); `--dns` replaces them.
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let text: String = host_resolv
+    let dns = &cfg.opts.dns;
+    let mut text: String = host_resolv
         .lines()
         .filter(|l| {
+            let ns = l.trim_start().starts_with("nameserver");
+            if ns && !dns.is_empty() {
+                return false;
+            }
             cfg.opts.network == NetworkMode::Host
-                || !(l.trim_start().starts_with("nameserver")
+                || !(ns
                     && l.split_whitespace()
                         .nth(1)
                         .is_some_and(|a| a.starts_with("127.") || a == "::1"))
         })
         .map(|l| format!("{l}\n"))
         .collect();
+    for d in dns {
+        text.push_str(&format!("nameserver {d}\n"));
+    }
+    if !cfg.opts.extra_hosts.is_empty() {
+        let mut hosts_text = fs::read_to_string(&hosts)?;
+        for (name, ip) in &cfg.opts.extra_hosts {
+            hosts_text.push_str(&format!("{ip}\t{name}\n"));
+        }
+        fs::write(&hosts, hosts_text)?;
+    }
     fs::write(&resolv, text)?;
     Ok((hosts, hostname, resolv))
 }

@@ -124,6 +124,12 @@ pub struct RunOptions {
     pub auto_remove: bool,
     /// `--runtime PATH`: an external OCI runtime instead of libcontainer.
     pub runtime: Option<String>,
+    /// `--add-host NAME:IP` lines for /etc/hosts.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns` servers (replace the host's in /etc/resolv.conf).
+    #[serde(default)]
+    pub dns: Vec<String>,
 }
 
 /// Options that cannot be turned into a container.

@@ -61,6 +61,12 @@ pub(crate) struct CreateArgs {
     /// Connect a container to a network: none or host
     #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     pub(crate) network: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub(crate) add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "IP")]
+    pub(crate) dns: Vec<String>,
     /// Signal to stop the container
     #[arg(long = "stop-signal", value_name = "SIGNAL")]
     pub(crate) stop_signal: Option<String>,

@@ -174,6 +174,17 @@ fn environment_user_and_workdir() {
         t.ok(&["run", "--rm", "-h", "myhost", "busybox", "hostname"]),
         "myhost\n"
     );
+    // Generated /etc files: hostname, --add-host, --dns (only written, no
+    // traffic).
+    let out = t.ok(&[
+        "run", "--rm", "-h", "h2", "--add-host", "db:10.1.2.3", "--dns", "192.0.2.53", "busybox", "sh", "-c",
+        "cat /etc/hostname; grep -c h2 /etc/hosts; tail -1 /etc/hosts; grep nameserver /etc/resolv.conf",
+    ]);
+    assert_eq!(out, "h2\n1\n10.1.2.3\tdb\nnameserver 192.0.2.53\n");
+    assert_eq!(
+        code(&t.output(&["run", "--rm", "--add-host", "nocolon", "busybox", "true"])),
+        125
+    );
 
     // OpenShift's random uid: not in passwd, group root, HOME=/.
     let out = t.ok(&[

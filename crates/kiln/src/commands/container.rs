@@ -309,6 +309,27 @@ fn create_record(store: &Store, args: &CreateArgs) -> Result<ContainerRecord> {
         stop_timeout: args.stop_timeout,
         auto_remove: args.rm,
         runtime: args.runtime.clone(),
+        extra_hosts: args
+            .add_host
+            .iter()
+            .map(|h| {
+                let (name, ip) = h.split_once(':').ok_or_else(|| {
+                    anyhow!("invalid argument {h:?} for --add-host: expected HOST:IP")
+                })?;
+                ip.parse::<std::net::IpAddr>()
+                    .map_err(|_| anyhow!("invalid IP address in add-host: {ip:?}"))?;
+                Ok((name.to_string(), ip.to_string()))
+            })
+            .collect::<Result<_>>()?,
+        dns: args
+            .dns
+            .iter()
+            .map(|d| {
+                d.parse::<std::net::IpAddr>()
+                    .map(|_| d.clone())
+                    .map_err(|_| anyhow!("{d} is not an ip address"))
+            })
+            .collect::<Result<_>>()?,
     };
     if let Some(r) = &opts.runtime {
         if !Path::new(r).is_absolute() {

@@ -400,7 +400,12 @@ fn create_record(store: &Store, args: &CreateArgs) -> Result<ContainerRecord> {
     Ok(record)
 }
 
-fn monitor_command(cli: &Cli, id: &str, attach: bool) -> std::process::Command {
+fn monitor_command(
+    cli: &Cli,
+    id: &str,
+    attach: bool,
+    ready_fd: Option<i32>,
+) -> std::process::Command {
     let mut c = std::process::Command::new("/proc/self/exe");
     c.arg0("kiln");
     c.arg("--root").arg(store_root(cli));
@@ -415,6 +420,9 @@ fn monitor_command(cli: &Cli, id: &str, attach: bool) -> std::process::Command {
     c.arg("__monitor");
     if attach {
         c.arg("--attach");
+    }
+    if let Some(fd) = ready_fd {
+        c.arg("--ready-fd").arg(fd.to_string());
     }
     c.arg(id);
     c
@@ -433,22 +441,10 @@ fn start_detached(
         .create(true)
         .append(true)
         .open(store.container_dir(id).join("monitor.log"))?;
-    let mut cmd = monitor_command(cli, id, false);
-    cmd.arg("--ready-fd").arg(w.as_raw_fd().to_string());
-    // `__monitor ID` must stay last for clap: put the flag before the id.
-    let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let mut fixed = std::process::Command::new("/proc/self/exe");
-    fixed.arg0("kiln");
-    let n = args.len();
-    fixed
-        .args(&args[..n - 3])
-        .args(&args[n - 2..])
-        .arg(&args[n - 3]);
-    fixed
+    let mut child = monitor_command(cli, id, false, Some(w.as_raw_fd()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(log));
-    let mut child = fixed
+        .stderr(Stdio::from(log))
         .spawn()
         .context("failed to start the container monitor")?;
     drop(w);
@@ -480,9 +476,6 @@ fn start_detached(
 pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     report((|| {
         let store = open_store(cli)?;
-        if args.detach && args.create.rm && args.create.interactive && args.create.tty {
-            // Docker allows it; nothing to check.
-        }
         let record = create_record(&store, &args.create)?;
         if args.detach {
             return match start_detached(cli, &store, &record.id)? {
@@ -496,7 +489,7 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
                 }
             };
         }
-        let e = monitor_command(cli, &record.id, true).exec();
+        let e = monitor_command(cli, &record.id, true, None).exec();
         Err(anyhow!(e).context("failed to run the container monitor"))
     })())
 }
@@ -523,7 +516,7 @@ pub(crate) fn start(cli: &Cli, args: &StartArgs) -> Result<u8> {
             if c.state == ContainerState::Running {
                 bail!("container {} is already running", c.name);
             }
-            let e = monitor_command(cli, &c.id, true).exec();
+            let e = monitor_command(cli, &c.id, true, None).exec();
             return Err(anyhow!(e).context("failed to run the container monitor"));
         }
         let mut code = 0;
@@ -582,14 +575,13 @@ impl Recorder for StoreRecorder<'_> {
 
     fn finished(&mut self, code: i32, error: Option<&str>) {
         let _ = self.store.update_container(&self.id, |c| {
-            c.state = if error.is_some() && c.started_at.is_none() {
+            // A container whose process never started stays "Created",
+            // with the status and error of the attempt (as Docker shows).
+            c.state = if error.is_some() {
                 ContainerState::Created
             } else {
                 ContainerState::Exited
             };
-            if error.is_some() {
-                c.state = ContainerState::Exited;
-            }
             c.pid = 0;
             c.exit_code = code;
             c.error = error.unwrap_or_default().to_string();

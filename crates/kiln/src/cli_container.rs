@@ -155,6 +155,9 @@ pub(crate) struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub(crate) no_trunc: bool,
+    /// Display total file sizes (the container's upper directory)
+    #[arg(short, long)]
+    pub(crate) size: bool,
     /// Filter output based on conditions provided (id, name, label, status, exited, ancestor)
     #[arg(short, long, value_name = "FILTER")]
     pub(crate) filter: Vec<String>,

@@ -735,7 +735,11 @@ pub(crate) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8> {
                 "Labels": c.config.get("Labels").cloned().unwrap_or(json!({})),
                 "Mounts": "",
                 "Networks": "",
-                "Size": "",
+                "Size": if args.size {
+                    crate::format::units::human_size(dir_size(&store.container_dir(&c.id).join("upper")))
+                } else {
+                    String::new()
+                },
             }));
         }
         let mut out = io::stdout().lock();
@@ -745,7 +749,7 @@ pub(crate) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8> {
             }
             return Ok(0);
         }
-        let columns = [
+        let mut columns = vec![
             ("ID", "CONTAINER ID"),
             ("Image", "IMAGE"),
             ("Command", "COMMAND"),
@@ -754,6 +758,9 @@ pub(crate) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8> {
             ("Ports", "PORTS"),
             ("Names", "NAMES"),
         ];
+        if args.size {
+            columns.push(("Size", "SIZE"));
+        }
         let format = args
             .format
             .clone()
@@ -761,6 +768,21 @@ pub(crate) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8> {
         render(&format, &rows, &columns, &mut out)?;
         Ok(0)
     })())
+}
+
+/// Bytes of the regular files under `dir` (not following links).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) if m.is_file() => m.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn print_log_line(line: &str, timestamps: bool) -> Result<()> {

@@ -338,6 +338,15 @@ pub(crate) enum DebugCommand {
     LayerWrite(LayerWriteArgs),
     /// Apply a layer blob (any compression) into a new or empty DIR
     LayerApply(LayerApplyArgs),
+    /// Write the command reference (markdown, from these definitions) into DIR
+    Docs(DocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DocsArgs {
+    /// The directory to write the pages into (docs/reference)
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
 }
 
 /// A layer's compression, on the command line.

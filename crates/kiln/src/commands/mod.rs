@@ -1,6 +1,7 @@
 pub(crate) mod archive;
 pub(crate) mod build;
 pub(crate) mod debug;
+pub(crate) mod docs;
 pub(crate) mod images;
 pub(crate) mod system;
 

@@ -11,7 +11,12 @@
 //!   followed in the image's root), is a directory: sources go into it;
 //!   several sources need such a destination;
 //! - a source directory's *contents* are copied, not the directory; the
-//!   destination directory takes the source directory's mode and times;
+//!   destination directory is made like the directories above it (or left
+//!   as it is when the image has it), never with the source directory's
+//!   metadata; subdirectories take their source's mode and owner;
+//!   files keep their mtimes, directories get the time of the copy, and so
+//!   does an existing directory that gets a new entry (as BuildKit's copy
+//!   leaves them: compared with Docker 20.10's BuildKit);
 //! - wildcards (`*`, `?`, `[…]`, Go's `filepath.Match`) match per path
 //!   component; a wildcard that matches nothing copies nothing;
 //! - a source path is resolved in its own root (the context, a stage, an
@@ -20,8 +25,10 @@
 //! - files from the context are owned by 0:0, files from a stage or image
 //!   keep their owners; `--chown` overrides both, `--chmod` sets (octal)
 //!   or edits (symbolic) every copied file's and directory's mode;
-//! - directories created above the destination are 0755 and owned by the
-//!   `--chown` owner (else root); existing ones keep their metadata;
+//! - directories created above the destination are 0755 (an octal
+//!   `--chmod` mode if given, as BuildKit's `MkdirAll` takes the copy's
+//!   mode) and owned by the `--chown` owner (else root); existing ones keep
+//!   their metadata;
 //! - `--parents` keeps each source's path below the part before `/./`
 //!   (the whole path without one); `--exclude` patterns (`.dockerignore`
 //!   syntax) are matched against paths relative to each source;
@@ -188,6 +195,9 @@ pub struct Plan {
     pub items: BTreeMap<String, Item>,
     /// Owner of directories the copy creates above its items.
     pub parent_owner: (u32, u32),
+    /// Mode of those directories: 0755, or an octal `--chmod` (BuildKit's
+    /// `MkdirAll` with the copy's mode).
+    pub dir_mode: u32,
     /// Time of those directories.
     pub now: i64,
 }
@@ -375,6 +385,10 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
     let mut plan = Plan {
         items: BTreeMap::new(),
         parent_owner: spec.chown.unwrap_or((0, 0)),
+        dir_mode: match &spec.chmod {
+            Some(Chmod::Octal(m)) => *m,
+            _ => 0o755,
+        },
         now: spec.now,
     };
     let owner = |e: &Entry| match spec.chown {
@@ -457,18 +471,26 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
         }
         match e.kind {
             Kind::Dir => {
-                let (uid, gid) = owner(&e);
-                plan.items.insert(
-                    target.clone(),
-                    Item {
-                        dest: target.clone(),
-                        kind: ItemKind::Dir,
-                        mode: mode(e.mode, Kind::Dir),
-                        uid,
-                        gid,
-                        mtime: e.mtime,
-                    },
-                );
+                // The destination directory is made like the directories
+                // above it (it does not take the source directory's
+                // metadata); an existing one is left as it is.
+                let exists = image
+                    .stat(&target)
+                    .map_err(io_err("read", &target))?
+                    .is_some_and(|(_, e)| e.kind == Kind::Dir);
+                if !exists {
+                    plan.items.insert(
+                        target.clone(),
+                        Item {
+                            dest: target.clone(),
+                            kind: ItemKind::Dir,
+                            mode: plan.dir_mode,
+                            uid: plan.parent_owner.0,
+                            gid: plan.parent_owner.1,
+                            mtime: (spec.now, 0),
+                        },
+                    );
+                }
                 walk(
                     src,
                     &real,
@@ -612,6 +634,13 @@ fn walk(
         } else {
             mode(e.mode, e.kind)
         };
+        // Directories get the time of the copy, files keep theirs, as
+        // BuildKit's copy does.
+        let mtime = if e.kind == Kind::Dir {
+            (plan.now, 0)
+        } else {
+            e.mtime
+        };
         plan.items.insert(
             dest.clone(),
             Item {
@@ -620,7 +649,7 @@ fn walk(
                 mode: m,
                 uid,
                 gid,
-                mtime: e.mtime,
+                mtime,
             },
         );
         if e.kind == Kind::Dir {
@@ -653,7 +682,11 @@ impl Plan {
         }
         key.field(
             "parents",
-            format!("{}:{}", self.parent_owner.0, self.parent_owner.1).as_bytes(),
+            format!(
+                "{}:{} {:o}",
+                self.parent_owner.0, self.parent_owner.1, self.dir_mode
+            )
+            .as_bytes(),
         );
         Ok(())
     }
@@ -684,7 +717,7 @@ impl Plan {
                     _ => Item {
                         dest: p.clone(),
                         kind: ItemKind::Dir,
-                        mode: 0o755,
+                        mode: self.dir_mode,
                         uid: self.parent_owner.0,
                         gid: self.parent_owner.1,
                         mtime: (self.now, 0),
@@ -692,6 +725,13 @@ impl Plan {
                 };
                 mkdir(stage, &p)?;
                 made.insert(p.clone(), dir);
+            }
+            // An existing directory that gets a new entry gets a new mtime.
+            let parent = components(&item.dest)
+                .split_last()
+                .map(|(_, p)| format!("/{}", p.join("/")));
+            if let Some(d) = parent.and_then(|p| made.get_mut(&p)) {
+                d.mtime = (self.now, 0);
             }
             let host = host_path(stage, &item.dest);
             match &item.kind {

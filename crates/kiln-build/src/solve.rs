@@ -1441,6 +1441,7 @@ fn mkdir_layer(
     })?;
     let mut plan = copy::Plan {
         parent_owner: owner,
+        dir_mode: 0o755,
         now,
         ..copy::Plan::default()
     };

@@ -717,3 +717,207 @@ fn dockerfile_on_stdin_labels_and_iidfile() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
+
+/// Config and per-layer listings (path → type, mode, owner, size, link,
+/// content hash; no mtimes) of a docker-archive written by `docker save`
+/// or `kiln save`.
+type Listing = Vec<BTreeMap<String, String>>;
+
+fn archive_listing(path: &Path) -> (serde_json::Value, Listing) {
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut a = tar::Archive::new(fs::File::open(path).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        blobs.insert(p, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&blobs["manifest.json"]).unwrap();
+    let config = serde_json::from_slice(&blobs[manifest[0]["Config"].as_str().unwrap()]).unwrap();
+    let mut layers = Vec::new();
+    for l in manifest[0]["Layers"].as_array().unwrap() {
+        let mut listing = BTreeMap::new();
+        let mut a = tar::Archive::new(&blobs[l.as_str().unwrap()][..]);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let p = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            listing.insert(
+                p.trim_start_matches("./").trim_end_matches('/').to_string(),
+                format!(
+                    "{:?} {:o} {}:{} {} {} {}",
+                    h.entry_type(),
+                    h.mode().unwrap() & 0o7777,
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.size().unwrap(),
+                    h.link_name()
+                        .unwrap()
+                        .map(|l| l.display().to_string())
+                        .unwrap_or_default(),
+                    sha256_hex(&data)
+                ),
+            );
+        }
+        layers.push(listing);
+    }
+    (config, layers)
+}
+
+/// The same COPY-only Dockerfile built by kiln and by Docker (BuildKit,
+/// dockerd 20.10 from the fixture): the same config and the same files,
+/// layer by layer.
+#[test]
+fn same_config_and_files_as_docker_build() {
+    let cache = fixtures();
+    sh("docker-save.sh", &[]);
+    sh("dockerd.sh", &["start"]);
+    let host = sh("dockerd.sh", &["env"])
+        .trim()
+        .trim_start_matches("export DOCKER_HOST=")
+        .to_string();
+    // docker.io's own CLI: it has BuildKit built in (a newer CLI on PATH
+    // wants the buildx plugin).
+    let docker_bin = if Path::new("/usr/bin/docker").exists() {
+        "/usr/bin/docker"
+    } else {
+        "docker"
+    };
+    let docker = |args: &[&str]| {
+        let out = Command::new(docker_bin)
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_BUILDKIT", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let busybox = cache.join("docker-save.busybox.tar");
+    docker(&["load", "-i", busybox.to_str().unwrap()]);
+    let t = TestStore::new();
+    t.ok(&["load", "-i", busybox.to_str().unwrap()]);
+    let df = r#"FROM scratch AS assets
+COPY --chown=5:6 a.txt /out/a
+COPY files/sub /out/sub
+
+FROM busybox
+LABEL org.example.team="web" version=1
+ENV APP=/app PORT=8080
+COPY a.txt /app/
+COPY files/ /app/files/
+WORKDIR $APP
+COPY --chown=nobody:nobody a.txt b.txt
+COPY --chmod=0640 a.txt c.txt
+COPY files /app/other/
+COPY *.txt link /app/glob/
+WORKDIR /srv/www
+ADD pkg.tar.gz /opt/
+COPY --from=assets /out/ /assets/
+EXPOSE $PORT 53/udp
+USER 1000:1000
+WORKDIR /home/user/work
+COPY --chown=1000 a.txt ./
+VOLUME /data
+STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=30s CMD ["true"]
+SHELL ["/bin/sh", "-ec"]
+ENTRYPOINT ["/app/run"]
+CMD echo serve
+"#;
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            ("Dockerfile", df),
+            ("a.txt", "hello\n"),
+            ("files/x", "x\n"),
+            ("files/sub/y", "y\n"),
+            ("files/notes.md", "not copied\n"),
+            (".dockerignore", "**/*.md\n"),
+        ],
+    );
+    fs::set_permissions(
+        ctx.join("files/x"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("a.txt", ctx.join("link")).unwrap();
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "--owner=5", "--group=6", "-z", "-C"])
+        .arg(ctx.join("files"))
+        .arg("-cf")
+        .arg(ctx.join("pkg.tar.gz"))
+        .arg("sub")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tag = format!("kiln-build-diff:{}", std::process::id());
+    docker(&[
+        "build",
+        "--network",
+        "none",
+        "-q",
+        "-t",
+        &tag,
+        ctx.to_str().unwrap(),
+    ]);
+    let docker_tar = t.dir.path().join("docker.tar");
+    docker(&["save", "-o", docker_tar.to_str().unwrap(), &tag]);
+    docker(&["rmi", &tag]);
+    build(&t, &["-t", "diff:1", ctx.to_str().unwrap()]);
+    let kiln_tar = t.dir.path().join("kiln.tar");
+    t.ok(&["save", "-o", kiln_tar.to_str().unwrap(), "diff:1"]);
+
+    let (dc, dl) = archive_listing(&docker_tar);
+    let (kc, kl) = archive_listing(&kiln_tar);
+    for field in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "WorkingDir",
+        "Labels",
+        "ExposedPorts",
+        "User",
+        "Volumes",
+        "StopSignal",
+        "Healthcheck",
+        "Shell",
+        "OnBuild",
+        "ArgsEscaped",
+    ] {
+        assert_eq!(
+            kc["config"][field], dc["config"][field],
+            "config field {field}"
+        );
+    }
+    assert_eq!(kl.len(), dl.len(), "layer count");
+    for (i, (k, d)) in kl.iter().zip(&dl).enumerate() {
+        assert_eq!(k, d, "layer {i}");
+    }
+    // History: the same entries, empty or not. Docker 20.10's BuildKit
+    // writes COPY without its --chown/--chmod flags, EXPOSE as a Go map and
+    // HEALTHCHECK as `&{…}`; kiln writes what current BuildKit writes.
+    let dh = dc["history"].as_array().unwrap();
+    let kh = kc["history"].as_array().unwrap();
+    assert_eq!(kh.len(), dh.len());
+    for (k, d) in kh.iter().zip(dh) {
+        assert_eq!(k["empty_layer"], d["empty_layer"], "{k} vs {d}");
+        assert_eq!(k["comment"], d["comment"], "{k} vs {d}");
+        let (kb, db) = (
+            k["created_by"].as_str().unwrap(),
+            d["created_by"].as_str().unwrap(),
+        );
+        if db.starts_with("EXPOSE") || db.starts_with("HEALTHCHECK") || kb.starts_with("COPY --") {
+            continue;
+        }
+        assert_eq!(kb, db);
+    }
+}

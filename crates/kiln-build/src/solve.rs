@@ -252,7 +252,8 @@ pub struct BuildOptions {
     pub context: Option<PathBuf>,
     /// Its `.dockerignore`.
     pub ignore: Option<kiln_dockerfile::ignore::IgnoreRules>,
-    /// `--build-arg` values (for ARG history and ONBUILD triggers).
+    /// `--build-arg` values: the same the `Build` was lowered with (ARG
+    /// history shows them; ONBUILD triggers are lowered with them).
     pub build_args: BTreeMap<String, String>,
     /// `--label`s.
     pub labels: BTreeMap<String, String>,

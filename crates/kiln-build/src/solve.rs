@@ -94,6 +94,16 @@ pub enum StepError {
         /// The reference.
         name: String,
     },
+    /// A base image for another platform.
+    #[error("image {name} is for {image}, not {wanted} (only the host's platform can be built)")]
+    Platform {
+        /// The reference.
+        name: String,
+        /// The image's os/architecture.
+        image: String,
+        /// The stage's platform.
+        wanted: String,
+    },
     /// RUN without a container runtime.
     #[error("RUN is not supported yet: kiln has no container runtime for build steps (only COPY, ADD and config instructions can be built)")]
     RunUnsupported,
@@ -787,6 +797,15 @@ impl<'a> Builder<'a> {
             }
             Base::Image(name) => {
                 let base = load_image(self.store, name).map_err(&from_err)?;
+                if base.config.os != stage.platform.os
+                    || base.config.architecture != stage.platform.architecture
+                {
+                    return Err(from_err(StepError::Platform {
+                        name: name.clone(),
+                        image: format!("{}/{}", base.config.os, base.config.architecture),
+                        wanted: stage.platform.to_string(),
+                    }));
+                }
                 lease
                     .protect(base.record.blobs(), base.record.snapshots())
                     .map_err(|e| from_err(StepError::Store(e)))?;

@@ -921,3 +921,42 @@ CMD echo serve
         assert_eq!(kb, db);
     }
 }
+
+/// With SOURCE_DATE_EPOCH, two clean builds in two stores give the same
+/// image, bit for bit.
+#[test]
+fn source_date_epoch_makes_builds_reproducible() {
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let t = TestStore::new();
+        load_busybox(&t);
+        let ctx = context(
+            &t,
+            "ctx",
+            &[
+                (
+                    "Dockerfile",
+                    "FROM busybox\nCOPY . /src/\nWORKDIR /new/dir\nENV A=1\nCOPY <<EOF /note\nn\nEOF\n",
+                ),
+                ("a", "a"),
+                ("d/b", "b"),
+            ],
+        );
+        let id = build(
+            &t,
+            &[
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=1700000000",
+                ctx.to_str().unwrap(),
+            ],
+        );
+        let cfg: serde_json::Value = serde_json::from_slice(
+            &fs::read(t.root().join("blobs/sha256").join(&id[7..])).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
+        ids.push(id);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert_eq!(ids[0], ids[1]);
+}

@@ -850,9 +850,16 @@ impl<'a> Builder<'a> {
                     let new_key = k.finish();
                     let now = now_secs();
                     let (layer, created) = self
-                        .layer_step(graph, id, &new_key, &layers, lease, outcomes, |dir| {
-                            mkdir_layer(&tree, &wd, owner, now, dir)
-                        })
+                        .layer_step(
+                            graph,
+                            id,
+                            &new_key,
+                            &layers,
+                            lease,
+                            outcomes,
+                            false,
+                            |dir| mkdir_layer(&tree, &wd, owner, now, dir),
+                        )
                         .map_err(&err)?;
                     key = new_key;
                     layers.push(layer);
@@ -1010,6 +1017,7 @@ impl<'a> Builder<'a> {
         layers: &[LayerRecord],
         lease: &Lease<'_>,
         outcomes: &Outcomes,
+        rebase: bool,
         make: impl FnOnce(&Path) -> Result<LayerSource, StepError>,
     ) -> Result<(LayerRecord, String), StepError> {
         let parent = layers.last().map(|l| &l.chain_id);
@@ -1021,6 +1029,28 @@ impl<'a> Builder<'a> {
                         self.report(graph, id, Status::Cached, outcomes);
                     }
                     return Ok((rec.layer, rec.created));
+                }
+                if rebase {
+                    // `COPY --link`: the same layer, put on another parent
+                    // (its blob is reused as it is; only a snapshot is made).
+                    lease.protect(&rec.blobs, &rec.snapshots)?;
+                    let blob = self
+                        .store
+                        .content()
+                        .open_blob(&rec.layer.blob.digest)
+                        .map_err(kiln_store::Error::from)?;
+                    let layer = self.store.ingest_layer_blob(
+                        lease,
+                        blob,
+                        &rec.layer.blob,
+                        &rec.layer.diff_id,
+                        parent,
+                        &self.opts.layer.apply,
+                    )?;
+                    if let Some(id) = id {
+                        self.report(graph, id, Status::Cached, outcomes);
+                    }
+                    return Ok((layer, rec.created));
                 }
             }
         }
@@ -1139,7 +1169,16 @@ impl<'a> Builder<'a> {
                 ),
                 _ => return Err(StepError::RunUnsupported),
             };
-        let image_tree = layers_tree(self.store, layers);
+        // `--link` (without --chmod, as BuildKit): the copy is made on an
+        // empty tree and merged on top, so it neither sees nor depends on
+        // the image below; its key has no parent and its layer can be put
+        // on any parent.
+        let linked = link && chmod.is_none();
+        let image_tree = if linked {
+            LayeredTree::new(Vec::new())
+        } else {
+            layers_tree(self.store, layers)
+        };
         // The source tree: the context, a stage, or an image.
         let stage_tree;
         let (src, from_context, from_key): (&dyn Tree, bool, String) = match &from {
@@ -1197,16 +1236,37 @@ impl<'a> Builder<'a> {
                 .map_or_else(now_secs, |e| e as i64),
         };
         let plan = copy::plan(&spec, src, &image_tree)?;
-        let mut k = KeyHasher::new(if add { "add" } else { "copy" }, Some(parent_key));
+        let kind = match (add, linked) {
+            (false, false) => "copy",
+            (true, false) => "add",
+            (false, true) => "copy-link",
+            (true, true) => "add-link",
+        };
+        let mut k = KeyHasher::new(kind, (!linked).then_some(parent_key));
         k.field("from", from_key.as_bytes());
-        k.field("link", if link { b"1" } else { b"0" });
         plan.hash(&mut k)?;
-        let new_key = k.finish();
-        let (layer, created) =
-            self.layer_step(graph, id, &new_key, layers, lease, outcomes, |dir| {
+        let link_key = k.finish();
+        // The chain goes on from the parent's key all the same.
+        let new_key = if linked {
+            let mut k = KeyHasher::new("link-on", Some(parent_key));
+            k.field("link", link_key.as_bytes());
+            k.finish()
+        } else {
+            link_key.clone()
+        };
+        let (layer, created) = self.layer_step(
+            graph,
+            id,
+            &link_key,
+            layers,
+            lease,
+            outcomes,
+            linked,
+            |dir| {
                 plan.stage(&image_tree, dir)?;
                 Ok(LayerSource::Plain)
-            })?;
+            },
+        )?;
         let created_by = copy_created_by(
             if add { "ADD" } else { "COPY" },
             true,
@@ -1276,8 +1336,15 @@ impl<'a> Builder<'a> {
             .iter()
             .map(|l| self.store.snapshot_path(&l.chain_id))
             .collect();
-        let (layer, created) =
-            self.layer_step(graph, id, &new_key, layers, lease, outcomes, |upper| {
+        let (layer, created) = self.layer_step(
+            graph,
+            id,
+            &new_key,
+            layers,
+            lease,
+            outcomes,
+            false,
+            |upper| {
                 let req = RunRequest {
                     argv: &argv,
                     env: &env,
@@ -1297,7 +1364,8 @@ impl<'a> Builder<'a> {
                 };
                 runner.run(&req, &mut out)?;
                 Ok(LayerSource::OverlayUpper)
-            })?;
+            },
+        )?;
         Ok((
             new_key,
             layer,

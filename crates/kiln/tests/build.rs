@@ -960,3 +960,56 @@ fn source_date_epoch_makes_builds_reproducible() {
     }
     assert_eq!(ids[0], ids[1]);
 }
+
+/// `COPY --link`: the layer does not depend on the image below it, so a
+/// new base reuses it (same DiffID, reported CACHED).
+#[test]
+fn copy_link_layers_are_reused_on_a_new_base() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let other = context(
+        &t,
+        "other",
+        &[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "f")],
+    );
+    build(&t, &["-t", "other-base", other.to_str().unwrap()]);
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "ARG BASE=busybox\nFROM $BASE\nCOPY --link a /x/a\nCOPY --link --chown=9:9 a /y/\n",
+            ),
+            ("a", "A"),
+        ],
+    );
+    build(&t, &["-t", "on-busybox", ctx.to_str().unwrap()]);
+    let log = build_plain(
+        &t,
+        &[
+            "--build-arg",
+            "BASE=other-base",
+            "-t",
+            "on-other",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(log.matches("CACHED").count(), 2, "{log}");
+    let layers = |name: &str| {
+        inspect(&t, name)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let a = layers("on-busybox");
+    let b = layers("on-other");
+    assert_eq!(a[a.len() - 2..], b[b.len() - 2..]);
+    let (files, _) = saved_files(&t, "on-other");
+    assert_eq!(files["x/a"].data, b"A");
+    assert_eq!((files["y"].uid, files["y/a"].uid), (9, 9));
+    assert_eq!(files["f"].data, b"f");
+    t.ok(&["system", "check"]);
+}

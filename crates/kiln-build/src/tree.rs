@@ -203,28 +203,38 @@ impl ContextTree {
         ContextTree { root, ignore }
     }
 
-    fn excluded(&self, path: &str) -> bool {
+    /// Whether `path` is hidden by `.dockerignore`: excluded, unless it is
+    /// a directory under which an exception (`!…`) may re-include files
+    /// (then it stays visible so that walks find them).
+    fn hidden(&self, path: &str, is_dir: bool) -> bool {
         let rel = path.trim_start_matches('/');
-        !rel.is_empty() && self.ignore.as_ref().is_some_and(|r| r.is_excluded(rel))
+        let Some(rules) = &self.ignore else {
+            return false;
+        };
+        !rel.is_empty() && rules.is_excluded(rel) && !(is_dir && rules.may_include_under(rel))
     }
 }
 
 impl Tree for ContextTree {
     fn lstat(&self, path: &str) -> io::Result<Option<Entry>> {
-        if self.excluded(path) {
+        let host = self.root.join(path.trim_start_matches('/'));
+        let Some(m) = lstat_host(&host)? else {
+            return Ok(None);
+        };
+        if self.hidden(path, m.is_dir()) {
             return Ok(None);
         }
-        let host = self.root.join(path.trim_start_matches('/'));
-        Ok(lstat_host(&host)?.map(|m| entry_from(&m, host)))
+        Ok(Some(entry_from(&m, host)))
     }
 
     fn list(&self, path: &str) -> io::Result<Vec<String>> {
         let dir = self.root.join(path.trim_start_matches('/'));
         let mut names = Vec::new();
         for e in fs::read_dir(&dir)? {
-            let name = e?.file_name();
-            let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
-            if !self.excluded(&join(path, &name)) {
+            let e = e?;
+            let name = String::from_utf8_lossy(e.file_name().as_bytes()).into_owned();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if !self.hidden(&join(path, &name), is_dir) {
                 names.push(name);
             }
         }
@@ -417,9 +427,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a.md"), "").unwrap();
         fs::write(dir.path().join("b.txt"), "").unwrap();
-        let rules = IgnoreRules::parse("*.md\n").unwrap();
+        fs::create_dir_all(dir.path().join("docs/sub")).unwrap();
+        fs::write(dir.path().join("docs/keep.md"), "").unwrap();
+        fs::write(dir.path().join("docs/drop.txt"), "").unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        fs::write(dir.path().join("tmp/x"), "").unwrap();
+        let rules = IgnoreRules::parse("*.md\ndocs\ntmp\n!docs/keep.md\n").unwrap();
         let t = ContextTree::new(dir.path().to_path_buf(), Some(rules));
-        assert_eq!(t.list("/").unwrap(), vec!["b.txt"]);
+        assert_eq!(t.list("/").unwrap(), vec!["b.txt", "docs"]);
         assert!(t.lstat("/a.md").unwrap().is_none());
+        assert!(t.lstat("/tmp/x").unwrap().is_none());
+        // An exception re-includes a file under an excluded directory.
+        assert_eq!(t.list("/docs").unwrap(), vec!["keep.md"]);
     }
 }

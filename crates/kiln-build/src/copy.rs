@@ -32,12 +32,11 @@
 //! - `--parents` keeps each source's path below the part before `/./`
 //!   (the whole path without one); `--exclude` patterns (`.dockerignore`
 //!   syntax) are matched against paths relative to each source;
-//! - ADD of a local file that is a tar archive (plain, gzip, xz or zstd,
-//!   detected by content) extracts it into the destination directory
+//! - ADD of a local file that is a tar archive (plain, gzip, bzip2, xz or
+//!   zstd, detected by content) extracts it into the destination directory
 //!   (`--unpack=false` copies it as it is); the archive's owners are kept.
 //!
-//! Not done here (errors name them): ADD of URLs and git repositories,
-//! bzip2 archives (copied as plain files: not recognised).
+//! Not done here (errors name them): ADD of URLs and git repositories.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -295,12 +294,22 @@ fn expand(tree: &dyn Tree, pattern: &str) -> Result<Vec<String>, CopyError> {
     Ok(current)
 }
 
-/// Whether the file at `host` is a tar archive (plain, gzip, xz, zstd).
+/// The uncompressed content of the file at `host`: bzip2 (`BZh` and a
+/// block size digit), else whatever `kiln-fs` detects (gzip, xz, zstd,
+/// none).
+fn archive_reader(host: &Path) -> io::Result<Box<dyn Read>> {
+    let mut r = io::BufReader::with_capacity(64 * 1024, File::open(host)?);
+    let head = io::BufRead::fill_buf(&mut r)?;
+    if head.len() >= 4 && &head[..3] == b"BZh" && (b'1'..=b'9').contains(&head[3]) {
+        return Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(r)));
+    }
+    kiln_fs::compress::decompressed(r)
+}
+
+/// Whether the file at `host` is a tar archive (plain, gzip, bzip2, xz,
+/// zstd).
 fn is_archive(host: &Path) -> bool {
-    let Ok(f) = File::open(host) else {
-        return false;
-    };
-    let Ok(mut r) = kiln_fs::compress::decompressed(f) else {
+    let Ok(mut r) = archive_reader(host) else {
         return false;
     };
     let mut head = [0u8; 512];
@@ -775,9 +784,8 @@ impl Plan {
                         };
                         made.insert(item.dest.clone(), dir);
                     }
-                    let f = File::open(src).map_err(io_err("open", src.display().to_string()))?;
-                    let tar = kiln_fs::compress::decompressed(f)
-                        .map_err(io_err("read", src.display().to_string()))?;
+                    let tar =
+                        archive_reader(src).map_err(io_err("read", src.display().to_string()))?;
                     kiln_fs::apply::apply_layer(tar, &host, &Default::default()).map_err(
                         |source| CopyError::Unpack {
                             path: src.display().to_string(),

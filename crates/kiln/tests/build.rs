@@ -453,6 +453,9 @@ COPY --chown=nobody:nobody app.sh /srv/app.sh
 COPY --chown=nobody --chmod=u+x,go-r data /srv/data/
 ADD layer.tar.gz /opt/
 ADD layer.tar.xz /opt/xz/
+ADD layer.tar.bz2 /opt/bz2/
+ADD layer.tar.zst /opt/zst/
+ADD layer.tar /opt/plain/
 ADD --unpack=false layer.tar.gz /opt/raw/
 COPY --chmod=755 app.sh /bin/
 ENTRYPOINT ["/srv/app.sh"]
@@ -475,7 +478,13 @@ ENTRYPOINT ["/srv/app.sh"]
     let src = t.dir.path().join("tarsrc");
     fs::create_dir_all(src.join("pkg")).unwrap();
     fs::write(src.join("pkg/readme"), "from the archive").unwrap();
-    for (flag, name) in [("-z", "layer.tar.gz"), ("-J", "layer.tar.xz")] {
+    for (flag, name) in [
+        ("-z", "layer.tar.gz"),
+        ("-J", "layer.tar.xz"),
+        ("-j", "layer.tar.bz2"),
+        ("--zstd", "layer.tar.zst"),
+        ("--no-auto-compress", "layer.tar"),
+    ] {
         let st = Command::new("tar")
             .args(["--numeric-owner", "--owner=5", "--group=6", flag, "-C"])
             .arg(&src)
@@ -498,7 +507,7 @@ ENTRYPOINT ["/srv/app.sh"]
     let base_layers = base["RootFS"]["Layers"].as_array().unwrap().len();
     assert_eq!(
         v["RootFS"]["Layers"].as_array().unwrap().len(),
-        base_layers + 6
+        base_layers + 9
     );
     let cfg = config(&t, "bb:app");
     let base_cfg = config(&t, "busybox:latest");
@@ -523,7 +532,18 @@ ENTRYPOINT ["/srv/app.sh"]
         (files["opt/pkg/readme"].uid, files["opt/pkg/readme"].gid),
         (5, 6)
     );
-    assert_eq!(files["opt/xz/pkg/readme"].data, b"from the archive");
+    for dir in ["xz", "bz2", "zst", "plain"] {
+        let f = files.get(&format!("opt/{dir}/pkg/readme"));
+        assert_eq!(
+            f.map(|f| &f.data[..]),
+            Some(&b"from the archive"[..]),
+            "{dir}: {:?}",
+            files
+                .keys()
+                .filter(|k| k.starts_with("opt"))
+                .collect::<Vec<_>>()
+        );
+    }
     assert_eq!(files["opt/raw/layer.tar.gz"].kind, 'f');
     // /bin is a real directory in busybox: the file goes into it.
     assert_eq!(files["bin/app.sh"].mode, 0o755);

@@ -168,6 +168,9 @@ pub enum ItemKind {
     Inline(Vec<u8>),
     /// A tar archive (host path) to extract into this directory.
     Unpack(PathBuf),
+    /// A hard link to the item at this destination (copied files that
+    /// were hard links of one another in their source stay so).
+    Hardlink(String),
 }
 
 /// One thing the step puts into the image.
@@ -597,7 +600,38 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
             },
         );
     }
+    link_hardlinks(&mut plan);
     Ok(plan)
+}
+
+/// Files of the plan that are one inode in their source become one file
+/// and hard links to it (the first in path order is the file), as
+/// BuildKit's copy keeps them.
+fn link_hardlinks(plan: &mut Plan) {
+    use std::os::unix::fs::MetadataExt;
+    let mut inodes: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
+    for item in plan.items.values() {
+        if let ItemKind::File(host) = &item.kind {
+            if let Ok(m) = fs::symlink_metadata(host) {
+                if m.nlink() > 1 {
+                    inodes
+                        .entry((m.dev(), m.ino()))
+                        .or_default()
+                        .push(item.dest.clone());
+                }
+            }
+        }
+    }
+    for dests in inodes.into_values() {
+        let Some((first, rest)) = dests.split_first() else {
+            continue;
+        };
+        for d in rest {
+            if let Some(item) = plan.items.get_mut(d) {
+                item.kind = ItemKind::Hardlink(first.clone());
+            }
+        }
+    }
 }
 
 /// Add the contents of directory `dir` (in `src`) under `target`.
@@ -687,6 +721,7 @@ impl Plan {
                 ItemKind::Symlink(t) => key.field("symlink", t.as_bytes()),
                 ItemKind::Inline(data) => key.field("inline", data),
                 ItemKind::Unpack(host) => key.field("unpack", &file_sha256(host)?),
+                ItemKind::Hardlink(target) => key.field("hardlink", target.as_bytes()),
             }
         }
         key.field(
@@ -752,6 +787,12 @@ impl Plan {
                 ItemKind::File(src) => {
                     remove_existing(&host)?;
                     fs::copy(src, &host).map_err(io_err("copy", &item.dest))?;
+                }
+                ItemKind::Hardlink(target) => {
+                    remove_existing(&host)?;
+                    fs::hard_link(host_path(stage, target), &host)
+                        .map_err(io_err("link", &item.dest))?;
+                    continue;
                 }
                 ItemKind::Inline(data) => {
                     remove_existing(&host)?;
@@ -977,6 +1018,32 @@ mod tests {
         let p = plan(&sp, &src, &image).unwrap();
         let got: Vec<&str> = p.items.values().map(|i| i.dest.as_str()).collect();
         assert_eq!(got, vec!["/e", "/e/x"]);
+    }
+
+    #[test]
+    fn hard_links_stay_hard_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        fs::create_dir_all(ctx.join("d")).unwrap();
+        fs::write(ctx.join("d/b"), "1").unwrap();
+        fs::hard_link(ctx.join("d/b"), ctx.join("d/a")).unwrap();
+        let src = ContextTree::new(ctx, None);
+        let img = LayeredTree::new(vec![]);
+        let sources = vec!["d".to_string()];
+        let p = plan(&spec(&sources, "/x/"), &src, &img).unwrap();
+        assert_eq!(p.items["/x/a"].kind, ItemKind::File(src_host(&dir, "d/a")));
+        assert_eq!(p.items["/x/b"].kind, ItemKind::Hardlink("/x/a".into()));
+        let stage = dir.path().join("stage");
+        fs::create_dir(&stage).unwrap();
+        p.stage(&img, &stage).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let a = fs::metadata(stage.join("x/a")).unwrap();
+        let b = fs::metadata(stage.join("x/b")).unwrap();
+        assert_eq!(a.ino(), b.ino());
+    }
+
+    fn src_host(dir: &tempfile::TempDir, rel: &str) -> PathBuf {
+        dir.path().join("ctx").join(rel)
     }
 
     #[test]

@@ -870,6 +870,7 @@ CMD echo serve
     )
     .unwrap();
     std::os::unix::fs::symlink("a.txt", ctx.join("link")).unwrap();
+    fs::hard_link(ctx.join("files/x"), ctx.join("files/x-hardlink")).unwrap();
     let st = Command::new("tar")
         .args(["--numeric-owner", "--owner=5", "--group=6", "-z", "-C"])
         .arg(ctx.join("files"))

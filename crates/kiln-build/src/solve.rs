@@ -726,7 +726,12 @@ impl<'a> Builder<'a> {
                     s = next;
                 }
             };
-            let result = self.run_stage(build, graph, lease, context, si, &deps, outcomes);
+            // A panic in a stage must not leave the other workers waiting
+            // for its result forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run_stage(build, graph, lease, context, si, &deps, outcomes)
+            }))
+            .unwrap_or(Err(BuildError::Panicked));
             let Ok(mut s) = state.lock() else { return };
             s.running -= 1;
             match result {

@@ -600,8 +600,26 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
             },
         );
     }
+    drop_shadowed(&mut plan);
     link_hardlinks(&mut plan);
     Ok(plan)
+}
+
+/// Items under a destination that ends up a non-directory (a later
+/// source put a file or symlink where an earlier one had a directory) are
+/// dropped: that path is not a directory in the result.
+fn drop_shadowed(plan: &mut Plan) {
+    let files: Vec<String> = plan
+        .items
+        .values()
+        .filter(|i| !matches!(i.kind, ItemKind::Dir | ItemKind::Unpack(_)))
+        .map(|i| format!("{}/", i.dest))
+        .collect();
+    if files.is_empty() {
+        return;
+    }
+    plan.items
+        .retain(|k, _| !files.iter().any(|f| k.starts_with(f.as_str())));
 }
 
 /// Files of the plan that are one inode in their source become one file
@@ -777,6 +795,10 @@ impl Plan {
             if let Some(d) = parent.and_then(|p| made.get_mut(&p)) {
                 d.mtime = (self.now, 0);
             }
+            // Never write through a symlink the copy itself made (a link
+            // and a directory of the same name from two sources): every
+            // directory above the item must be a real one.
+            ensure_real_parents(stage, &item.dest)?;
             let host = host_path(stage, &item.dest);
             match &item.kind {
                 ItemKind::Dir => {
@@ -844,6 +866,29 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+fn ensure_real_parents(stage: &Path, dest: &str) -> Result<(), CopyError> {
+    let comps = components(dest);
+    let mut p = stage.to_path_buf();
+    for c in comps.iter().take(comps.len().saturating_sub(1)) {
+        p.push(c);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(CopyError::Io {
+                    action: "copy",
+                    path: dest.to_string(),
+                    source: io::Error::other(format!(
+                        "{} is not a directory in what this step copies",
+                        p.strip_prefix(stage).unwrap_or(&p).display()
+                    )),
+                })
+            }
+            Err(e) => return Err(io_err("copy", dest)(e)),
+        }
+    }
+    Ok(())
 }
 
 fn host_path(stage: &Path, dest: &str) -> PathBuf {
@@ -1018,6 +1063,47 @@ mod tests {
         let p = plan(&sp, &src, &image).unwrap();
         let got: Vec<&str> = p.items.values().map(|i| i.dest.as_str()).collect();
         assert_eq!(got, vec!["/e", "/e/x"]);
+    }
+
+    /// A symlink from one source and a directory of the same name from
+    /// another: nothing is ever written through the link.
+    #[test]
+    fn never_writes_through_a_copied_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(ctx.join("a/lnk")).unwrap();
+        fs::create_dir_all(ctx.join("b")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(ctx.join("a/lnk/f"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, ctx.join("b/lnk")).unwrap();
+        let src = ContextTree::new(ctx, None);
+        let img = LayeredTree::new(vec![]);
+        let sources = vec!["a".to_string(), "b".to_string()];
+        let p = plan(&spec(&sources, "/d/"), &src, &img).unwrap();
+        assert!(matches!(p.items["/d/lnk"].kind, ItemKind::Symlink(_)));
+        assert!(!p.items.contains_key("/d/lnk/f"));
+        let stage = dir.path().join("stage");
+        fs::create_dir(&stage).unwrap();
+        p.stage(&img, &stage).unwrap();
+        assert!(!outside.join("f").exists());
+        // And the stage refuses a plan that would, however it came about.
+        let mut bad = p.clone();
+        bad.items.insert(
+            "/d/lnk/g".into(),
+            Item {
+                dest: "/d/lnk/g".into(),
+                kind: ItemKind::Inline(b"g".to_vec()),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: (0, 0),
+            },
+        );
+        let stage2 = dir.path().join("stage2");
+        fs::create_dir(&stage2).unwrap();
+        assert!(bad.stage(&img, &stage2).is_err());
+        assert!(!outside.join("g").exists());
     }
 
     #[test]

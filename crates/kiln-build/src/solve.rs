@@ -269,6 +269,9 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--no-cache`.
     pub no_cache: bool,
+    /// `--no-cache-filter`: stages (names or indexes) built without the
+    /// cache.
+    pub no_cache_filter: Vec<String>,
     /// Stages run at once.
     pub jobs: usize,
     /// Names for the image.
@@ -288,6 +291,7 @@ impl Default for BuildOptions {
             build_args: BTreeMap::new(),
             labels: BTreeMap::new(),
             no_cache: false,
+            no_cache_filter: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tags: Vec::new(),
             layer: NewLayerOptions::default(),
@@ -403,6 +407,20 @@ impl Graph {
 /// A short description of a layer step, as its history shows it.
 fn describe(i: &Instruction) -> String {
     match i {
+        Instruction::Copy(c) if c.from.is_some() => {
+            let plain = copy_created_by(
+                "COPY",
+                false,
+                c.parents,
+                c.chown.as_deref(),
+                c.chmod.as_deref(),
+                &c.sources,
+                &c.contents,
+                &c.dest,
+            );
+            let from = c.from.as_ref().map(|f| f.value.as_str()).unwrap_or("");
+            format!("COPY --from={from}{}", &plain[4..])
+        }
         Instruction::Copy(c) => copy_created_by(
             "COPY",
             false,
@@ -601,6 +619,18 @@ struct Sched {
 
 /// Per-vertex outcomes, for the result.
 type Outcomes = Mutex<BTreeMap<usize, Status>>;
+
+/// What every layer step needs besides its own inputs.
+struct StepCtx<'x> {
+    graph: &'x Graph,
+    /// The step's vertex (`None` for ONBUILD triggers, which have none).
+    id: Option<usize>,
+    lease: &'x Lease<'x>,
+    outcomes: &'x Outcomes,
+    /// Look results up in the cache (not with `--no-cache`, nor in a stage
+    /// of `--no-cache-filter`).
+    use_cache: bool,
+}
 
 impl<'a> Builder<'a> {
     /// A builder on `store`; RUN steps go to `runner` (none: they fail).
@@ -827,6 +857,10 @@ impl<'a> Builder<'a> {
         let trigger_steps = self.onbuild_steps(stage, &image, &triggers, build)?;
         let mut st = StageConfig::default();
         let mut vertex = ids.iter().skip(1);
+        let use_cache = !self.opts.no_cache
+            && !self.opts.no_cache_filter.iter().any(|f| {
+                stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string()
+            });
         let all_steps: Vec<&Step> = trigger_steps.iter().chain(stage.steps.iter()).collect();
         for step in all_steps {
             let is_trigger = step.span == stage.span && !trigger_steps.is_empty();
@@ -837,6 +871,13 @@ impl<'a> Builder<'a> {
             };
             let name = describe(&step.instruction);
             let err = step_err(step.line, name.clone());
+            let cx = StepCtx {
+                graph,
+                id,
+                lease,
+                outcomes,
+                use_cache,
+            };
             match &step.instruction {
                 Instruction::Workdir(w) => {
                     let c = config::container(&mut image);
@@ -855,16 +896,9 @@ impl<'a> Builder<'a> {
                     let new_key = k.finish();
                     let now = now_secs();
                     let (layer, created) = self
-                        .layer_step(
-                            graph,
-                            id,
-                            &new_key,
-                            &layers,
-                            lease,
-                            outcomes,
-                            false,
-                            |dir| mkdir_layer(&tree, &wd, owner, now, dir),
-                        )
+                        .layer_step(&cx, &new_key, &layers, false, |dir| {
+                            mkdir_layer(&tree, &wd, owner, now, dir)
+                        })
                         .map_err(&err)?;
                     key = new_key;
                     layers.push(layer);
@@ -875,10 +909,7 @@ impl<'a> Builder<'a> {
                 }
                 Instruction::Copy(_) | Instruction::Add(_) => {
                     let (new_key, layer, created, created_by) = self
-                        .copy_step(
-                            step, &image, &layers, &key, deps, context, build, graph, id, lease,
-                            outcomes,
-                        )
+                        .copy_step(&cx, step, &image, &layers, &key, deps, context, build)
                         .map_err(&err)?;
                     key = new_key;
                     layers.push(layer);
@@ -889,9 +920,7 @@ impl<'a> Builder<'a> {
                 }
                 Instruction::Run(run) => {
                     let (new_key, layer, created, created_by) = self
-                        .run_step(
-                            run, step, &image, &layers, &key, build, graph, id, lease, outcomes,
-                        )
+                        .run_step(&cx, run, step, &image, &layers, &key, build)
                         .map_err(&err)?;
                     key = new_key;
                     layers.push(layer);
@@ -1016,17 +1045,15 @@ impl<'a> Builder<'a> {
     #[allow(clippy::too_many_arguments)]
     fn layer_step(
         &self,
-        graph: &Graph,
-        id: Option<usize>,
+        cx: &StepCtx<'_>,
         key: &str,
         layers: &[LayerRecord],
-        lease: &Lease<'_>,
-        outcomes: &Outcomes,
         rebase: bool,
         make: impl FnOnce(&Path) -> Result<LayerSource, StepError>,
     ) -> Result<(LayerRecord, String), StepError> {
+        let (graph, id, lease, outcomes) = (cx.graph, cx.id, cx.lease, cx.outcomes);
         let parent = layers.last().map(|l| &l.chain_id);
-        if !self.opts.no_cache {
+        if cx.use_cache {
             if let Some(rec) = self.store.build_cache_get(key)? {
                 if chain_id(parent, &rec.layer.diff_id) == rec.layer.chain_id {
                     lease.protect(&rec.blobs, &rec.snapshots)?;
@@ -1132,6 +1159,7 @@ impl<'a> Builder<'a> {
     #[allow(clippy::too_many_arguments)]
     fn copy_step(
         &self,
+        cx: &StepCtx<'_>,
         step: &Step,
         image: &ImageConfig,
         layers: &[LayerRecord],
@@ -1139,10 +1167,6 @@ impl<'a> Builder<'a> {
         deps: &BTreeMap<usize, Arc<StageResult>>,
         context: &dyn Tree,
         build: &Build,
-        graph: &Graph,
-        id: Option<usize>,
-        lease: &Lease<'_>,
-        outcomes: &Outcomes,
     ) -> Result<(String, LayerRecord, String, String), StepError> {
         let (add, sources, contents, dest, chown, chmod, parents, exclude, unpack, from, link) =
             match &step.instruction {
@@ -1200,7 +1224,8 @@ impl<'a> Builder<'a> {
                 }
                 Source::Image(name) => {
                     let base = load_image(self.store, &name)?;
-                    lease.protect(base.record.blobs(), base.record.snapshots())?;
+                    cx.lease
+                        .protect(base.record.blobs(), base.record.snapshots())?;
                     stage_tree = layers_tree(self.store, &base.record.layers);
                     (
                         &stage_tree,
@@ -1259,19 +1284,10 @@ impl<'a> Builder<'a> {
         } else {
             link_key.clone()
         };
-        let (layer, created) = self.layer_step(
-            graph,
-            id,
-            &link_key,
-            layers,
-            lease,
-            outcomes,
-            linked,
-            |dir| {
-                plan.stage(&image_tree, dir)?;
-                Ok(LayerSource::Plain)
-            },
-        )?;
+        let (layer, created) = self.layer_step(cx, &link_key, layers, linked, |dir| {
+            plan.stage(&image_tree, dir)?;
+            Ok(LayerSource::Plain)
+        })?;
         let created_by = copy_created_by(
             if add { "ADD" } else { "COPY" },
             true,
@@ -1288,16 +1304,13 @@ impl<'a> Builder<'a> {
     #[allow(clippy::too_many_arguments)]
     fn run_step(
         &self,
+        cx: &StepCtx<'_>,
         run: &Run,
         step: &Step,
         image: &ImageConfig,
         layers: &[LayerRecord],
         parent_key: &str,
         build: &Build,
-        graph: &Graph,
-        id: Option<usize>,
-        lease: &Lease<'_>,
-        outcomes: &Outcomes,
     ) -> Result<(String, LayerRecord, String, String), StepError> {
         let runner = self.runner.ok_or(StepError::RunUnsupported)?;
         let c = image.config.clone().unwrap_or_default();
@@ -1341,36 +1354,28 @@ impl<'a> Builder<'a> {
             .iter()
             .map(|l| self.store.snapshot_path(&l.chain_id))
             .collect();
-        let (layer, created) = self.layer_step(
-            graph,
-            id,
-            &new_key,
-            layers,
-            lease,
-            outcomes,
-            false,
-            |upper| {
-                let req = RunRequest {
-                    argv: &argv,
-                    env: &env,
-                    user: &user,
-                    workdir: &workdir,
-                    lower: &lower,
-                    upper,
-                    mounts: &run.mounts,
-                    network: run.network,
-                    platform: &platform,
-                    line: step.line,
-                };
-                let mut out = |data: &[u8]| {
-                    if let Some(id) = id {
-                        self.reporter.event(&Event::Output { id, data });
-                    }
-                };
-                runner.run(&req, &mut out)?;
-                Ok(LayerSource::OverlayUpper)
-            },
-        )?;
+        let id = cx.id;
+        let (layer, created) = self.layer_step(cx, &new_key, layers, false, |upper| {
+            let req = RunRequest {
+                argv: &argv,
+                env: &env,
+                user: &user,
+                workdir: &workdir,
+                lower: &lower,
+                upper,
+                mounts: &run.mounts,
+                network: run.network,
+                platform: &platform,
+                line: step.line,
+            };
+            let mut out = |data: &[u8]| {
+                if let Some(id) = id {
+                    self.reporter.event(&Event::Output { id, data });
+                }
+            };
+            runner.run(&req, &mut out)?;
+            Ok(LayerSource::OverlayUpper)
+        })?;
         Ok((
             new_key,
             layer,

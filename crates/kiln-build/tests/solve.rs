@@ -248,8 +248,8 @@ fn independent_stages_run_in_parallel_and_only_what_the_target_needs() {
             "[b 1/2] FROM scratch",
             "[b 2/2] RUN wait-b",
             "[stage-3 1/3] FROM scratch",
-            "[stage-3 2/3] COPY /wait-a /a",
-            "[stage-3 3/3] COPY /wait-b /b",
+            "[stage-3 2/3] COPY --from=a /wait-a /a",
+            "[stage-3 3/3] COPY --from=b /wait-b /b",
         ]
     );
     assert_eq!(graph.vertices[5].deps, vec![4, 1]);

@@ -469,6 +469,20 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
 
+    /// Build this stage (name or index) without the cache; may be repeated
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub(crate) no_cache_filter: Vec<String>,
+
+    /// Compression of new layers: gzip or zstd
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
+    pub(crate) compression: String,
+
+    /// Also write the image out: `type=docker,dest=FILE` (docker-archive)
+    /// or `type=oci,dest=FILE` (oci-archive); `type=image` (the default)
+    /// only stores it
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=FILE")]
+    pub(crate) output: Option<String>,
+
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,

@@ -73,6 +73,13 @@ fn build_plain(t: &TestStore, args: &[&str]) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// How many steps the progress shows as `#N CACHED`.
+fn cached_steps(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.starts_with('#') && l.ends_with(" CACHED"))
+        .count()
+}
+
 fn inspect(t: &TestStore, name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", name])).unwrap();
     v[0].clone()
@@ -300,7 +307,7 @@ fn rebuild_is_cached_and_a_changed_file_invalidates_from_its_step() {
     let c = ctx.to_str().unwrap();
     let first = build(&t, &["-t", "x", c]);
     let log = build_plain(&t, &["-t", "x", c]);
-    assert_eq!(log.matches("CACHED").count(), 3, "{log}");
+    assert_eq!(cached_steps(&log), 3, "{log}");
     assert_eq!(inspect(&t, "x")["Id"], first, "a rebuild is the same image");
     // A touch changes nothing (mtimes are not in the key).
     let f = fs::File::options().write(true).open(ctx.join("b")).unwrap();
@@ -309,8 +316,7 @@ fn rebuild_is_cached_and_a_changed_file_invalidates_from_its_step() {
     // Changing b: a is cached, b and c are built again.
     fs::write(ctx.join("b"), "changed").unwrap();
     let log = build_plain(&t, &["-t", "x", c]);
-    let cached: Vec<&str> = log.lines().filter(|l| l.ends_with("CACHED")).collect();
-    assert_eq!(cached.len(), 1, "{log}");
+    assert_eq!(cached_steps(&log), 1, "{log}");
     assert!(
         log.contains("#2 [stage-0 2/4] COPY a /a\n#2 CACHED"),
         "{log}"
@@ -325,11 +331,12 @@ fn rebuild_is_cached_and_a_changed_file_invalidates_from_its_step() {
     t.ok(&["rmi", "x"]);
     t.ok(&["system", "prune", "-f"]);
     let log = build_plain(&t, &["-t", "x", c]);
-    assert_eq!(log.matches("CACHED").count(), 3, "{log}");
+    assert_eq!(cached_steps(&log), 3, "{log}");
     assert_eq!(inspect(&t, "x")["Id"], second);
     t.ok(&["system", "check"]);
     // --no-cache builds every step.
     let log = build_plain(&t, &["--no-cache", c]);
+    assert_eq!(cached_steps(&log), 0, "{log}");
     assert!(!log.contains("CACHED"), "{log}");
 }
 
@@ -1016,7 +1023,7 @@ fn copy_link_layers_are_reused_on_a_new_base() {
             ctx.to_str().unwrap(),
         ],
     );
-    assert_eq!(log.matches("CACHED").count(), 2, "{log}");
+    assert_eq!(cached_steps(&log), 2, "{log}");
     let layers = |name: &str| {
         inspect(&t, name)["RootFS"]["Layers"]
             .as_array()
@@ -1033,4 +1040,82 @@ fn copy_link_layers_are_reused_on_a_new_base() {
     assert_eq!((files["y"].uid, files["y/a"].uid), (9, 9));
     assert_eq!(files["f"].data, b"f");
     t.ok(&["system", "check"]);
+}
+
+/// `--no-cache-filter`, `--compression zstd`, `-o type=docker|oci,dest=`,
+/// and the closing table.
+#[test]
+fn outputs_compression_and_no_cache_filter() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch AS deps\nCOPY a /a\n\nFROM scratch\nCOPY --from=deps /a /a\nCOPY b /b\n",
+            ),
+            ("a", "a"),
+            ("b", "b"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let archive = t.dir.path().join("out.tar");
+    let log = build_plain(
+        &t,
+        &[
+            "--compression",
+            "zstd",
+            "-t",
+            "out:1",
+            "-o",
+            &format!("type=docker,dest={}", archive.display()),
+            c,
+        ],
+    );
+    // The closing table names every step with its time.
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("[stage-1 3/3] COPY b /b") && l.ends_with('s')),
+        "{log}"
+    );
+    let v = inspect(&t, "out:1");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            t.root()
+                .join("blobs/sha256")
+                .join(&v["Descriptor"]["digest"].as_str().unwrap()[7..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for l in manifest["layers"].as_array().unwrap() {
+        assert!(
+            l["mediaType"].as_str().unwrap().ends_with("+zstd"),
+            "{manifest}"
+        );
+    }
+    // The archive loads elsewhere as the same image.
+    let other = TestStore::new();
+    other.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(inspect(&other, "out:1")["Id"], v["Id"]);
+    let oci = t.dir.path().join("out.oci.tar");
+    build(&t, &["-o", &format!("type=oci,dest={}", oci.display()), c]);
+    let third = TestStore::new();
+    third.ok(&["load", "-i", oci.to_str().unwrap()]);
+    assert_eq!(third.ok(&["images", "-q", "--no-trunc"]).trim(), v["Id"]);
+    // --no-cache-filter: the named stage is built again, the others hit.
+    let log = build_plain(&t, &["--no-cache-filter", "deps", c]);
+    assert!(log.contains("#2 [deps 2/2] COPY a /a\n#2 DONE"), "{log}");
+    assert!(
+        log.contains("#4 [stage-1 2/3] COPY --from=deps /a /a\n#4 CACHED"),
+        "{log}"
+    );
+    assert!(
+        log.contains("#5 [stage-1 3/3] COPY b /b\n#5 CACHED"),
+        "{log}"
+    );
+    let bad = t.output(&["build", "-o", "type=local,dest=x", c]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not supported yet"));
 }

@@ -25,7 +25,9 @@ use kiln_dockerfile::diagnostic::{render, Located};
 use kiln_dockerfile::ignore::IgnoreRules;
 use kiln_dockerfile::lint::Finding;
 use kiln_dockerfile::lower::{self, Build, LowerErrorKind, LowerOptions, UnknownImages};
+use kiln_oci::media_types::Compression;
 use kiln_oci::{Platform, Reference};
+use kiln_store::archive::SaveFormat;
 use serde_json::{json, Value};
 
 use crate::cli::{BuildArgs, Call, Cli, Format, Progress};
@@ -440,6 +442,13 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     if let Some(j) = args.jobs {
         options.jobs = j.max(1);
     }
+    options.no_cache_filter = args.no_cache_filter.clone();
+    options.layer.compression = match args.compression.as_str() {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        other => bail!("invalid --compression {other:?}: gzip or zstd"),
+    };
+    let output = parse_output(args.output.as_deref())?;
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         options.source_date_epoch = epoch.trim().parse().ok();
     }
@@ -469,6 +478,9 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         other => anyhow::Error::from(other),
     })?;
     let id = result.image.id().to_string();
+    if let Some((format, dest)) = &output {
+        write_archive(&store, &result.image, &tags, *format, dest)?;
+    }
     if let Some(p) = &args.iidfile {
         std::fs::write(p, &id).with_context(|| format!("failed to write {}", p.display()))?;
     }
@@ -480,6 +492,24 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
             .iter()
             .filter(|(_, s)| *s == Status::Cached)
             .count();
+        // The closing table: every step with its time or CACHED.
+        let width = result
+            .steps
+            .iter()
+            .map(|(n, _)| n.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(72);
+        for (name, status) in &result.steps {
+            let shown: String = name.chars().take(width).collect();
+            let how = match status {
+                Status::Cached => "CACHED".to_string(),
+                Status::Done(d) => format!("{:.2}s", d.as_secs_f64()),
+                Status::Failed => "ERROR".to_string(),
+                Status::Started => String::new(),
+            };
+            eprintln!("{shown:<width$}  {how}");
+        }
         eprintln!(
             "writing image {id} ({} steps, {cached} cached)",
             result.steps.len()
@@ -489,4 +519,65 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// `-o type=…,dest=…`: the archive format and file, or `None` for
+/// `type=image` (the store only).
+fn parse_output(value: Option<&str>) -> Result<Option<(SaveFormat, PathBuf)>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let mut kind = None;
+    let mut dest = None;
+    for part in value.split(',') {
+        match part.split_once('=') {
+            Some(("type", t)) => kind = Some(t.to_string()),
+            Some(("dest", d)) => dest = Some(PathBuf::from(d)),
+            Some(("name", _)) => {}
+            _ => bail!(
+                "invalid --output {value:?}: expected type=image, or type=docker|oci,dest=FILE"
+            ),
+        }
+    }
+    let format = match kind.as_deref() {
+        Some("image") => return Ok(None),
+        Some("docker") => SaveFormat::DockerArchive,
+        Some("oci") => SaveFormat::OciArchive,
+        Some(other) => bail!("--output type={other} is not supported yet: image, docker or oci"),
+        None => bail!("invalid --output {value:?}: type= is missing"),
+    };
+    let dest = dest.ok_or_else(|| anyhow::anyhow!("--output type=… needs dest=FILE"))?;
+    Ok(Some((format, dest)))
+}
+
+/// Write the built image as an archive, renamed into place when whole.
+fn write_archive(
+    store: &kiln_store::Store,
+    image: &kiln_store::ImageRecord,
+    tags: &[Reference],
+    format: SaveFormat,
+    dest: &std::path::Path,
+) -> Result<()> {
+    use std::io::Write;
+    let img = kiln_store::Image {
+        record: image.clone(),
+        names: tags.to_vec(),
+    };
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let (file, tmp) = kiln_fs::atomic::create_temp(dir)
+        .with_context(|| format!("failed to create a file in {}", dir.display()))?;
+    let result = (|| {
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut out = store.save(&[(img, tags.to_vec())], format, out)?;
+        out.flush()?;
+        kiln_fs::atomic::commit(&tmp, dest)?;
+        Ok::<_, anyhow::Error>(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("failed to write {}", dest.display()))
 }

@@ -831,7 +831,13 @@ impl<'a> Builder<'a> {
                 (c, r.layers.clone(), r.key.clone(), Vec::new())
             }
             Base::Image(name) => {
-                let base = load_image(self.store, name).map_err(&from_err)?;
+                let base = match load_image(self.store, name) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.report(graph, from_id, Status::Failed, outcomes);
+                        return Err(from_err(e));
+                    }
+                };
                 if base.config.os != stage.platform.os
                     || base.config.architecture != stage.platform.architecture
                 {

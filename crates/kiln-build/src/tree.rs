@@ -152,6 +152,22 @@ pub fn join(parent: &str, name: &str) -> String {
     }
 }
 
+/// A directory entry's name as UTF-8: paths in Dockerfiles, patterns and
+/// keys are strings, and a name that is not one is refused rather than
+/// silently skipped or mangled.
+fn utf8_name(dir: &Path, name: std::ffi::OsString) -> io::Result<String> {
+    name.into_string().map_err(|n| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: the file name {:?} is not UTF-8, which kiln cannot copy yet",
+                dir.display(),
+                String::from_utf8_lossy(n.as_bytes())
+            ),
+        )
+    })
+}
+
 fn entry_from(meta: &fs::Metadata, host: PathBuf) -> Entry {
     let ft = meta.file_type();
     let kind = if ft.is_file() {
@@ -232,7 +248,7 @@ impl Tree for ContextTree {
         let mut names = Vec::new();
         for e in fs::read_dir(&dir)? {
             let e = e?;
-            let name = String::from_utf8_lossy(e.file_name().as_bytes()).into_owned();
+            let name = utf8_name(&dir, e.file_name())?;
             let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
             if !self.hidden(&join(path, &name), is_dir) {
                 names.push(name);
@@ -346,7 +362,7 @@ impl Tree for LayeredTree {
             };
             for e in fs::read_dir(&dir)? {
                 let e = e?;
-                let name = String::from_utf8_lossy(e.file_name().as_bytes()).into_owned();
+                let name = utf8_name(&dir, e.file_name())?;
                 if !seen.insert(name.clone()) {
                     continue;
                 }
@@ -420,6 +436,16 @@ mod tests {
         assert!(t.lstat("/o/hidden").unwrap().is_none());
         assert!(t.lstat("/d/kept").unwrap().is_some());
         assert_eq!(t.list("/").unwrap(), vec!["d", "o"]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"bad\xff")), "").unwrap();
+        let t = ContextTree::new(dir.path().to_path_buf(), None);
+        let err = t.list("/").unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
     }
 
     #[test]

@@ -733,14 +733,41 @@ impl Plan {
                 "meta",
                 format!("{:o} {}:{}", item.mode, item.uid, item.gid).as_bytes(),
             );
-            match &item.kind {
-                ItemKind::Dir => key.field("dir", b""),
-                ItemKind::File(host) => key.field("file", &file_sha256(host)?),
-                ItemKind::Symlink(t) => key.field("symlink", t.as_bytes()),
-                ItemKind::Inline(data) => key.field("inline", data),
-                ItemKind::Unpack(host) => key.field("unpack", &file_sha256(host)?),
-                ItemKind::Hardlink(target) => key.field("hardlink", target.as_bytes()),
-            }
+            let what = match &item.kind {
+                ItemKind::Dir => {
+                    key.field("dir", b"");
+                    "directory".to_string()
+                }
+                ItemKind::File(host) => {
+                    let h = file_sha256(host)?;
+                    key.field("file", &h);
+                    format!("file {}", hex(&h))
+                }
+                ItemKind::Symlink(t) => {
+                    key.field("symlink", t.as_bytes());
+                    format!("symlink to {t}")
+                }
+                ItemKind::Inline(data) => {
+                    key.field("inline", data);
+                    format!("heredoc {}", hex(&Sha256::digest(data)))
+                }
+                ItemKind::Unpack(host) => {
+                    let h = file_sha256(host)?;
+                    key.field("unpack", &h);
+                    format!("archive {}", hex(&h))
+                }
+                ItemKind::Hardlink(target) => {
+                    key.field("hardlink", target.as_bytes());
+                    format!("hard link to {target}")
+                }
+            };
+            key.note(
+                format!("path {}", item.dest),
+                format!(
+                    "{what}, mode {:o}, owner {}:{}",
+                    item.mode, item.uid, item.gid
+                ),
+            );
         }
         key.field(
             "parents",
@@ -946,6 +973,10 @@ fn set_meta(host: &Path, item: &Item) -> Result<(), CopyError> {
     )
     .map_err(|e| io_err("set times of", shown())(e.into()))?;
     Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 fn file_sha256(host: &Path) -> Result<Vec<u8>, CopyError> {

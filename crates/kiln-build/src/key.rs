@@ -14,25 +14,44 @@
 //! its id and target only. Changing what a key covers means a new
 //! version string, so old records are never misread.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest as _, Sha256};
 
 /// The key format version.
 pub const VERSION: &str = "cache-v1";
 
-/// Builds one cache key.
+/// Builds one cache key, and keeps readable notes of its inputs (for
+/// `--explain-cache`: which input of a step that missed changed).
 #[derive(Debug, Clone)]
 pub struct KeyHasher {
     h: Sha256,
+    notes: BTreeMap<String, String>,
 }
 
 impl KeyHasher {
     /// A key of `kind` (`from`, `copy`, `run`, …) on top of `parent`.
     pub fn new(kind: &str, parent: Option<&str>) -> KeyHasher {
-        let mut k = KeyHasher { h: Sha256::new() };
+        let mut k = KeyHasher {
+            h: Sha256::new(),
+            notes: BTreeMap::new(),
+        };
         k.field("version", VERSION.as_bytes());
         k.field("kind", kind.as_bytes());
         k.field("parent", parent.unwrap_or("").as_bytes());
+        k.note("parent", parent.unwrap_or(""));
         k
+    }
+
+    /// Note an input by name for explanations (not hashed: the same
+    /// information goes in through [`KeyHasher::field`]).
+    pub fn note(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.notes.insert(name.into(), value.into());
+    }
+
+    /// The notes taken so far.
+    pub fn notes(&self) -> &BTreeMap<String, String> {
+        &self.notes
     }
 
     /// Add a named field.

@@ -232,6 +232,13 @@ pub enum Event<'a> {
         /// The new state.
         status: Status,
     },
+    /// Why a vertex missed the cache (`--explain-cache`).
+    Explain {
+        /// The vertex.
+        id: usize,
+        /// What changed, one input per line.
+        reasons: &'a [String],
+    },
     /// Output of a RUN.
     Output {
         /// The vertex.
@@ -272,6 +279,11 @@ pub struct BuildOptions {
     /// `--no-cache-filter`: stages (names or indexes) built without the
     /// cache.
     pub no_cache_filter: Vec<String>,
+    /// `--explain-cache`: a name for this Dockerfile and context (the
+    /// binary uses their paths). Each layer step's inputs are remembered
+    /// under it (`cache/explain/` in the store), and a step that misses is
+    /// explained by what changed since ([`Event::Explain`]).
+    pub explain: Option<String>,
     /// Stages run at once.
     pub jobs: usize,
     /// Names for the image.
@@ -292,6 +304,7 @@ impl Default for BuildOptions {
             labels: BTreeMap::new(),
             no_cache: false,
             no_cache_filter: Vec::new(),
+            explain: None,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tags: Vec::new(),
             layer: NewLayerOptions::default(),
@@ -630,6 +643,152 @@ struct StepCtx<'x> {
     /// Look results up in the cache (not with `--no-cache`, nor in a stage
     /// of `--no-cache-filter`).
     use_cache: bool,
+    /// Where step inputs are remembered, with this step's name there.
+    explain: Option<(&'x Explainer, String)>,
+}
+
+/// How a copied path changed, from its notes (`file <hash>, mode 644,
+/// owner 0:0`): which of content, mode and owner.
+fn path_change(path: &str, old: &str, new: &str) -> String {
+    let parts = |s: &str| -> Vec<String> { s.split(", ").map(str::to_string).collect() };
+    let (a, b) = (parts(old), parts(new));
+    if a.len() != 3 || b.len() != 3 {
+        return format!("{path}: {old} -> {new}");
+    }
+    let mut what = Vec::new();
+    if a[0] != b[0] {
+        let kind = |s: &str| s.split(' ').next().unwrap_or("").to_string();
+        if kind(&a[0]) == kind(&b[0]) {
+            what.push("content changed".to_string());
+        } else {
+            what.push(format!("{} -> {}", a[0], b[0]));
+        }
+    }
+    for i in 1..3 {
+        if a[i] != b[i] {
+            what.push(format!("{} -> {}", a[i], b[i]));
+        }
+    }
+    format!("{path}: {}", what.join(", "))
+}
+
+/// The inputs of a layer step as last built, for `--explain-cache`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct StepNote {
+    key: String,
+    inputs: BTreeMap<String, String>,
+}
+
+/// The remembered inputs of one Dockerfile's steps (a JSON file under
+/// the store's `cache/explain/`, named by the hash of the scope).
+#[derive(Debug)]
+struct Explainer {
+    path: PathBuf,
+    old: BTreeMap<String, StepNote>,
+    new: Mutex<BTreeMap<String, StepNote>>,
+}
+
+impl Explainer {
+    fn open(store: &Store, scope: &str) -> Explainer {
+        let mut k = KeyHasher::new("explain", None);
+        k.field("scope", scope.as_bytes());
+        let name = k.finish();
+        let path = store
+            .root()
+            .join("cache/explain")
+            .join(format!("{}.json", name.trim_start_matches("sha256:")));
+        // A missing or unreadable file only means nothing to compare with.
+        let old = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Explainer {
+            path,
+            old,
+            new: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Why the step `name` with `key` and `inputs` missed.
+    fn reasons(
+        &self,
+        name: &str,
+        key: &str,
+        inputs: &BTreeMap<String, String>,
+        use_cache: bool,
+    ) -> Vec<String> {
+        let Some(old) = self.old.get(name) else {
+            return vec!["no earlier build of this step to compare with".into()];
+        };
+        if old.key == key {
+            return vec![if use_cache {
+                "nothing changed, but the cached result is gone (pruned)".into()
+            } else {
+                "the cache was not used for it (--no-cache or --no-cache-filter)".into()
+            }];
+        }
+        let mut out = Vec::new();
+        let names: std::collections::BTreeSet<&String> =
+            old.inputs.keys().chain(inputs.keys()).collect();
+        for n in names {
+            match (old.inputs.get(n), inputs.get(n)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(_), Some(_)) if n == "parent" => {
+                    out.push("the step before it (or the base image) changed".into())
+                }
+                (Some(a), Some(b)) => match n.strip_prefix("path ") {
+                    Some(path) => out.push(path_change(path, a, b)),
+                    None => out.push(format!("{n}: {a} -> {b}")),
+                },
+                (None, Some(b)) => match n.strip_prefix("path ") {
+                    Some(path) => out.push(format!("{path}: new ({b})")),
+                    None => out.push(format!("{n}: new ({b})")),
+                },
+                (Some(_), None) => match n.strip_prefix("path ") {
+                    Some(path) => out.push(format!("{path}: no longer copied")),
+                    None => out.push(format!("{n}: gone")),
+                },
+                (None, None) => {}
+            }
+        }
+        if out.is_empty() {
+            out.push("its definition changed".into());
+        }
+        const MAX: usize = 12;
+        if out.len() > MAX {
+            let more = out.len() - MAX;
+            out.truncate(MAX);
+            out.push(format!("… and {more} more"));
+        }
+        out
+    }
+
+    fn record(&self, name: String, key: &str, inputs: &BTreeMap<String, String>) {
+        if let Ok(mut n) = self.new.lock() {
+            n.insert(
+                name,
+                StepNote {
+                    key: key.to_string(),
+                    inputs: inputs.clone(),
+                },
+            );
+        }
+    }
+
+    /// Write what this build saw (steps it did not reach keep their old
+    /// notes). Best effort: explanations are advice, never a failure.
+    fn save(self) {
+        let mut all = self.old;
+        if let Ok(n) = self.new.into_inner() {
+            all.extend(n);
+        }
+        if let Some(dir) = self.path.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        if let Ok(bytes) = serde_json::to_vec(&all) {
+            let _ = kiln_fs::atomic::write_file(&self.path, &bytes);
+        }
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -671,6 +830,11 @@ impl<'a> Builder<'a> {
             None => Box::new(LayeredTree::new(Vec::new())),
         };
         let outcomes: Outcomes = Mutex::new(BTreeMap::new());
+        let explainer = self
+            .opts
+            .explain
+            .as_deref()
+            .map(|scope| Explainer::open(self.store, scope));
         let n = build.stages.len();
         let state = Mutex::new(Sched {
             started: vec![false; n],
@@ -691,6 +855,7 @@ impl<'a> Builder<'a> {
                         &state,
                         &wake,
                         &outcomes,
+                        explainer.as_ref(),
                     )
                 }));
             }
@@ -702,6 +867,9 @@ impl<'a> Builder<'a> {
                 }
             }
         });
+        if let Some(ex) = explainer {
+            ex.save();
+        }
         let mut s = state.into_inner().map_err(|_| BuildError::Panicked)?;
         if let Some(e) = s.error.take() {
             return Err(e);
@@ -731,6 +899,7 @@ impl<'a> Builder<'a> {
         state: &Mutex<Sched>,
         wake: &Condvar,
         outcomes: &Outcomes,
+        explain: Option<&Explainer>,
     ) {
         loop {
             let (si, deps) = {
@@ -759,7 +928,7 @@ impl<'a> Builder<'a> {
             // A panic in a stage must not leave the other workers waiting
             // for its result forever.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run_stage(build, graph, lease, context, si, &deps, outcomes)
+                self.run_stage(build, graph, lease, context, si, &deps, outcomes, explain)
             }))
             .unwrap_or(Err(BuildError::Panicked));
             let Ok(mut s) = state.lock() else { return };
@@ -799,6 +968,7 @@ impl<'a> Builder<'a> {
         si: usize,
         deps: &BTreeMap<usize, Arc<StageResult>>,
         outcomes: &Outcomes,
+        explain: Option<&Explainer>,
     ) -> Result<StageResult, BuildError> {
         let stage = &build.stages[si];
         let ids = graph.by_stage.get(&si).cloned().unwrap_or_default();
@@ -883,6 +1053,10 @@ impl<'a> Builder<'a> {
                 lease,
                 outcomes,
                 use_cache,
+                explain: match (explain, id.and_then(|i| graph.vertices[i].step)) {
+                    (Some(ex), Some(n)) => Some((ex, format!("{}#{n}", stage.display_name()))),
+                    _ => None,
+                },
             };
             match &step.instruction {
                 Instruction::Workdir(w) => {
@@ -899,10 +1073,13 @@ impl<'a> Builder<'a> {
                     let mut k = KeyHasher::new("workdir", Some(&key));
                     k.field("path", wd.as_bytes());
                     k.field("owner", format!("{}:{}", owner.0, owner.1).as_bytes());
+                    k.note("WORKDIR", wd.clone());
+                    k.note("owner", format!("{}:{}", owner.0, owner.1));
+                    let notes = k.notes().clone();
                     let new_key = k.finish();
                     let now = now_secs();
                     let (layer, created) = self
-                        .layer_step(&cx, &new_key, &layers, false, |dir| {
+                        .layer_step(&cx, &new_key, &notes, &layers, false, |dir| {
                             mkdir_layer(&tree, &wd, owner, now, dir)
                         })
                         .map_err(&err)?;
@@ -1049,14 +1226,42 @@ impl<'a> Builder<'a> {
     /// Run a layer step through the cache: a hit reuses the recorded
     /// layer; a miss stages the step's files with `make` and commits them.
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     fn layer_step(
+        &self,
+        cx: &StepCtx<'_>,
+        key: &str,
+        notes: &BTreeMap<String, String>,
+        layers: &[LayerRecord],
+        rebase: bool,
+        make: impl FnOnce(&Path) -> Result<LayerSource, StepError>,
+    ) -> Result<(LayerRecord, String), StepError> {
+        let result = self.layer_step_inner(cx, key, layers, rebase, make);
+        if let (Some((ex, name)), Ok((_, _, cached))) = (&cx.explain, &result) {
+            if !cached {
+                if let Some(id) = cx.id {
+                    let reasons = ex.reasons(name, key, notes, cx.use_cache);
+                    self.reporter.event(&Event::Explain {
+                        id,
+                        reasons: &reasons,
+                    });
+                }
+            }
+            ex.record(name.clone(), key, notes);
+        }
+        result.map(|(l, c, _)| (l, c))
+    }
+
+    /// [`Builder::layer_step`] without the explanations; also says whether
+    /// the result came from the cache.
+    fn layer_step_inner(
         &self,
         cx: &StepCtx<'_>,
         key: &str,
         layers: &[LayerRecord],
         rebase: bool,
         make: impl FnOnce(&Path) -> Result<LayerSource, StepError>,
-    ) -> Result<(LayerRecord, String), StepError> {
+    ) -> Result<(LayerRecord, String, bool), StepError> {
         let (graph, id, lease, outcomes) = (cx.graph, cx.id, cx.lease, cx.outcomes);
         let parent = layers.last().map(|l| &l.chain_id);
         if cx.use_cache {
@@ -1066,7 +1271,7 @@ impl<'a> Builder<'a> {
                     if let Some(id) = id {
                         self.report(graph, id, Status::Cached, outcomes);
                     }
-                    return Ok((rec.layer, rec.created));
+                    return Ok((rec.layer, rec.created, true));
                 }
                 if rebase {
                     // `COPY --link`: the same layer, put on another parent
@@ -1088,7 +1293,7 @@ impl<'a> Builder<'a> {
                     if let Some(id) = id {
                         self.report(graph, id, Status::Cached, outcomes);
                     }
-                    return Ok((layer, rec.created));
+                    return Ok((layer, rec.created, true));
                 }
             }
         }
@@ -1106,7 +1311,7 @@ impl<'a> Builder<'a> {
             };
             self.store
                 .build_cache_put(key, &BuildCacheRecord::new(layer.clone(), created.clone()))?;
-            Ok((layer, created))
+            Ok((layer, created, false))
         })();
         if let Some(id) = id {
             let status = match &result {
@@ -1280,7 +1485,10 @@ impl<'a> Builder<'a> {
         };
         let mut k = KeyHasher::new(kind, (!linked).then_some(parent_key));
         k.field("from", from_key.as_bytes());
+        k.note("from", from_key.clone());
+        k.note("instruction", describe(&step.instruction));
         plan.hash(&mut k)?;
+        let notes = k.notes().clone();
         let link_key = k.finish();
         // The chain goes on from the parent's key all the same.
         let new_key = if linked {
@@ -1290,7 +1498,7 @@ impl<'a> Builder<'a> {
         } else {
             link_key.clone()
         };
-        let (layer, created) = self.layer_step(cx, &link_key, layers, linked, |dir| {
+        let (layer, created) = self.layer_step(cx, &link_key, &notes, layers, linked, |dir| {
             plan.stage(&image_tree, dir)?;
             Ok(LayerSource::Plain)
         })?;
@@ -1328,9 +1536,13 @@ impl<'a> Builder<'a> {
         for (k, v) in &run.build_args {
             config::set_env(&mut env, k, v);
         }
+        // Proxy build args reach the command but, as in BuildKit, neither
+        // the cache key nor the explanations (they may hold credentials,
+        // and a proxy change does not change what a step makes).
+        let mut run_env = env.clone();
         for (k, v) in &build.proxy_env {
-            if config::get_env(&env, k).is_none() {
-                config::set_env(&mut env, k, v);
+            if config::get_env(&run_env, k).is_none() {
+                config::set_env(&mut run_env, k, v);
             }
         }
         let user = c.user.clone().unwrap_or_default();
@@ -1355,16 +1567,29 @@ impl<'a> Builder<'a> {
             .map(|f| format!("{}\0{}", f.name, f.data))
             .collect();
         k.list("heredocs", &heredocs);
+        k.note("command", argv.join(" "));
+        for e in &env {
+            let (name, value) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            k.note(format!("env {name}"), value);
+        }
+        k.note("user", user.clone());
+        k.note("workdir", workdir.clone());
+        k.note("mounts", mounts.join("; "));
+        k.note("network", format!("{:?}", run.network));
+        for f in &run.command.files {
+            k.note(format!("heredoc {}", f.name), f.data.clone());
+        }
+        let notes = k.notes().clone();
         let new_key = k.finish();
         let lower: Vec<PathBuf> = layers
             .iter()
             .map(|l| self.store.snapshot_path(&l.chain_id))
             .collect();
         let id = cx.id;
-        let (layer, created) = self.layer_step(cx, &new_key, layers, false, |upper| {
+        let (layer, created) = self.layer_step(cx, &new_key, &notes, layers, false, |upper| {
             let req = RunRequest {
                 argv: &argv,
-                env: &env,
+                env: &run_env,
                 user: &user,
                 workdir: &workdir,
                 lower: &lower,

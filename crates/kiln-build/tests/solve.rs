@@ -78,6 +78,7 @@ impl Reporter for Recorder {
                 Status::Failed => format!("failed {name}"),
             },
             Event::Output { data, .. } => format!("output {}", String::from_utf8_lossy(data)),
+            Event::Explain { reasons, .. } => format!("explain {}", reasons.join("; ")),
         };
         self.0.lock().unwrap().push(line);
     }
@@ -89,6 +90,10 @@ fn run_steps_go_through_the_runner_and_are_cached() {
     let store = Store::open(&dir.path().join("store")).unwrap();
     let mut args = BTreeMap::new();
     args.insert("V".to_string(), "7".to_string());
+    args.insert(
+        "HTTP_PROXY".to_string(),
+        "http://user:pw@proxy:3128".to_string(),
+    );
     let build = lowered(
         "FROM scratch\nARG V=1\nENV E=x\nUSER 5\nWORKDIR /w\nRUN make $V\nRUN [\"/bin/true\", \"two\"]\n",
         &args,
@@ -114,6 +119,10 @@ fn run_steps_go_through_the_runner_and_are_cached() {
             "ARGs are environment for RUN: {env:?}"
         );
         assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+        assert!(
+            env.contains(&"HTTP_PROXY=http://user:pw@proxy:3128".to_string()),
+            "proxy args reach RUN: {env:?}"
+        );
         assert_eq!((user.as_str(), wd.as_str()), ("5", "/w"));
         assert_eq!(*lower, 1, "the WORKDIR layer is below it");
         assert_eq!(calls[1].0, vec!["/bin/true", "two"]);
@@ -149,6 +158,19 @@ fn run_steps_go_through_the_runner_and_are_cached() {
         .unwrap();
     assert_eq!(runner.calls.lock().unwrap().len(), 2);
     assert_eq!(again.image.id(), result.image.id());
+    // Another proxy is not another key (nor is it in the history).
+    let mut proxied = args.clone();
+    proxied.insert("HTTP_PROXY".to_string(), "http://other:1".to_string());
+    let other_proxy = lowered(
+        "FROM scratch\nARG V=1\nENV E=x\nUSER 5\nWORKDIR /w\nRUN make $V\nRUN [\"/bin/true\", \"two\"]\n",
+        &proxied,
+        None,
+    );
+    let same = Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&other_proxy)
+        .unwrap();
+    assert_eq!(runner.calls.lock().unwrap().len(), 2);
+    assert_eq!(same.image.id(), result.image.id());
     assert!(again
         .steps
         .iter()
@@ -277,4 +299,38 @@ fn independent_stages_run_in_parallel_and_only_what_the_target_needs() {
             .exists()
     );
     assert_eq!(result.image.layers.len(), 2);
+}
+
+#[test]
+fn explain_names_the_build_arg_a_run_saw_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let runner = FakeRunner::default();
+    let text = "FROM scratch\nARG V=1\nRUN make $V\n";
+    for (v, want) in [
+        ("1", "no earlier build of this step to compare with"),
+        ("2", "env V: 1 -> 2"),
+    ] {
+        let mut args = BTreeMap::new();
+        args.insert("V".to_string(), v.to_string());
+        let build = lowered(text, &args, None);
+        let opts = BuildOptions {
+            build_args: args,
+            explain: Some("test-scope".into()),
+            ..BuildOptions::default()
+        };
+        let rec = Recorder::default();
+        Builder::new(&store, &opts, &rec, Some(&runner))
+            .build(&build)
+            .unwrap();
+        let explained: Vec<String> = rec
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.starts_with("explain "))
+            .cloned()
+            .collect();
+        assert_eq!(explained, vec![format!("explain {want}")]);
+    }
 }

@@ -469,6 +469,12 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
 
+    /// For each step that misses the cache, say which input changed since
+    /// the last build of this Dockerfile and context (the parent step, the
+    /// command, an ARG or ENV value, which file)
+    #[arg(long)]
+    pub(crate) explain_cache: bool,
+
     /// Build this stage (name or index) without the cache; may be repeated
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     pub(crate) no_cache_filter: Vec<String>,

@@ -1119,3 +1119,52 @@ fn outputs_compression_and_no_cache_filter() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not supported yet"));
 }
+
+/// `--explain-cache` says, for each step that missed, which input changed.
+#[test]
+fn explain_cache_names_what_changed() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY a /a\nCOPY b c /d/\nCOPY a /e\n",
+            ),
+            ("a", "a"),
+            ("b", "b"),
+            ("c", "c"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let log = build_plain(&t, &["--explain-cache", c]);
+    assert!(
+        log.contains("#2 MISS no earlier build of this step to compare with"),
+        "{log}"
+    );
+    fs::write(ctx.join("c"), "changed").unwrap();
+    let log = build_plain(&t, &["--explain-cache", c]);
+    assert!(log.contains("#2 CACHED"), "{log}");
+    assert!(log.contains("#3 MISS /d/c: content changed"), "{log}");
+    assert!(!log.contains("#3 MISS /d/b"), "{log}");
+    assert!(
+        log.contains("#4 MISS the step before it (or the base image) changed"),
+        "{log}"
+    );
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY a /a\nCOPY --chmod=600 b c /d/\nCOPY a /e\n",
+    )
+    .unwrap();
+    let log = build_plain(&t, &["--explain-cache", c]);
+    assert!(
+        log.contains("#3 MISS instruction: COPY b c /d/ -> COPY --chmod=600 b c /d/"),
+        "{log}"
+    );
+    assert!(log.contains("#3 MISS /d/b: mode 644 -> mode 600"), "{log}");
+    // Without the flag nothing is explained.
+    fs::write(ctx.join("a"), "new").unwrap();
+    let log = build_plain(&t, &[c]);
+    assert!(!log.contains("MISS"), "{log}");
+}

@@ -348,6 +348,11 @@ impl Reporter for PlainProgress {
                     Status::Failed => eprintln!("#{n} ERROR"),
                 }
             }
+            Event::Explain { id, reasons } => {
+                for r in reasons.iter() {
+                    eprintln!("#{} MISS {r}", id + 1);
+                }
+            }
             Event::Output { id, data } => {
                 for line in String::from_utf8_lossy(data).lines() {
                     eprintln!("#{} {line}", id + 1);
@@ -443,6 +448,28 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         options.jobs = j.max(1);
     }
     options.no_cache_filter = args.no_cache_filter.clone();
+    if args.explain_cache {
+        // Steps are remembered per context and Dockerfile.
+        let ctx = if no_context {
+            "-".to_string()
+        } else {
+            std::fs::canonicalize(&args.context)
+                .unwrap_or_else(|_| args.context.clone())
+                .display()
+                .to_string()
+        };
+        let file = src
+            .path
+            .as_ref()
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+            .unwrap_or_else(|| "-".into());
+        options.explain = Some(format!("{ctx}\0{file}"));
+    }
     options.layer.compression = match args.compression.as_str() {
         "gzip" => Compression::Gzip,
         "zstd" => Compression::Zstd,

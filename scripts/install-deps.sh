@@ -11,6 +11,7 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
+command -v bzip2 >/dev/null 2>&1 || need_apt+=(bzip2) # kiln build tests: ADD of a .tar.bz2
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -18,6 +18,7 @@
 //! the records it keeps for them.
 
 pub mod archive;
+pub mod build_cache;
 pub mod check;
 pub mod content;
 pub mod gc;
@@ -28,6 +29,7 @@ pub mod records;
 mod store;
 pub mod usage;
 
+pub use build_cache::BuildCacheRecord;
 pub use content::{ContentStore, Ingest, StoreError};
 pub use meta::MetaError;
 pub use records::{ImageRecord, LayerRecord, SnapshotRecord};

@@ -63,8 +63,12 @@ pub(crate) enum Progress {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Inspect a Dockerfile: list its targets, outline its build arguments
-    /// and secrets, or run the build checks (`--call`)
+    /// Build an image from a Dockerfile, or inspect one (`--call`)
+    ///
+    /// Hidden from `--help` until RUN steps work: building needs the
+    /// container runtime for RUN, which is not there yet (COPY, ADD and
+    /// config-only Dockerfiles build; a RUN fails naming its line).
+    #[command(hide = true)]
     Build(BuildArgs),
     /// List images
     Images(ImagesArgs),
@@ -424,7 +428,8 @@ pub(crate) enum Format {
 
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
-    /// Build context directory
+    /// Build context directory; `-` reads the Dockerfile from standard
+    /// input and builds without a context
     #[arg(value_name = "CONTEXT")]
     pub(crate) context: PathBuf,
 
@@ -444,9 +449,54 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Option<String>,
 
-    /// What to do with the Dockerfile
-    #[arg(long, value_enum, value_name = "REQUEST", required = true)]
+    /// Instead of building: list the targets, outline the build
+    /// arguments, or run the build checks
+    #[arg(long, value_enum, value_name = "REQUEST")]
     pub(crate) call: Option<Call>,
+
+    /// Name and optionally tag the image (`name:tag`); may be repeated
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub(crate) tags: Vec<String>,
+
+    /// Set a label on the image; may be repeated
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+
+    /// Do not use the build cache
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+
+    /// Print only the image ID (to stdout), no progress
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
+
+    /// Write the image ID to this file
+    #[arg(long, value_name = "FILE")]
+    pub(crate) iidfile: Option<PathBuf>,
+
+    /// Stages built at once [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+
+    /// For each step that misses the cache, say which input changed since
+    /// the last build of this Dockerfile and context (the parent step, the
+    /// command, an ARG or ENV value, which file)
+    #[arg(long)]
+    pub(crate) explain_cache: bool,
+
+    /// Build this stage (name or index) without the cache; may be repeated
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub(crate) no_cache_filter: Vec<String>,
+
+    /// Compression of new layers: gzip or zstd
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
+    pub(crate) compression: String,
+
+    /// Also write the image out: `type=docker,dest=FILE` (docker-archive)
+    /// or `type=oci,dest=FILE` (oci-archive); `type=image` (the default)
+    /// only stores it
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=FILE")]
+    pub(crate) output: Option<String>,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::content::{sha256_name, temp_owner};
 use crate::lease::{pid_alive, LeaseRecord};
-use crate::meta::{Txn, BUILD_CACHE, IMAGES, LEASES, SNAPSHOTS};
+use crate::meta::{Txn, BUILD_CACHE, CONTAINERS, IMAGES, LEASES, SNAPSHOTS};
 use crate::records::{ImageRecord, SnapshotRecord};
 use crate::store::io_err;
 use crate::{Error, Store};
@@ -54,6 +54,16 @@ struct CacheRefs {
     snapshots: Vec<Digest>,
 }
 
+/// The parts of a container record the collector reads (older records
+/// have only `image`).
+#[derive(Debug, Default, Deserialize)]
+struct ContainerRefs {
+    #[serde(default)]
+    config_digest: Option<Digest>,
+    #[serde(default)]
+    snapshots: Vec<Digest>,
+}
+
 /// Everything referenced; dead leases are removed on the way (counted in
 /// the returned number).
 pub(crate) fn live_set(t: &mut Txn) -> Result<(Live, usize), Error> {
@@ -73,6 +83,13 @@ pub(crate) fn live_set(t: &mut Txn) -> Result<(Live, usize), Error> {
             t.remove(LEASES, &id)?;
             dead += 1;
         }
+    }
+    // A container keeps its image's config and snapshots (its overlay
+    // lowers) even if the image record were gone.
+    let containers: Vec<(String, ContainerRefs)> = t.all(CONTAINERS)?;
+    for (_, c) in containers {
+        live.blobs.extend(c.config_digest);
+        live.snapshots.extend(c.snapshots);
     }
     let cache: Vec<(String, CacheRefs)> = t.all(BUILD_CACHE)?;
     for (_, c) in cache {

@@ -20,6 +20,8 @@
 pub mod archive;
 pub mod build_cache;
 pub mod check;
+pub mod commit;
+pub mod containers;
 pub mod content;
 pub mod gc;
 pub mod layer;
@@ -30,6 +32,7 @@ mod store;
 pub mod usage;
 
 pub use build_cache::BuildCacheRecord;
+pub use containers::{ContainerError, ContainerRecord, ContainerState};
 pub use content::{ContentStore, Ingest, StoreError};
 pub use meta::MetaError;
 pub use records::{ImageRecord, LayerRecord, SnapshotRecord};

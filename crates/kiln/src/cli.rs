@@ -97,6 +97,33 @@ pub(crate) enum Command {
     /// Internal commands for benchmarks and debugging (unstable)
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
+    /// Create and run a new container from an image
+    Run(crate::cli_container::RunArgs),
+    /// Create a new container
+    Create(crate::cli_container::CreateArgs),
+    /// Start one or more stopped containers
+    Start(crate::cli_container::StartArgs),
+    /// List containers
+    Ps(crate::cli_container::PsArgs),
+    /// Fetch the logs of a container
+    Logs(crate::cli_container::LogsArgs),
+    /// Stop one or more running containers
+    Stop(crate::cli_container::StopArgs),
+    /// Kill one or more running containers
+    Kill(crate::cli_container::KillArgs),
+    /// Remove one or more containers
+    Rm(crate::cli_container::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(crate::cli_container::WaitArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::cli_container::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::cli_container::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::cli_container::ExportArgs),
+    /// The per-container monitor (internal)
+    #[command(name = "__monitor", hide = true)]
+    Monitor(crate::cli_container::MonitorArgs),
 }
 
 /// `kiln image …`

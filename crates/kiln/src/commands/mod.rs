@@ -1,5 +1,6 @@
 pub(crate) mod archive;
 pub(crate) mod build;
+pub(crate) mod container;
 pub(crate) mod debug;
 pub(crate) mod docs;
 pub(crate) mod images;

@@ -11,6 +11,13 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
+# The registry tests: Debian's registry, skopeo and umoci for images made
+# without kiln, openssl for the TLS instance's CA, htpasswd for its users.
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -423,6 +423,7 @@ impl Client {
             Ok(_) => return Ok(Scheme::Https),
             Err(e) => e,
         };
+        tracing::debug!(host, error = ?err, "HTTPS probe failed");
         if !self.plain_allowed(host, insecure) || is_certificate_error(&err) {
             return Err(Error::Http {
                 method: Method::GET,
@@ -734,32 +735,29 @@ fn basic_value(c: &Credentials) -> Secret {
 
 /// Whether a request failed because a certificate was refused.
 fn is_certificate_error(err: &reqwest::Error) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(r) = e.downcast_ref::<rustls::Error>() {
-            if matches!(
-                r,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            ) {
-                return true;
-            }
+    refused_certificate(err)
+}
+
+/// Walks sources and the errors wrapped inside `io::Error`s (whose
+/// `source()` skips the wrapped error itself; hyper-util nests two).
+fn refused_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(r) = e.downcast_ref::<rustls::Error>() {
+        if matches!(
+            r,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        ) {
+            return true;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(r) = inner.downcast_ref::<rustls::Error>() {
-                    if matches!(
-                        r,
-                        rustls::Error::InvalidCertificate(_)
-                            | rustls::Error::NoCertificatesPresented
-                    ) {
-                        return true;
-                    }
-                }
-            }
-        }
-        cur = e.source();
     }
-    false
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
+        if refused_certificate(inner) {
+            return true;
+        }
+    }
+    e.source().is_some_and(refused_certificate)
 }
 
 /// `host[:port]` of a URL, the way references write it.

@@ -102,12 +102,14 @@ fn pull(
         (None, None) => "latest".to_string(),
     };
     if !opts.quiet {
-        eprintln!(
-            "{label}: Pulling from {}",
-            reference
-                .familiar_repository()
-                .trim_start_matches("docker.io/")
-        );
+        // Docker Hub's repositories by path (`library/debian`), others
+        // in full.
+        let from = if reference.domain() == kiln_oci::reference::DOCKER_HUB {
+            reference.path().to_string()
+        } else {
+            reference.repository()
+        };
+        eprintln!("{label}: Pulling from {from}");
     }
     let resolved: Resolved = rt.block_on(client.resolve(reference, opts.platform))?;
     let manifest = resolved.manifest().clone();
@@ -151,9 +153,8 @@ fn pull(
     let chains = chain_ids(diff_ids);
     let ids: Vec<String> = manifest.layers.iter().map(|l| short(&l.digest)).collect();
     let progress = LayerProgress::new(cli, opts.quiet, ids);
-    for i in 0..manifest.layers.len() {
-        let present = store.content().contains(&manifest.layers[i].digest)
-            && store.snapshot(&chains[i])?.is_some();
+    for (i, (layer, chain)) in manifest.layers.iter().zip(&chains).enumerate() {
+        let present = store.content().contains(&layer.digest) && store.snapshot(chain)?.is_some();
         progress.status(
             i,
             if present {

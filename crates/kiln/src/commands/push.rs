@@ -84,21 +84,23 @@ pub(crate) fn run(cli: &Cli, args: &PushArgs) -> Result<u8> {
         }
     }
 
-    // Repositories of the same registry that have this image's blobs.
-    let mut sources: BTreeSet<String> = BTreeSet::new();
-    for rd in &image.record.repo_digests {
-        if let Ok(r) = Reference::parse(rd) {
-            if r.domain() == dest.domain() && r.path() != dest.path() {
-                sources.insert(r.path().to_string());
-            }
+    // Repositories of the same registry that have this image's blobs:
+    // where it was pushed or pulled from (repository digests) first, then
+    // its other names there.
+    let mut sources: Vec<String> = Vec::new();
+    let known = image
+        .record
+        .repo_digests
+        .iter()
+        .filter_map(|rd| Reference::parse(rd).ok());
+    for r in known.chain(image.names.iter().cloned()) {
+        if r.domain() == dest.domain()
+            && r.path() != dest.path()
+            && !sources.iter().any(|s| s == r.path())
+        {
+            sources.push(r.path().to_string());
         }
     }
-    for n in &image.names {
-        if n.domain() == dest.domain() && n.path() != dest.path() {
-            sources.insert(n.path().to_string());
-        }
-    }
-    let sources: Vec<String> = sources.into_iter().collect();
 
     let mut blobs: Vec<Descriptor> = manifest.layers.clone();
     blobs.push(manifest.config.clone());
@@ -169,17 +171,16 @@ async fn push_blob(
         progress.status(i, "Layer already exists");
         return Ok(());
     }
+    // One mount attempt: a registry that cannot mount opens an upload
+    // session instead, which is then used.
     let mut session = None;
-    for from in sources {
+    if let Some(from) = sources.first() {
         match repo.mount(&desc.digest, from).await? {
             MountOutcome::Mounted => {
                 progress.status(i, &format!("Mounted from {from}"));
                 return Ok(());
             }
-            MountOutcome::Upload(u) => {
-                session = Some(u);
-                break;
-            }
+            MountOutcome::Upload(u) => session = Some(u),
         }
     }
     progress.status(i, "Pushing");

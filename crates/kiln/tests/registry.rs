@@ -1038,3 +1038,136 @@ fn server_errors_are_retried_then_reported() {
     assert!(down.seen().len() >= 4, "retried: {:?}", down.seen().len());
     assert_untouched(&e);
 }
+
+// ---------------------------------------------------------------------------
+// Interruptions and Docker.
+
+/// Start `kiln args`, wait for a stderr line ending with `marker`, send
+/// `signal`; the exit status and all of stderr.
+fn interrupt(
+    e: &Env,
+    args: &[&str],
+    marker: &str,
+    signal: &str,
+) -> (std::process::ExitStatus, String) {
+    let mut child = e
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.ends_with(marker) {
+            run(Command::new("kill").args([signal, &child.id().to_string()]));
+            break;
+        }
+    }
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    (child.wait().unwrap(), seen)
+}
+
+/// A push interrupted by SIGINT while a layer is uploading leaves no tag
+/// (the manifest goes last), or, if it finished first, a tag whose blobs
+/// are all there; the repeated push completes.
+#[test]
+fn an_interrupted_push_never_leaves_a_tag_without_its_blobs() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new();
+    e.ok(&["pull", "-q", "debian:bookworm-slim"]);
+    let name = format!("{}/{}:1", fx("KILN_REGISTRY"), unique("sigint"));
+    let (status, err) = interrupt(
+        &e,
+        &["push", "debian:bookworm-slim", &name],
+        ": Pushing",
+        "-INT",
+    );
+    let tag_exists = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{name}"))
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if status.signal() == Some(2) {
+        assert!(!tag_exists, "an interrupted push left a tag:\n{err}");
+    } else {
+        eprintln!("the push finished before SIGINT arrived ({status})");
+    }
+    e.check_clean();
+    let (out, _) = e.ok(&["push", "debian:bookworm-slim", &name]);
+    assert_eq!(out.trim(), e.manifest_digest("debian:bookworm-slim"));
+    // Every blob the tag names is there: skopeo copies it whole.
+    let dir = tempfile::tempdir().unwrap();
+    run(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("dir:{}", dir.path().join("d").display()),
+    ]));
+}
+
+/// A pull killed mid-layer leaves a store that checks clean, with no
+/// image; the next pull completes.
+#[test]
+fn a_killed_pull_leaves_a_consistent_store() {
+    let e = Env::new();
+    let (status, err) = interrupt(
+        &e,
+        &["pull", "debian:bookworm-slim"],
+        ": Downloading",
+        "-KILL",
+    );
+    if status.success() {
+        eprintln!("the pull finished before SIGKILL arrived");
+    } else {
+        assert!(!err.contains("Status:"), "{err}");
+        e.check_clean();
+        let (out, _) = e.ok(&["images", "-q"]);
+        assert_eq!(out, "", "no image after a killed pull");
+    }
+    let (_, err) = e.ok(&["pull", "debian:bookworm-slim"]);
+    assert!(err.contains("Status: Downloaded newer image"), "{err}");
+    e.check_clean();
+}
+
+/// Docker (the fixture's dockerd) pulls what kiln pushed, with the same
+/// digest, and runs it.
+#[test]
+fn docker_pulls_and_runs_what_kiln_pushes() {
+    let e = Env::new();
+    e.ok(&["pull", "-q", "busybox"]);
+    let name = format!("{}/{}:docker", fx("KILN_REGISTRY"), unique("docker"));
+    let (out, _) = e.ok(&["push", "busybox", &name]);
+    let digest = out.trim().to_string();
+    let dockerd = repo_root().join("scripts/fixtures/dockerd.sh");
+    run(Command::new("bash").arg(&dockerd).arg("start"));
+    let host = run(Command::new("bash").arg(&dockerd).arg("env"))
+        .trim()
+        .trim_start_matches("export DOCKER_HOST=")
+        .to_string();
+    let docker = |args: &[&str]| run(Command::new("docker").env("DOCKER_HOST", &host).args(args));
+    let pulled = docker(&["pull", &name]);
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    let hello = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "echo",
+        "hello from kiln",
+    ]);
+    assert_eq!(hello.trim(), "hello from kiln");
+    docker(&["rmi", &name]);
+}

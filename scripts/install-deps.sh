@@ -14,6 +14,13 @@ command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
 command -v bzip2 >/dev/null 2>&1 || need_apt+=(bzip2) # kiln build tests: ADD of a .tar.bz2
 # The container runtime links libseccomp (libcontainer's seccomp feature).
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need_apt+=(libseccomp-dev pkg-config)
+# The registry tests: Debian's registry, skopeo and umoci for images made
+# without kiln, openssl for the TLS instance's CA, htpasswd for its users.
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

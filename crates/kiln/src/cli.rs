@@ -91,6 +91,14 @@ pub(crate) enum Command {
     /// Import the contents of a root file system tarball (or directory) to
     /// create an image
     Import(ImportArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
@@ -528,4 +536,73 @@ pub(crate) struct BuildArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+}
+
+/// `kiln pull`
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// Platform to pull when the image has several (os/arch[/variant])
+    /// [default: the host's]
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+    /// Print only the image reference
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Pull every tagged image of the repository
+    #[arg(short = 'a', long)]
+    pub(crate) all_tags: bool,
+    /// Layers downloaded at the same time
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) max_concurrent_downloads: u32,
+    /// The image (NAME[:TAG|@DIGEST])
+    pub(crate) image: String,
+}
+
+/// Layer compression for `push`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PushCompression {
+    /// gzip
+    Gzip,
+    /// zstd
+    Zstd,
+}
+
+/// `kiln push`
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// Recompress layers that are not in this compression (the image
+    /// pushed then has another manifest digest)
+    #[arg(long, value_enum)]
+    pub(crate) compression: Option<PushCompression>,
+    /// Print only the pushed manifest's digest
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// The image (NAME[:TAG])
+    pub(crate) image: String,
+    /// Where to push it, if not to IMAGE's own name (NAME[:TAG])
+    pub(crate) destination: Option<String>,
+}
+
+/// `kiln login`
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// User name
+    #[arg(short, long)]
+    pub(crate) username: Option<String>,
+    /// Password (visible to other users in the process list: prefer
+    /// --password-stdin)
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub(crate) password: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+    /// The registry (host[:port]) [default: docker.io]
+    pub(crate) server: Option<String>,
+}
+
+/// `kiln logout`
+#[derive(Debug, Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry (host[:port]) [default: docker.io]
+    pub(crate) server: Option<String>,
 }

@@ -11,6 +11,12 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
+# Container networking: NAT and FORWARD rules for kiln's bridge (iptables-nft
+# on Debian 12); the network tests enter namespaces with util-linux's
+# unshare/nsenter and run servers with python3.
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

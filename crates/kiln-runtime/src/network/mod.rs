@@ -496,3 +496,66 @@ pub fn release_stale(cfg: &NetworkConfig, live: &dyn Fn(&str) -> bool) -> Result
 pub fn host_gateway(cfg: &NetworkConfig) -> IpAddr {
     IpAddr::V4(cfg.gateway())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_ifnamsiz() {
+        assert_eq!(host_veth_name("0123456789abcdef0123"), "kv0123456789ab");
+        assert_eq!(host_veth_name("ABCDEF0123456789"), "kvabcdef012345");
+        let hashed = host_veth_name("not-hex-at-all");
+        assert!(hashed.starts_with("kv") && hashed.len() == 14, "{hashed}");
+        assert_eq!(hashed, host_veth_name("not-hex-at-all"));
+        assert_ne!(hashed, host_veth_name("not-hex-at-all2"));
+        assert_eq!(host_veth_name("short").len(), 14);
+    }
+
+    #[test]
+    fn config_defaults_and_validation() {
+        let cfg = NetworkConfig::for_store(Path::new("/var/lib/kiln"));
+        assert_eq!(cfg.bridge, "kiln0");
+        assert_eq!(cfg.subnet_string(), "10.209.0.0/16");
+        assert_eq!(cfg.gateway(), Ipv4Addr::new(10, 209, 0, 1));
+        assert_eq!(cfg.state_dir, Path::new("/var/lib/kiln/network"));
+        cfg.validate().unwrap();
+        let bad_host_bits = NetworkConfig {
+            subnet: (Ipv4Addr::new(10, 209, 0, 1), 16),
+            ..cfg.clone()
+        };
+        assert!(bad_host_bits.validate().is_err());
+        let bad_prefix = NetworkConfig {
+            subnet: (Ipv4Addr::new(10, 209, 0, 0), 31),
+            ..cfg.clone()
+        };
+        assert!(bad_prefix.validate().is_err());
+        let bad_name = NetworkConfig {
+            bridge: "a-name-that-is-too-long".into(),
+            ..cfg.clone()
+        };
+        assert!(bad_name.validate().is_err());
+        let bad_name = NetworkConfig {
+            bridge: "br;rm".into(),
+            ..cfg
+        };
+        assert!(bad_name.validate().is_err());
+    }
+
+    #[test]
+    fn attachment_serde_round_trip() {
+        let a = Attachment {
+            ip: Ipv4Addr::new(10, 209, 0, 2),
+            prefix: 16,
+            gateway: Ipv4Addr::new(10, 209, 0, 1),
+            mac: MacAddr::for_ip(Ipv4Addr::new(10, 209, 0, 2)),
+            host_veth: "kv0123456789ab".into(),
+        };
+        let s = serde_json::to_string(&a).unwrap();
+        assert!(s.contains("\"mac\":\"02:6b:0a:d1:00:02\""), "{s}");
+        assert_eq!(serde_json::from_str::<Attachment>(&s).unwrap(), a);
+        assert!("02:6b:0a:d1:00".parse::<MacAddr>().is_err());
+        assert!("02:6b:0a:d1:00:02:03".parse::<MacAddr>().is_err());
+        assert!("02:6b:0a:d1:00:zz".parse::<MacAddr>().is_err());
+    }
+}

@@ -198,6 +198,11 @@ fn bridge_attach_reach_publish_detach() {
     ensure_bridge(cfg).unwrap();
     ensure_bridge(cfg).unwrap();
     assert!(link_exists("ktest-e2e"));
+    assert_eq!(rules_tagged("ktest-e2e"), 3);
+    // Without the stamp that skips the check, the rules are checked again
+    // and still not duplicated.
+    std::fs::remove_file(cfg.state_dir.join("rules.stamp")).unwrap();
+    ensure_bridge(cfg).unwrap();
     assert_eq!(rules_tagged("ktest-e2e"), 3, "rules are never duplicated");
     assert_eq!(
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
@@ -324,6 +329,18 @@ fn failed_attach_leaves_nothing_and_release_stale_cleans_up() {
     let live = attach(cfg, "live", open_netns(live_ns.pid()).unwrap().as_fd()).unwrap();
     let dead = attach(cfg, "dead", open_netns(dead_ns.pid()).unwrap().as_fd()).unwrap();
     let ghost = attach(cfg, "ghost", open_netns(ghost_ns.pid()).unwrap().as_fd()).unwrap();
+
+    // Container to container across the bridge (FORWARD with br_netfilter).
+    let ping = live_ns.run(&[
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "3",
+        &dead.ip.to_string(),
+    ]);
+    assert!(ping.status.success(), "{ping:?}");
 
     // A second attach into a namespace that already has eth0 fails, and
     // leaves neither a veth nor an address behind.

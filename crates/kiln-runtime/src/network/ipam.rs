@@ -49,10 +49,12 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> N
     }
 }
 
-fn lock(cfg: &NetworkConfig) -> Result<Locked, NetworkError> {
+/// Takes an exclusive `flock(2)` on `<state_dir>/<name>` (created when
+/// missing), held until the returned file is dropped.
+pub(super) fn lock_file(cfg: &NetworkConfig, name: &str) -> Result<File, NetworkError> {
     let dir = &cfg.state_dir;
     std::fs::create_dir_all(dir).map_err(io_err("create the network state directory", dir))?;
-    let lock_path = dir.join(LOCK);
+    let lock_path = dir.join(name);
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -61,7 +63,12 @@ fn lock(cfg: &NetworkConfig) -> Result<Locked, NetworkError> {
         .map_err(io_err("open", &lock_path))?;
     flock(&lock, FlockOperation::LockExclusive)
         .map_err(|e| io_err("lock", &lock_path)(e.into()))?;
-    let path = dir.join(BOOK);
+    Ok(lock)
+}
+
+fn lock(cfg: &NetworkConfig) -> Result<Locked, NetworkError> {
+    let lock = lock_file(cfg, LOCK)?;
+    let path = cfg.state_dir.join(BOOK);
     let book = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| NetworkError::IpamState {
             path: path.clone(),

@@ -387,18 +387,59 @@ pub fn host_veth_name(container_id: &str) -> String {
 /// Makes sure the bridge exists with its gateway address and is up, that
 /// IPv4 forwarding is on, and that the NAT and FORWARD rules are in place.
 /// Idempotent and safe to run from several processes at once.
+///
+/// The iptables rules are checked (three `iptables -C` runs, a few ms each)
+/// only when the bridge was (re)created or the machine rebooted since the
+/// last check: `<state_dir>/rules.stamp` records the boot id and the
+/// bridge's interface index. Rules deleted by hand behind kiln's back are
+/// therefore restored by [`remove_bridge`] + [`ensure_bridge`] or a reboot,
+/// not by every container start.
 pub fn ensure_bridge(cfg: &NetworkConfig) -> Result<(), NetworkError> {
     cfg.validate()?;
-    netlink::ensure_bridge(cfg)?;
+    // Serialises concurrent `kiln run`s: `iptables -C` then `-I` is not
+    // atomic, and two of them could insert a rule twice.
+    let _lock = ipam::lock_file(cfg, BRIDGE_LOCK)?;
+    let index = netlink::ensure_bridge(cfg)?;
     enable_ip_forward()?;
-    firewall::ensure_rules(cfg)
+    let stamp_path = cfg.state_dir.join(RULES_STAMP);
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let stamp = format!("{} {index} {}\n", boot_id.trim(), cfg.subnet_string());
+    if std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        return Ok(());
+    }
+    firewall::ensure_rules(cfg)?;
+    // Only a cache: a lost write means one more check next time.
+    let tmp = stamp_path.with_extension("tmp");
+    if std::fs::write(&tmp, &stamp)
+        .and_then(|()| std::fs::rename(&tmp, &stamp_path))
+        .is_err()
+    {
+        tracing::debug!(path = %stamp_path.display(), "failed to write the rules stamp");
+    }
+    Ok(())
 }
+
+const BRIDGE_LOCK: &str = "bridge.lock";
+const RULES_STAMP: &str = "rules.stamp";
 
 /// Deletes the bridge and its iptables rules (and the veths still on it, as
 /// the kernel does). Leaves `ip_forward` as it is: something else may rely
 /// on it. Idempotent.
 pub fn remove_bridge(cfg: &NetworkConfig) -> Result<(), NetworkError> {
     cfg.validate()?;
+    let _lock = ipam::lock_file(cfg, BRIDGE_LOCK)?;
+    let stamp = cfg.state_dir.join(RULES_STAMP);
+    match std::fs::remove_file(&stamp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(NetworkError::Io {
+                action: "remove",
+                path: stamp,
+                source,
+            })
+        }
+    }
     firewall::remove_rules(cfg)?;
     netlink::remove_bridge(cfg)
 }

@@ -111,7 +111,9 @@ async fn set_up(h: &Handle, index: u32, name: &str) -> Result<(), NetworkError> 
         .map_err(nl_err("bring up", name))
 }
 
-pub(super) fn ensure_bridge(cfg: &NetworkConfig) -> Result<(), NetworkError> {
+/// Creates the bridge when missing, adds the gateway address, brings it up;
+/// returns its interface index.
+pub(super) fn ensure_bridge(cfg: &NetworkConfig) -> Result<u32, NetworkError> {
     block_on(async {
         let h = connect()?;
         let name = cfg.bridge.as_str();
@@ -158,7 +160,8 @@ pub(super) fn ensure_bridge(cfg: &NetworkConfig) -> Result<(), NetworkError> {
                 }
             }
         }
-        set_up(&h, index, name).await
+        set_up(&h, index, name).await?;
+        Ok(index)
     })
 }
 

@@ -143,6 +143,20 @@ fn rules_tagged(bridge: &str) -> usize {
         .sum()
 }
 
+/// Packets counted by the bridge's `-i BRIDGE -j ACCEPT` FORWARD rule.
+fn forward_accepts(bridge: &str) -> u64 {
+    let out = Command::new("iptables")
+        .args(["-w", "-t", "filter", "-L", "FORWARD", "-v", "-n", "-x"])
+        .output()
+        .unwrap();
+    let tag = format!("/* kiln bridge {bridge} */");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&tag) && !l.contains("ctstate"))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Connects, retrying while the server inside the namespace starts.
 fn connect_retry(addr: SocketAddr) -> TcpStream {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -330,17 +344,17 @@ fn failed_attach_leaves_nothing_and_release_stale_cleans_up() {
     let dead = attach(cfg, "dead", open_netns(dead_ns.pid()).unwrap().as_fd()).unwrap();
     let ghost = attach(cfg, "ghost", open_netns(ghost_ns.pid()).unwrap().as_fd()).unwrap();
 
-    // Container to container across the bridge (FORWARD with br_netfilter).
-    let ping = live_ns.run(&[
-        "busybox",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "3",
-        &dead.ip.to_string(),
-    ]);
+    // Container to container across the bridge; with br_netfilter loaded
+    // that traffic passes FORWARD, where kiln's accept rule (inserted first,
+    // ahead of a DROP policy a dockerd sets) must be what lets it through.
+    let before = forward_accepts("ktest-stale");
+    let dead_ip = dead.ip.to_string();
+    let ping = live_ns.run(&["busybox", "ping", "-c", "1", "-W", "3", &dead_ip]);
     assert!(ping.status.success(), "{ping:?}");
+    let nf = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables");
+    if nf.is_ok_and(|v| v.trim() == "1") {
+        assert!(forward_accepts("ktest-stale") > before);
+    }
 
     // A second attach into a namespace that already has eth0 fails, and
     // leaves neither a veth nor an address behind.

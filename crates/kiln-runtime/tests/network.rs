@@ -296,21 +296,24 @@ fn bridge_attach_reach_publish_detach() {
     let proxy = PortProxy::start(&mappings, IpAddr::V4(att.ip)).unwrap();
     let bound = proxy.bound().to_vec();
     assert!(bound.iter().all(|m| m.host_port != 0), "{bound:?}");
+    let tcp_port = bound[0].host_port;
+    let udp_port = bound
+        .iter()
+        .find(|m| m.proto == Proto::Udp)
+        .unwrap()
+        .host_port;
     let via_proxy = http_get(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, bound[0].host_port)),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, tcp_port)),
         "/hello.txt",
     );
     assert!(
         via_proxy.contains("hello from the namespace"),
         "{via_proxy}"
     );
-    let answer = udp_ask(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, bound[1].host_port)),
-        b"ping",
-    );
+    let answer = udp_ask(SocketAddr::from((Ipv4Addr::LOCALHOST, udp_port)), b"ping");
     assert_eq!(answer, b"echo ping");
     proxy.stop();
-    assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, bound[0].host_port)).is_err());
+    assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, tcp_port)).is_err());
 
     // Detach: the veth is gone, the address is free again; twice is fine.
     detach(cfg, id, &att).unwrap();

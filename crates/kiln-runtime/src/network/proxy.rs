@@ -58,31 +58,40 @@ impl PortProxy {
         let mut sockets = Vec::with_capacity(mappings.len());
         let mut bound = Vec::with_capacity(mappings.len());
         for m in mappings {
+            let target = SocketAddr::new(container_ip, m.container_port);
             let addr = SocketAddr::new(m.bind_ip(), m.host_port);
-            let bind_err = |source| NetworkError::PortBind {
+            let bind_err = |addr, source| NetworkError::PortBind {
                 addr,
                 proto: m.proto,
                 source,
             };
-            let (socket, local) = match m.proto {
-                Proto::Tcp => {
-                    let l = TcpListener::bind(addr).map_err(bind_err)?;
-                    let local = l.local_addr().map_err(bind_err)?;
-                    l.set_nonblocking(true).map_err(bind_err)?;
-                    (Bound::Tcp(l), local)
-                }
-                Proto::Udp => {
-                    let s = UdpSocket::bind(addr).map_err(bind_err)?;
-                    let local = s.local_addr().map_err(bind_err)?;
-                    s.set_nonblocking(true).map_err(bind_err)?;
-                    (Bound::Udp(s), local)
-                }
-            };
-            sockets.push((socket, SocketAddr::new(container_ip, m.container_port)));
+            let (socket, port) = bind(m.proto, addr, false).map_err(|e| bind_err(addr, e))?;
+            sockets.push((socket, target));
             bound.push(PortMapping {
-                host_port: local.port(),
+                host_port: port,
                 ..*m
             });
+            // No host address given: every address, IPv6 ones too (as
+            // Docker), on the same port. A host without IPv6 just has none.
+            if m.host_ip.is_none() {
+                let addr6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+                match bind(m.proto, addr6, true) {
+                    Ok((socket, _)) => {
+                        sockets.push((socket, target));
+                        bound.push(PortMapping {
+                            host_ip: Some(addr6.ip()),
+                            host_port: port,
+                            ..*m
+                        });
+                    }
+                    Err(e) if m.host_port != 0 && e.kind() == io::ErrorKind::AddrInUse => {
+                        return Err(bind_err(addr6, e));
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, %addr6, "port proxy: not listening on IPv6");
+                    }
+                }
+            }
         }
         let stop = Arc::new(
             eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
@@ -113,7 +122,9 @@ impl PortProxy {
     }
 
     /// The mappings as bound: host port 0 replaced by the port the kernel
-    /// gave (for `kiln port`, `-P`, `inspect`).
+    /// gave (for `kiln port`, `-P`, `inspect`). A mapping without a host
+    /// address appears twice when the host has IPv6: `0.0.0.0` (host_ip
+    /// `None`) and `[::]`, on the same port, as `docker port` lists them.
     pub fn bound(&self) -> &[PortMapping] {
         &self.bound
     }
@@ -141,6 +152,50 @@ impl Drop for PortProxy {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Binds a listening TCP or a UDP socket, non-blocking; with `v6only`, an
+/// IPv6 socket that leaves IPv4 to the `0.0.0.0` one
+/// ([ipv6(7)](https://man7.org/linux/man-pages/man7/ipv6.7.html),
+/// `IPV6_V6ONLY`). Returns the port bound.
+fn bind(proto: Proto, addr: SocketAddr, v6only: bool) -> io::Result<(Bound, u16)> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let socket = if v6only {
+        let kind = match proto {
+            Proto::Tcp => SocketType::STREAM,
+            Proto::Udp => SocketType::DGRAM,
+        };
+        let fd = rustix::net::socket_with(AddressFamily::INET6, kind, SocketFlags::CLOEXEC, None)?;
+        sockopt::set_ipv6_v6only(&fd, true)?;
+        if proto == Proto::Tcp {
+            // As std's TcpListener::bind: a port in TIME_WAIT is reusable.
+            sockopt::set_socket_reuseaddr(&fd, true)?;
+        }
+        rustix::net::bind(&fd, &addr)?;
+        match proto {
+            Proto::Tcp => {
+                rustix::net::listen(&fd, 128)?;
+                Bound::Tcp(TcpListener::from(fd))
+            }
+            Proto::Udp => Bound::Udp(UdpSocket::from(fd)),
+        }
+    } else {
+        match proto {
+            Proto::Tcp => Bound::Tcp(TcpListener::bind(addr)?),
+            Proto::Udp => Bound::Udp(UdpSocket::bind(addr)?),
+        }
+    };
+    let local = match &socket {
+        Bound::Tcp(l) => {
+            l.set_nonblocking(true)?;
+            l.local_addr()?
+        }
+        Bound::Udp(u) => {
+            u.set_nonblocking(true)?;
+            u.local_addr()?
+        }
+    };
+    Ok((socket, local.port()))
 }
 
 fn readable(fd: &PollFd<'_>) -> bool {
@@ -426,6 +481,7 @@ fn serve_udp(host: UdpSocket, target: SocketAddr, stop: Arc<OwnedFd>, idle: Dura
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::path::Path;
 
     fn lo() -> IpAddr {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -494,6 +550,45 @@ mod tests {
         let mut buf = [0u8; 1];
         assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, host_port)).is_err());
+    }
+
+    #[test]
+    fn no_host_ip_listens_on_ipv4_and_ipv6_on_one_port() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let srv = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut s, _) = server.accept().unwrap();
+                s.write_all(b"hi").unwrap();
+            }
+        });
+        let m = PortMapping {
+            host_ip: None,
+            ..tcp(0, port)
+        };
+        let proxy = PortProxy::start(&[m], lo()).unwrap();
+        let bound = proxy.bound().to_vec();
+        let v4 = bound[0].host_port;
+        assert_eq!(bound[0].host_ip, None);
+        let mut targets = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, v4))];
+        if Path::new("/proc/net/if_inet6").exists() {
+            assert_eq!(bound.len(), 2, "{bound:?}");
+            assert_eq!(bound[1].host_ip, Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)));
+            assert_eq!(bound[1].host_port, v4);
+            targets.push(SocketAddr::from((Ipv6Addr::LOCALHOST, v4)));
+        }
+        for t in &targets {
+            let mut c = TcpStream::connect(t).unwrap();
+            let mut got = String::new();
+            c.read_to_string(&mut got).unwrap();
+            assert_eq!(got, "hi", "{t}");
+        }
+        if targets.len() == 1 {
+            // Nothing to serve the second accept.
+            TcpStream::connect(targets[0]).unwrap();
+        }
+        srv.join().unwrap();
+        proxy.stop();
     }
 
     #[test]

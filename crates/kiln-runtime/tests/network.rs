@@ -15,8 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kiln_runtime::network::{
-    attach, detach, ensure_bridge, open_netns, release_stale, remove_bridge, NetworkConfig,
-    PortMapping, PortProxy, Proto,
+    attach, detach, ensure_bridge, loopback_up, open_netns, release_stale, remove_bridge,
+    NetworkConfig, PortMapping, PortProxy, Proto,
 };
 
 fn is_root() -> bool {
@@ -389,4 +389,21 @@ fn failed_attach_leaves_nothing_and_release_stale_cleans_up() {
     detach(cfg, "again", &again).unwrap();
     remove_bridge(cfg).unwrap();
     assert!(!link_exists("ktest-stale"));
+}
+
+#[test]
+fn loopback_up_for_network_none() {
+    if !is_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let lo_up = |ns: &Netns| {
+        let out = ns.run(&["ip", "-o", "link", "show", "lo"]);
+        String::from_utf8_lossy(&out.stdout).contains(",UP")
+    };
+    assert!(!lo_up(&ns));
+    loopback_up(open_netns(ns.pid()).unwrap().as_fd()).unwrap();
+    assert!(lo_up(&ns));
+    let ping = ns.run(&["busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1"]);
+    assert!(ping.status.success(), "{ping:?}");
 }

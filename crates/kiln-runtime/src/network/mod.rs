@@ -533,6 +533,13 @@ pub fn release_stale(cfg: &NetworkConfig, live: &dyn Fn(&str) -> bool) -> Result
     Ok(())
 }
 
+/// Brings `lo` up in `netns`, for `--network none` (a new network
+/// namespace starts with its loopback down; [`attach`] does this itself).
+/// Starts no thread.
+pub fn loopback_up(netns: BorrowedFd<'_>) -> Result<(), NetworkError> {
+    netlink::loopback_up(netns)
+}
+
 /// The address `host-gateway` stands for in `--add-host` on this network.
 pub fn host_gateway(cfg: &NetworkConfig) -> IpAddr {
     IpAddr::V4(cfg.gateway())

@@ -80,10 +80,16 @@ fn connect_in(netns: BorrowedFd<'_>) -> Result<Handle, NetworkError> {
     move_into_link_name_space(netns, Some(LinkNameSpaceType::Network))
         .map_err(|e| io_err("enter the container's network namespace", "setns")(e.into()))?;
     let made = rtnetlink::new_connection();
-    // Back first, whatever happened: the thread must not stay in the
-    // container's namespace.
-    move_into_link_name_space(home.as_fd(), Some(LinkNameSpaceType::Network))
-        .map_err(|e| io_err("return to own network namespace", SELF_NS)(e.into()))?;
+    // Back first, whatever happened. A thread left in the container's
+    // namespace would bind the port proxy there, and every thread it
+    // starts would inherit it: returning an error would leave that to the
+    // caller's discipline. setns(2) back into a namespace this thread was
+    // just in, as the same privileged process, has no documented way to
+    // fail, so this never runs in practice.
+    if let Err(e) = move_into_link_name_space(home.as_fd(), Some(LinkNameSpaceType::Network)) {
+        tracing::error!(error = %e, "failed to return to the host network namespace; aborting");
+        std::process::abort();
+    }
     let (conn, handle, _) = made.map_err(io_err(
         "open a netlink socket in the container's namespace",
         "NETLINK_ROUTE",
@@ -318,4 +324,15 @@ async fn configure_container_side(
         .execute()
         .await
         .map_err(nl_err("add the default route via", att.gateway.to_string()))
+}
+
+/// `lo` up inside `netns` (a new network namespace starts with it down).
+pub(super) fn loopback_up(netns: BorrowedFd<'_>) -> Result<(), NetworkError> {
+    block_on(async {
+        let c = connect_in(netns)?;
+        let lo = link_index(&c, "lo").await?.ok_or_else(|| {
+            nl_err("find in the container", "lo")(rtnetlink::Error::RequestFailed)
+        })?;
+        set_up(&c, lo, "lo").await
+    })
 }

@@ -251,8 +251,10 @@ fn serve_tcp(listener: TcpListener, target: SocketAddr, stop: Arc<OwnedFd>) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // ECONNABORTED, EMFILE...: keep serving.
+                    // ECONNABORTED, EMFILE...: keep serving, but do not spin
+                    // on a listener that stays readable while fds run out.
                     tracing::warn!(error = %e, "port proxy accept failed");
+                    std::thread::sleep(Duration::from_millis(50));
                     break;
                 }
             }

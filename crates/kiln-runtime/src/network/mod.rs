@@ -49,6 +49,37 @@
 //! [`PortProxy::start`] does start threads: call it only after the
 //! container's process exists.
 //!
+//! # Use by the monitor
+//!
+//! `--network bridge` (the default), in this order:
+//!
+//! 1. before the container exists: `parse_publish` for each `-p`,
+//!    `publish_all` of the image's `ExposedPorts` for `-P` (errors are
+//!    usage errors, exit 125); `parse_add_host` with [`host_gateway`];
+//! 2. create the container with a new network namespace and open it from
+//!    the init's pid ([`open_netns`]); while still single threaded:
+//!    [`ensure_bridge`], then [`attach`] (store the [`Attachment`] in the
+//!    container record); write `/etc/hosts` ([`hosts_file`] with
+//!    `attachment.ip`) and `/etc/resolv.conf` ([`resolv_conf`] of the
+//!    contents of [`host_resolv_conf_path`]); close the namespace fd;
+//! 3. start the process, then [`PortProxy::start`] with the mappings and
+//!    `attachment.ip`; store [`PortProxy::bound`] in the record
+//!    (`kiln port` prints each with its `Display`: `80/tcp -> 0.0.0.0:8080`);
+//!    a bind error fails the run like Docker's "port is already allocated";
+//! 4. after the container exited and its status is recorded:
+//!    [`PortProxy::stop`], then [`detach`]. Deleting a veth costs ~20 ms
+//!    here (the kernel's teardown), but once the container's namespace is
+//!    gone (its last process exited and no fd holds it) the kernel removes
+//!    the pair itself (some 20 ms later, asynchronously) and [`detach`] then
+//!    only frees the address
+//!    (<1 ms): so do it after releasing the client of `kiln run`.
+//!
+//! `--network none`: [`loopback_up`] only. `--network host`: nothing here;
+//! Docker then copies the host's `/etc/hosts` and `/etc/resolv.conf`
+//! unchanged (plus `--add-host`, `--dns`). On `kiln` start-up (or
+//! `system prune`), [`release_stale`] with "does this container exist in the
+//! store" frees what a SIGKILLed monitor left.
+//!
 //! # Files
 //!
 //! [`resolv_conf`] and [`hosts_file`] produce the contents Docker would

@@ -71,8 +71,8 @@
 //!    here (the kernel's teardown), but once the container's namespace is
 //!    gone (its last process exited and no fd holds it) the kernel removes
 //!    the pair itself (some 20 ms later, asynchronously) and [`detach`] then
-//!    only frees the address
-//!    (<1 ms): so do it after releasing the client of `kiln run`.
+//!    only frees the address (<1 ms): so do it after releasing the client of
+//!    `kiln run`.
 //!
 //! `--network none`: [`loopback_up`] only. `--network host`: nothing here;
 //! Docker then copies the host's `/etc/hosts` and `/etc/resolv.conf`

@@ -407,3 +407,37 @@ fn loopback_up_for_network_none() {
     let ping = ns.run(&["busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1"]);
     assert!(ping.status.success(), "{ping:?}");
 }
+
+#[test]
+fn twenty_parallel_attaches_all_succeed_with_distinct_addresses() {
+    if !is_root() {
+        return;
+    }
+    let net = TestNet::new("ktest-par", 3);
+    let namespaces: Vec<Netns> = (0..20).map(|_| Netns::new()).collect();
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let cfg = &net.cfg;
+                scope.spawn(move || {
+                    // Each "monitor" ensures the bridge itself, as kiln run does.
+                    ensure_bridge(cfg)?;
+                    let fd = open_netns(ns.pid())?;
+                    attach(cfg, &format!("par{i:02}"), fd.as_fd())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let atts: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    let ips: std::collections::BTreeSet<_> = atts.iter().map(|a| a.ip).collect();
+    assert_eq!(ips.len(), 20);
+    assert_eq!(rules_tagged("ktest-par"), 3);
+    for (i, a) in atts.iter().enumerate() {
+        assert!(link_exists(&a.host_veth));
+        detach(&net.cfg, &format!("par{i:02}"), a).unwrap();
+        assert!(!link_exists(&a.host_veth));
+    }
+}

@@ -441,3 +441,65 @@ fn twenty_parallel_attaches_all_succeed_with_distinct_addresses() {
         assert!(!link_exists(&a.host_veth));
     }
 }
+
+/// A host interface made by a test (with `ip`: the code under test must use
+/// netlink, its tests need not), deleted when dropped.
+struct HostLink(&'static str);
+
+impl Drop for HostLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", self.0]).output();
+    }
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded() {
+    if !is_root() {
+        return;
+    }
+    let net = TestNet::new("ktest-nat", 4);
+    let cfg = &net.cfg;
+    ensure_bridge(cfg).unwrap();
+
+    // "The outside world": a namespace behind another host interface.
+    let outside = Netns::new();
+    let _ = Command::new("ip").args(["link", "del", "ktnat-h"]).output();
+    let pid = outside.pid().to_string();
+    sh(&[
+        "ip", "link", "add", "ktnat-h", "type", "veth", "peer", "name", "ktnat-o", "netns", &pid,
+    ]);
+    let _link = HostLink("ktnat-h");
+    sh(&["ip", "addr", "add", "10.252.4.1/30", "dev", "ktnat-h"]);
+    sh(&["ip", "link", "set", "ktnat-h", "up"]);
+    for cmd in [
+        &["ip", "addr", "add", "10.252.4.2/30", "dev", "ktnat-o"][..],
+        &["ip", "link", "set", "ktnat-o", "up"],
+    ] {
+        let out = outside.run(cmd);
+        assert!(out.status.success(), "{cmd:?}: {out:?}");
+    }
+    // It tells each client the address it sees.
+    let server = "import socket\n\
+        s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+        s.bind(('10.252.4.2', 7000)); s.listen(5)\n\
+        while True: c,a=s.accept(); c.sendall(a[0].encode()); c.close()\n";
+    let dir = tempfile::tempdir().unwrap();
+    let _srv = outside.spawn(&["python3", "-c", server], dir.path());
+
+    let ctr = Netns::new();
+    let att = attach(cfg, "natc", open_netns(ctr.pid()).unwrap().as_fd()).unwrap();
+    let client = "import socket,time\n\
+        for i in range(100):\n\
+        \x20   try:\n\
+        \x20       s=socket.create_connection(('10.252.4.2',7000),2); print(s.recv(100).decode()); break\n\
+        \x20   except OSError: time.sleep(0.1)\n";
+    let out = ctr.run(&["python3", "-c", client]);
+    let seen = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(seen, "10.252.4.1", "{out:?}");
+    detach(cfg, "natc", &att).unwrap();
+}

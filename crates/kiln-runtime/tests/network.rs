@@ -503,3 +503,20 @@ fn outbound_traffic_is_masqueraded() {
     assert_eq!(seen, "10.252.4.1", "{out:?}");
     detach(cfg, "natc", &att).unwrap();
 }
+
+#[test]
+fn attach_without_the_bridge_is_a_clear_error_and_keeps_no_address() {
+    if !is_root() {
+        return;
+    }
+    let net = TestNet::new("ktest-nobr", 5);
+    let ns = Netns::new();
+    let err = attach(&net.cfg, "nobr", open_netns(ns.pid()).unwrap().as_fd()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ktest-nobr") && msg.contains("ensure_bridge"),
+        "{msg}"
+    );
+    let book = std::fs::read_to_string(net.cfg.state_dir.join("ipam.json")).unwrap();
+    assert!(!book.contains("nobr"), "{book}");
+}

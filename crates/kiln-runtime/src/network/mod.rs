@@ -295,6 +295,14 @@ pub enum NetworkError {
         #[source]
         source: rtnetlink::Error,
     },
+    /// An interface that must exist does not.
+    #[error("failed to find interface {name} {place}")]
+    MissingInterface {
+        /// The interface.
+        name: String,
+        /// Where it was looked for.
+        place: &'static str,
+    },
     /// A system call or file operation failed.
     #[error("failed to {action} {}", path.display())]
     Io {

@@ -41,6 +41,13 @@ fn nl_err(
     }
 }
 
+fn missing(name: &str, place: &'static str) -> NetworkError {
+    NetworkError::MissingInterface {
+        name: name.to_owned(),
+        place,
+    }
+}
+
 fn io_err(action: &'static str, path: &'static str) -> impl FnOnce(std::io::Error) -> NetworkError {
     move |source| NetworkError::Io {
         action,
@@ -137,7 +144,7 @@ pub(super) fn ensure_bridge(cfg: &NetworkConfig) -> Result<u32, NetworkError> {
         }
         let index = link_index(&h, name)
             .await?
-            .ok_or_else(|| nl_err("find bridge", name)(rtnetlink::Error::RequestFailed))?;
+            .ok_or_else(|| missing(name, "on the host right after creating it"))?;
 
         let mut has_gateway = false;
         let mut addrs = h.address().get().set_link_index_filter(index).execute();
@@ -235,11 +242,9 @@ pub(super) fn attach(
     block_on(async {
         let h = connect()?;
         let host = att.host_veth.as_str();
-        let bridge = link_index(&h, &cfg.bridge).await?.ok_or_else(|| {
-            nl_err("find bridge (run ensure_bridge first)", cfg.bridge.as_str())(
-                rtnetlink::Error::RequestFailed,
-            )
-        })?;
+        let bridge = link_index(&h, &cfg.bridge)
+            .await?
+            .ok_or_else(|| missing(&cfg.bridge, "on the host (ensure_bridge makes it)"))?;
         // A veth of the same name is left from an earlier attach of this
         // container that did not finish: replace it.
         if let Some(old) = link_index(&h, host).await? {
@@ -270,7 +275,7 @@ pub(super) fn attach(
         let configured = async {
             let index = link_index(&h, host)
                 .await?
-                .ok_or_else(|| nl_err("find veth", host)(rtnetlink::Error::RequestFailed))?;
+                .ok_or_else(|| missing(host, "on the host right after creating it"))?;
             h.link()
                 .change(
                     LinkUnspec::new_with_index(index)
@@ -302,7 +307,7 @@ async fn configure_container_side(
     let c = connect_in(netns)?;
     let eth0 = link_index(&c, "eth0")
         .await?
-        .ok_or_else(|| nl_err("find in the container", "eth0")(rtnetlink::Error::RequestFailed))?;
+        .ok_or_else(|| missing("eth0", "in the container's namespace"))?;
     c.address()
         .add(eth0, IpAddr::V4(att.ip), att.prefix)
         .execute()
@@ -330,9 +335,9 @@ async fn configure_container_side(
 pub(super) fn loopback_up(netns: BorrowedFd<'_>) -> Result<(), NetworkError> {
     block_on(async {
         let c = connect_in(netns)?;
-        let lo = link_index(&c, "lo").await?.ok_or_else(|| {
-            nl_err("find in the container", "lo")(rtnetlink::Error::RequestFailed)
-        })?;
+        let lo = link_index(&c, "lo")
+            .await?
+            .ok_or_else(|| missing("lo", "in the container's namespace"))?;
         set_up(&c, lo, "lo").await
     })
 }

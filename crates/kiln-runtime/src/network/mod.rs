@@ -181,6 +181,43 @@ pub(crate) fn prefix_mask(prefix: u8) -> u32 {
     }
 }
 
+/// `--network`: what the container's network namespace is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A new namespace on kiln's bridge (Docker's default, also `default`).
+    #[default]
+    Bridge,
+    /// The host's namespace: no isolation, nothing to set up.
+    Host,
+    /// A new namespace with only `lo`.
+    None,
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = NetworkError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "bridge" | "default" => Ok(NetworkMode::Bridge),
+            "host" => Ok(NetworkMode::Host),
+            "none" => Ok(NetworkMode::None),
+            other => Err(NetworkError::InvalidNetworkMode {
+                mode: other.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetworkMode::Bridge => "bridge",
+            NetworkMode::Host => "host",
+            NetworkMode::None => "none",
+        })
+    }
+}
+
 /// A MAC address, serialised as `aa:bb:cc:dd:ee:ff`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MacAddr(pub [u8; 6]);
@@ -277,6 +314,12 @@ pub enum NetworkError {
     InvalidBridgeName {
         /// The name as configured.
         name: String,
+    },
+    /// A `--network` value kiln does not support.
+    #[error("invalid --network {mode:?}: kiln supports bridge, host and none")]
+    InvalidNetworkMode {
+        /// The value as given.
+        mode: String,
     },
     /// A stored MAC address could not be parsed.
     #[error("invalid MAC address {mac:?}")]
@@ -627,6 +670,22 @@ mod tests {
             ..cfg
         };
         assert!(bad_name.validate().is_err());
+    }
+
+    #[test]
+    fn network_modes() {
+        for (s, m) in [
+            ("bridge", NetworkMode::Bridge),
+            ("default", NetworkMode::Bridge),
+            ("host", NetworkMode::Host),
+            ("none", NetworkMode::None),
+        ] {
+            assert_eq!(s.parse::<NetworkMode>().unwrap(), m);
+        }
+        assert_eq!(NetworkMode::default(), NetworkMode::Bridge);
+        assert_eq!(NetworkMode::None.to_string(), "none");
+        let err = "container:abc".parse::<NetworkMode>().unwrap_err();
+        assert!(err.to_string().contains("\"container:abc\""), "{err}");
     }
 
     #[test]

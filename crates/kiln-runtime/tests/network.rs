@@ -19,6 +19,16 @@ use kiln_runtime::network::{
     NetworkConfig, PortMapping, PortProxy, Proto,
 };
 
+/// A host tool, also when the sbin directories are not in PATH.
+fn tool(name: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| name.into())
+}
+
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
@@ -85,7 +95,8 @@ impl Netns {
     fn run(&self, args: &[&str]) -> std::process::Output {
         Command::new("nsenter")
             .args(["-t", &self.pid().to_string(), "-n", "--"])
-            .args(args)
+            .arg(tool(args[0]))
+            .args(&args[1..])
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -95,7 +106,8 @@ impl Netns {
     fn spawn(&self, args: &[&str], dir: &Path) -> Bg {
         Bg(Command::new("nsenter")
             .args(["-t", &self.pid().to_string(), "-n", "--"])
-            .args(args)
+            .arg(tool(args[0]))
+            .args(&args[1..])
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -131,7 +143,7 @@ fn rules_tagged(bridge: &str) -> usize {
     ["filter", "nat"]
         .iter()
         .map(|table| {
-            let out = Command::new("iptables")
+            let out = Command::new(tool("iptables"))
                 .args(["-w", "-t", table, "-S"])
                 .output()
                 .unwrap();
@@ -145,7 +157,7 @@ fn rules_tagged(bridge: &str) -> usize {
 
 /// Packets counted by the bridge's `-i BRIDGE -j ACCEPT` FORWARD rule.
 fn forward_accepts(bridge: &str) -> u64 {
-    let out = Command::new("iptables")
+    let out = Command::new(tool("iptables"))
         .args(["-w", "-t", "filter", "-L", "FORWARD", "-v", "-n", "-x"])
         .output()
         .unwrap();
@@ -448,12 +460,17 @@ struct HostLink(&'static str);
 
 impl Drop for HostLink {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", self.0]).output();
+        let _ = Command::new(tool("ip"))
+            .args(["link", "del", self.0])
+            .output();
     }
 }
 
 fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    let out = Command::new(tool(args[0]))
+        .args(&args[1..])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{args:?}: {out:?}");
 }
 
@@ -468,7 +485,9 @@ fn outbound_traffic_is_masqueraded() {
 
     // "The outside world": a namespace behind another host interface.
     let outside = Netns::new();
-    let _ = Command::new("ip").args(["link", "del", "ktnat-h"]).output();
+    let _ = Command::new(tool("ip"))
+        .args(["link", "del", "ktnat-h"])
+        .output();
     let pid = outside.pid().to_string();
     sh(&[
         "ip", "link", "add", "ktnat-h", "type", "veth", "peer", "name", "ktnat-o", "netns", &pid,

@@ -64,11 +64,25 @@ fn rules(cfg: &NetworkConfig) -> Vec<Rule> {
     ]
 }
 
+/// `iptables` from PATH, or from the sbin directories a non-login root
+/// shell may not have in PATH.
+fn iptables_path() -> &'static str {
+    let in_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("iptables").is_file()));
+    if in_path {
+        return "iptables";
+    }
+    ["/usr/sbin/iptables", "/sbin/iptables"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .unwrap_or("iptables")
+}
+
 /// Runs `iptables -w -t TABLE OP CHAIN ARGS`; `Ok(true)` on success,
 /// `Ok(false)` when iptables answered "no" (exit status 1, as `-C` does for
 /// a missing rule), an error otherwise.
 fn iptables(rule: &Rule, op: &str, action: &'static str) -> Result<bool, NetworkError> {
-    let out = Command::new("iptables")
+    let out = Command::new(iptables_path())
         .args(["-w", "-t", rule.table, op, rule.chain])
         .args(&rule.args)
         .stdin(Stdio::null())

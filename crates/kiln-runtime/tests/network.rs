@@ -539,3 +539,18 @@ fn attach_without_the_bridge_is_a_clear_error_and_keeps_no_address() {
     let book = std::fs::read_to_string(net.cfg.state_dir.join("ipam.json")).unwrap();
     assert!(!book.contains("nobr"), "{book}");
 }
+
+#[test]
+fn the_hosts_own_namespace_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let net = TestNet::new("ktest-self", 6);
+    ensure_bridge(&net.cfg).unwrap();
+    let own = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+    let err = attach(&net.cfg, "self", own.as_fd()).unwrap_err();
+    assert!(err.to_string().contains("host's own"), "{err}");
+    assert!(!link_exists(&kiln_runtime::network::host_veth_name("self")));
+    let err = loopback_up(own.as_fd()).unwrap_err();
+    assert!(err.to_string().contains("host's own"), "{err}");
+}

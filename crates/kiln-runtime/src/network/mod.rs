@@ -346,6 +346,9 @@ pub enum NetworkError {
         /// Where it was looked for.
         place: &'static str,
     },
+    /// The namespace handed to [`attach`] is the caller's own.
+    #[error("refusing to configure the host's own network namespace as a container's")]
+    HostNamespace,
     /// A system call or file operation failed.
     #[error("failed to {action} {}", path.display())]
     Io {

@@ -234,11 +234,27 @@ pub(super) fn bridge_ports(cfg: &NetworkConfig) -> Result<Vec<String>, NetworkEr
     })
 }
 
+/// Refuses a namespace fd that is the calling thread's own namespace (or
+/// not a namespace at all): configuring `eth0`, addresses and the default
+/// route there would rewire the host.
+fn check_foreign_netns(netns: BorrowedFd<'_>) -> Result<(), NetworkError> {
+    const SELF_NS: &str = "/proc/thread-self/ns/net";
+    let theirs = rustix::fs::fstat(netns)
+        .map_err(|e| io_err("inspect the container's network namespace", "fd")(e.into()))?;
+    let ours = rustix::fs::stat(SELF_NS)
+        .map_err(|e| io_err("inspect own network namespace", SELF_NS)(e.into()))?;
+    if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) {
+        return Err(NetworkError::HostNamespace);
+    }
+    Ok(())
+}
+
 pub(super) fn attach(
     cfg: &NetworkConfig,
     att: &Attachment,
     netns: BorrowedFd<'_>,
 ) -> Result<(), NetworkError> {
+    check_foreign_netns(netns)?;
     block_on(async {
         let h = connect()?;
         let host = att.host_veth.as_str();
@@ -333,6 +349,7 @@ async fn configure_container_side(
 
 /// `lo` up inside `netns` (a new network namespace starts with it down).
 pub(super) fn loopback_up(netns: BorrowedFd<'_>) -> Result<(), NetworkError> {
+    check_foreign_netns(netns)?;
     block_on(async {
         let c = connect_in(netns)?;
         let lo = link_index(&c, "lo")

@@ -14,11 +14,12 @@
 //!   FORWARD accepts for traffic from the bridge and for replies to it (a
 //!   dockerd on the same machine sets the FORWARD policy to DROP). The host's
 //!   `iptables` (iptables-nft on Debian 12) is run for them, as Docker does;
-//!   every rule is checked with `-C` before it is inserted, so it is never
-//!   duplicated;
+//!   every rule is checked with `-C` before it is inserted, under a lock, so
+//!   it is never duplicated, and the check is skipped until the next reboot
+//!   or the bridge is recreated (see [`ensure_bridge`]);
 //! - the address book: `<state_dir>/ipam.json`, changed only under an
-//!   exclusive `flock(2)` on `<state_dir>/ipam.lock`, written atomically,
-//!   keyed by container id. Never hands out the network, gateway or
+//!   exclusive `flock(2)` on `<state_dir>/ipam.lock`, replaced by rename,
+//!   keyed by container id, valid for one boot (see `ipam.rs`). Never hands out the network, gateway or
 //!   broadcast address; the lowest free address is given, so freed ones are
 //!   reused. Each container's MAC is derived from its address (`02:6b:` and
 //!   the four address bytes), so a reused address keeps the MAC neighbours
@@ -26,7 +27,7 @@
 //! - per container, a veth pair: the host end `kv<12 hex>` (the short
 //!   container id) on the bridge, the peer created directly inside the
 //!   container's network namespace as `eth0`, with its address, `lo` up and
-//!   a default route via the gateway;
+//!   a default route via the gateway (the caller's own namespace is refused);
 //! - published ports: a user-space proxy ([`PortProxy`]) on host sockets,
 //!   like Docker's `docker-proxy`, so that `127.0.0.1:PORT` works without
 //!   `route_localnet` tricks.
@@ -64,7 +65,8 @@
 //!    contents of [`host_resolv_conf_path`]); close the namespace fd;
 //! 3. start the process, then [`PortProxy::start`] with the mappings and
 //!    `attachment.ip`; store [`PortProxy::bound`] in the record
-//!    (`kiln port` prints each with its `Display`: `80/tcp -> 0.0.0.0:8080`);
+//!    (`kiln port` prints each with its `Display`: `80/tcp -> 0.0.0.0:8080`,
+//!    and `80/tcp -> [::]:8080` when the host has IPv6);
 //!    a bind error fails the run like Docker's "port is already allocated";
 //! 4. after the container exited and its status is recorded:
 //!    [`PortProxy::stop`], then [`detach`]. Deleting a veth costs ~20 ms
@@ -78,7 +80,8 @@
 //! Docker then copies the host's `/etc/hosts` and `/etc/resolv.conf`
 //! unchanged (plus `--add-host`, `--dns`). On `kiln` start-up (or
 //! `system prune`), [`release_stale`] with "does this container exist in the
-//! store" frees what a SIGKILLed monitor left.
+//! store" frees what a SIGKILLed monitor left: write the container's record
+//! before [`attach`], so that a container being created counts as live.
 //!
 //! # Files
 //!

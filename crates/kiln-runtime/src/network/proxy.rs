@@ -594,6 +594,38 @@ mod tests {
     }
 
     #[test]
+    fn idle_udp_associations_are_dropped() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let target = server.local_addr().unwrap();
+        let host = UdpSocket::bind("127.0.0.1:0").unwrap();
+        host.set_nonblocking(true).unwrap();
+        let host_addr = host.local_addr().unwrap();
+        let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC).unwrap());
+        let stop2 = Arc::clone(&stop);
+        let t = std::thread::spawn(move || {
+            serve_udp(host, target, stop2, Duration::from_millis(200));
+        });
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 16];
+        client.send_to(b"a", host_addr).unwrap();
+        let (_, first) = server.recv_from(&mut buf).unwrap();
+        client.send_to(b"b", host_addr).unwrap();
+        let (_, again) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(first, again, "one association per client while active");
+        // Past the idle time (and the 1 s sweep tick) the association is
+        // gone: the next datagram gets a new upstream socket.
+        std::thread::sleep(Duration::from_millis(1500));
+        client.send_to(b"c", host_addr).unwrap();
+        let (_, later) = server.recv_from(&mut buf).unwrap();
+        assert_ne!(first, later);
+        rustix::io::write(&*stop, &1u64.to_ne_bytes()).unwrap();
+        t.join().unwrap();
+    }
+
+    #[test]
     fn udp_round_trip_per_client() {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().unwrap().port();

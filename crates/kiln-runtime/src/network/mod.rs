@@ -122,7 +122,10 @@ pub struct NetworkConfig {
     pub bridge: String,
     /// Network address and prefix length of the bridge's subnet.
     pub subnet: (Ipv4Addr, u8),
-    /// Directory holding the address book (`ipam.json`, `ipam.lock`).
+    /// Directory holding the address book (`ipam.json`, `ipam.lock`). One
+    /// per bridge: two store roots that share a bridge must share this
+    /// directory too, or they hand out the same addresses (give a test's
+    /// store root its own bridge name and subnet instead).
     pub state_dir: PathBuf,
 }
 

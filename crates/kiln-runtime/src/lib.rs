@@ -2,7 +2,8 @@
 //! options ([`options`], [`spec`], [`user`], [`seccomp`]), the overlay root
 //! file system ([`rootfs`]), the embedded runtime ([`engine`]: youki's
 //! libcontainer), the per-container monitor ([`monitor`]) and the built-in
-//! init ([`init`]).
+//! init ([`init`]); container networking ([`network`]: bridge, veths,
+//! NAT, published ports, hosts and resolv.conf).
 //!
 //! It knows nothing of the store: the monitor reports through the
 //! [`monitor::Recorder`] trait the binary implements. `unsafe` is allowed
@@ -13,6 +14,7 @@ pub mod init;
 pub mod inroot;
 pub mod memfd;
 pub mod monitor;
+pub mod network;
 pub mod options;
 pub mod rootfs;
 pub mod seccomp;

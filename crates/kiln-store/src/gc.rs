@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
+use std::path::PathBuf;
 
 use kiln_oci::Digest;
 use serde::Deserialize;
@@ -146,28 +147,48 @@ impl Store {
             // Directories without a record: a crashed extraction's temporary
             // directory, or one renamed into place just before its process
             // died (not yet recorded, protected only by its dead lease).
-            let dir = self.snapshots_dir();
-            for e in fs::read_dir(dir).map_err(io_err("list", dir))? {
-                let e = e.map_err(io_err("list", dir))?;
-                let name = e.file_name();
-                if let Some(pid) = temp_owner(&name) {
-                    if !pid_alive(pid) {
-                        remove_dir(&e.path())?;
-                        report.temps += 1;
-                    }
-                    continue;
-                }
-                let Some(d) = sha256_name(&name) else {
-                    continue;
-                };
-                if !known.contains(&d.to_string()) && !live.snapshots.contains(&d) {
-                    remove_dir(&e.path())?;
+            for (path, temp) in self.unreferenced_snapshot_dirs(&known, &live)? {
+                remove_dir(&path)?;
+                if temp {
+                    report.temps += 1;
+                } else {
                     report.snapshots += 1;
                 }
             }
             report.temps += self.content().clean_ingest(pid_alive)?;
             Ok(report)
         })
+    }
+
+    /// Directories under `snapshots/` that neither a record in `known` nor
+    /// a live lease accounts for, each with whether it is a temporary one:
+    /// a crashed extraction's temporary directory (its process dead), or
+    /// one renamed into place just before its process died (not yet
+    /// recorded, protected only by its dead lease).
+    pub(crate) fn unreferenced_snapshot_dirs(
+        &self,
+        known: &BTreeSet<String>,
+        live: &Live,
+    ) -> Result<Vec<(PathBuf, bool)>, Error> {
+        let dir = self.snapshots_dir();
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).map_err(io_err("list", dir))? {
+            let e = e.map_err(io_err("list", dir))?;
+            let name = e.file_name();
+            if let Some(pid) = temp_owner(&name) {
+                if !pid_alive(pid) {
+                    out.push((e.path(), true));
+                }
+                continue;
+            }
+            let Some(d) = sha256_name(&name) else {
+                continue;
+            };
+            if !known.contains(&d.to_string()) && !live.snapshots.contains(&d) {
+                out.push((e.path(), false));
+            }
+        }
+        Ok(out)
     }
 
     /// Remove what of `record` nothing else references (after `rmi`).

@@ -18,6 +18,7 @@
 //! the records it keeps for them.
 
 pub mod archive;
+pub mod build_cache;
 pub mod check;
 pub mod commit;
 pub mod containers;
@@ -30,6 +31,7 @@ pub mod records;
 mod store;
 pub mod usage;
 
+pub use build_cache::BuildCacheRecord;
 pub use containers::{ContainerError, ContainerRecord, ContainerState};
 pub use content::{ContentStore, Ingest, StoreError};
 pub use meta::MetaError;

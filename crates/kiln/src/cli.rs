@@ -63,8 +63,12 @@ pub(crate) enum Progress {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Inspect a Dockerfile: list its targets, outline its build arguments
-    /// and secrets, or run the build checks (`--call`)
+    /// Build an image from a Dockerfile, or inspect one (`--call`)
+    ///
+    /// Hidden from `--help` until RUN steps work: building needs the
+    /// container runtime for RUN, which is not there yet (COPY, ADD and
+    /// config-only Dockerfiles build; a RUN fails naming its line).
+    #[command(hide = true)]
     Build(BuildArgs),
     /// List images
     Images(ImagesArgs),
@@ -87,6 +91,14 @@ pub(crate) enum Command {
     /// Import the contents of a root file system tarball (or directory) to
     /// create an image
     Import(ImportArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
@@ -371,6 +383,15 @@ pub(crate) enum DebugCommand {
     LayerWrite(LayerWriteArgs),
     /// Apply a layer blob (any compression) into a new or empty DIR
     LayerApply(LayerApplyArgs),
+    /// Write the command reference (markdown, from these definitions) into DIR
+    Docs(DocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DocsArgs {
+    /// The directory to write the pages into (docs/reference)
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
 }
 
 /// A layer's compression, on the command line.
@@ -448,7 +469,8 @@ pub(crate) enum Format {
 
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
-    /// Build context directory
+    /// Build context directory; `-` reads the Dockerfile from standard
+    /// input and builds without a context
     #[arg(value_name = "CONTEXT")]
     pub(crate) context: PathBuf,
 
@@ -468,11 +490,125 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Option<String>,
 
-    /// What to do with the Dockerfile
-    #[arg(long, value_enum, value_name = "REQUEST", required = true)]
+    /// Instead of building: list the targets, outline the build
+    /// arguments, or run the build checks
+    #[arg(long, value_enum, value_name = "REQUEST")]
     pub(crate) call: Option<Call>,
+
+    /// Name and optionally tag the image (`name:tag`); may be repeated
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub(crate) tags: Vec<String>,
+
+    /// Set a label on the image; may be repeated
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+
+    /// Do not use the build cache
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+
+    /// Print only the image ID (to stdout), no progress
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
+
+    /// Write the image ID to this file
+    #[arg(long, value_name = "FILE")]
+    pub(crate) iidfile: Option<PathBuf>,
+
+    /// Stages built at once [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+
+    /// For each step that misses the cache, say which input changed since
+    /// the last build of this Dockerfile and context (the parent step, the
+    /// command, an ARG or ENV value, which file)
+    #[arg(long)]
+    pub(crate) explain_cache: bool,
+
+    /// Build this stage (name or index) without the cache; may be repeated
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub(crate) no_cache_filter: Vec<String>,
+
+    /// Compression of new layers: gzip or zstd
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
+    pub(crate) compression: String,
+
+    /// Also write the image out: `type=docker,dest=FILE` (docker-archive)
+    /// or `type=oci,dest=FILE` (oci-archive); `type=image` (the default)
+    /// only stores it
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=FILE")]
+    pub(crate) output: Option<String>,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+}
+
+/// `kiln pull`
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// Platform to pull when the image has several (os/arch[/variant])
+    /// [default: the host's]
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+    /// Print only the image reference
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Pull every tagged image of the repository
+    #[arg(short = 'a', long)]
+    pub(crate) all_tags: bool,
+    /// Layers downloaded at the same time
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) max_concurrent_downloads: u32,
+    /// The image (NAME[:TAG|@DIGEST])
+    pub(crate) image: String,
+}
+
+/// Layer compression for `push`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PushCompression {
+    /// gzip
+    Gzip,
+    /// zstd
+    Zstd,
+}
+
+/// `kiln push`
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// Recompress layers that are not in this compression (the image
+    /// pushed then has another manifest digest)
+    #[arg(long, value_enum)]
+    pub(crate) compression: Option<PushCompression>,
+    /// Print only the pushed manifest's digest
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// The image (NAME[:TAG])
+    pub(crate) image: String,
+    /// Where to push it, if not to IMAGE's own name (NAME[:TAG])
+    pub(crate) destination: Option<String>,
+}
+
+/// `kiln login`
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// User name
+    #[arg(short, long)]
+    pub(crate) username: Option<String>,
+    /// Password (visible to other users in the process list: prefer
+    /// --password-stdin)
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub(crate) password: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+    /// The registry (host[:port]) [default: docker.io]
+    pub(crate) server: Option<String>,
+}
+
+/// `kiln logout`
+#[derive(Debug, Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry (host[:port]) [default: docker.io]
+    pub(crate) server: Option<String>,
 }

@@ -60,6 +60,10 @@ fn main() -> ExitCode {
             ImageCommand::Load(args) => commands::archive::load(&cli, args),
             ImageCommand::Import(args) => commands::archive::import(&cli, args),
         },
+        Command::Pull(args) => commands::pull::run(&cli, args),
+        Command::Push(args) => commands::push::run(&cli, args),
+        Command::Login(args) => commands::login::login(&cli, args),
+        Command::Logout(args) => commands::login::logout(&cli, args),
         Command::System(sub) => match sub {
             SystemCommand::Df(args) => commands::system::df(&cli, args),
             SystemCommand::Prune(args) => commands::system::prune(&cli, args),

@@ -2,7 +2,12 @@ pub(crate) mod archive;
 pub(crate) mod build;
 pub(crate) mod container;
 pub(crate) mod debug;
+pub(crate) mod docs;
 pub(crate) mod images;
+pub(crate) mod login;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod registry;
 pub(crate) mod system;
 
 use std::io::{BufRead, IsTerminal, Write};

@@ -1171,3 +1171,24 @@ fn docker_pulls_and_runs_what_kiln_pushes() {
     assert_eq!(hello.trim(), "hello from kiln");
     docker(&["rmi", &name]);
 }
+
+/// `pull -a` brings every tag of a repository; `push` of an id without a
+/// destination is refused.
+#[test]
+fn pull_all_tags() {
+    let e = Env::new();
+    e.ok(&["pull", "-q", "busybox"]);
+    let repo = format!("{}/{}", fx("KILN_REGISTRY"), unique("all-tags"));
+    for tag in ["a", "b", "c"] {
+        e.ok(&["push", "-q", "busybox", &format!("{repo}:{tag}")]);
+    }
+    let other = fault_env();
+    let (out, _) = other.ok(&["pull", "-a", "-q", &repo]);
+    assert_eq!(out, format!("{repo}:a\n{repo}:b\n{repo}:c\n"));
+    let err = other.fails(&["pull", "-a", &format!("{repo}:a")]);
+    assert!(err.contains("--all-tags"), "{err}");
+    let (id, _) = e.ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    let id = id.trim().trim_start_matches("sha256:")[..12].to_string();
+    let err = e.fails(&["push", &id]);
+    assert!(err.contains("does not exist locally with the tag"), "{err}");
+}

@@ -1192,3 +1192,92 @@ fn pull_all_tags() {
     let err = e.fails(&["push", &id]);
     assert!(err.contains("does not exist locally with the tag"), "{err}");
 }
+
+/// Docker Hub's scheme: a 401 with a `Bearer` challenge, a token from the
+/// realm (with basic credentials when logged in, anonymously otherwise),
+/// one token per scope reused for every request of the pull.
+#[test]
+fn bearer_tokens_from_the_realm() {
+    let img = Arc::new(TinyImage::new(10_000));
+    let i = img.clone();
+    let addr: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let a = addr.clone();
+    let server = FaultServer::start(
+        "127.0.0.1",
+        Arc::new(move |req: &Seen, _| {
+            if req.path.starts_with("/token?") {
+                let token = match req.headers.get("authorization").map(String::as_str) {
+                    Some("Basic YWxpY2U6czNjcmV0") => "alice-token",
+                    Some(_) => return Reply::Full(401, vec![], vec![]),
+                    None => "anonymous-token",
+                };
+                let body = format!("{{\"token\":\"{token}\",\"expires_in\":300}}");
+                return Reply::Full(200, vec![], body.into_bytes());
+            }
+            let ok = matches!(
+                req.headers.get("authorization").map(String::as_str),
+                Some("Bearer alice-token" | "Bearer anonymous-token")
+            );
+            if !ok {
+                let realm = format!("http://{}/token", a.get().unwrap());
+                let scope = if req.path == "/v2/" {
+                    String::new()
+                } else {
+                    ",scope=\"repository:x/tok:pull\"".to_string()
+                };
+                return Reply::Full(
+                    401,
+                    vec![(
+                        "WWW-Authenticate".into(),
+                        format!("Bearer realm=\"{realm}\",service=\"fault\"{scope}"),
+                    )],
+                    vec![],
+                );
+            }
+            i.answer(req)
+        }),
+    );
+    addr.set(server.addr.clone()).unwrap();
+    let name = format!("{}/x/tok:1", server.addr);
+    let tokens = |s: &FaultServer| -> Vec<Seen> {
+        s.seen()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/token?"))
+            .collect()
+    };
+    // Anonymous.
+    let e = fault_env();
+    let (_, err) = e.ok(&["pull", &name]);
+    assert_eq!(digest_line(&err), sha256_hex(&img.manifest));
+    let t = tokens(&server);
+    assert_eq!(t.len(), 1, "one token for the pull scope, reused: {t:?}");
+    assert!(t[0].path.contains("service=fault"), "{:?}", t[0]);
+    assert!(
+        t[0].path.contains("scope=repository%3Ax%2Ftok%3Apull"),
+        "{:?}",
+        t[0]
+    );
+    assert!(!t[0].headers.contains_key("authorization"));
+    // Logged in: the realm gets the credentials, the registry the token.
+    let e = fault_env();
+    let out = e.login(&server.addr, "alice", "wrong");
+    assert_eq!(out.status.code(), Some(1));
+    let out = e.login(&server.addr, "alice", "s3cret");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, err) = e.ok(&["pull", &name]);
+    assert_eq!(digest_line(&err), sha256_hex(&img.manifest));
+    let last = tokens(&server).pop().unwrap();
+    assert_eq!(
+        last.headers.get("authorization").map(String::as_str),
+        Some("Basic YWxpY2U6czNjcmV0")
+    );
+    assert!(server
+        .seen()
+        .iter()
+        .any(|r| r.headers.get("authorization").map(String::as_str) == Some("Bearer alice-token")));
+    e.check_clean();
+}

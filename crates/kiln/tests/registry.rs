@@ -1281,3 +1281,47 @@ fn bearer_tokens_from_the_realm() {
         .any(|r| r.headers.get("authorization").map(String::as_str) == Some("Bearer alice-token")));
     e.check_clean();
 }
+
+/// A blob larger than the chunk size goes up in PATCH chunks; the image
+/// arrives whole (skopeo copies it, kiln pulls it back).
+#[test]
+fn chunked_upload() {
+    let e = Env::new();
+    e.ok(&["pull", "-q", "debian:bookworm-slim"]);
+    let local = e.manifest_digest("debian:bookworm-slim");
+    let repo = unique("chunked");
+    let name = format!("{}/{repo}:1", fx("KILN_REGISTRY"));
+    let out = e
+        .cmd()
+        .env("KILN_REGISTRY_CHUNK_SIZE", (4 << 20).to_string())
+        .args(["push", "debian:bookworm-slim", &name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), local);
+    let log = std::fs::read_to_string(fx("KILN_REGISTRY_LOG")).unwrap();
+    let patches = log
+        .lines()
+        .filter(|l| l.contains(&format!("\"PATCH /v2/{repo}/blobs/uploads/")))
+        .count();
+    // The Debian layer is about 29 MB: at least 7 chunks of 4 MiB.
+    assert!(patches >= 7, "{patches} PATCH requests");
+    let dir = tempfile::tempdir().unwrap();
+    run(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("dir:{}", dir.path().join("d").display()),
+    ]));
+    let mut other = Env::new();
+    other.registries_conf = None;
+    let (_, err) = other.ok(&["pull", &name]);
+    assert_eq!(digest_line(&err), local);
+    other.check_clean();
+}

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench bench-layers bench-registry build clean
+.PHONY: test deps lint unit fuzz bench bench-layers bench-registry build docs clean
 
 ## test: install what the tests need, check formatting and lints, run every test
 test: deps lint unit
@@ -30,6 +30,10 @@ unit: deps
 ## build: the release binary at target/release/kiln
 build: deps
 	$(CARGO) build --release --locked -p kiln
+
+## docs: regenerate the command reference (docs/reference/) from the CLI definitions
+docs:
+	$(CARGO) run --quiet -p kiln -- debug docs docs/reference
 
 ## fuzz: ten minutes of cargo-fuzz on the Dockerfile frontend (see fuzz/README.md)
 fuzz: deps

@@ -11,6 +11,9 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
+command -v bzip2 >/dev/null 2>&1 || need_apt+=(bzip2) # kiln build tests: ADD of a .tar.bz2
+# The container runtime links libseccomp (libcontainer's seccomp feature).
+dpkg -s libseccomp-dev >/dev/null 2>&1 || need_apt+=(libseccomp-dev pkg-config)
 # The registry tests: Debian's registry, skopeo and umoci for images made
 # without kiln, openssl for the TLS instance's CA, htpasswd for its users.
 [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
@@ -18,6 +21,14 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
+# Container networking: NAT and FORWARD rules for kiln's bridge (iptables-nft
+# on Debian 12); the network tests enter namespaces with util-linux's
+# unshare/nsenter, check with ip and busybox ping, and run servers with python3.
+PATH="$PATH:/usr/sbin:/sbin" command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+PATH="$PATH:/usr/sbin:/sbin" command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -28,6 +28,7 @@ use thiserror::Error;
 use crate::hash::HashingWriter;
 use crate::layer::{write_entries, write_layer, LayerInfo, LayerWriteError, WriteOptions};
 use crate::pgzip::ParallelGzEncoder;
+use crate::pipe::ChunkWriter;
 
 /// How to compress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,8 +247,6 @@ pub fn write_compressed_layer<W: Write>(
     ))
 }
 
-/// Bytes of tar per chunk handed from the tar thread to the compressor.
-const CHUNK: usize = 256 * 1024;
 /// Chunks queued between them (so at most ~2 MiB of tar in flight).
 const QUEUED_CHUNKS: usize = 6;
 
@@ -275,11 +274,7 @@ fn pipelined<W: Write>(
         let tar = std::thread::Builder::new()
             .name("kiln-tar".into())
             .spawn_scoped(s, move || {
-                let chunks = ChunkWriter {
-                    buf: Vec::with_capacity(CHUNK),
-                    tx: to_hash,
-                    spare,
-                };
+                let chunks = ChunkWriter::new(to_hash).recycling(spare);
                 let (entries, chunks) = write_entries(root, chunks, write)?;
                 chunks.finish().map_err(|source| LayerWriteError::Write {
                     path: "end of archive".into(),
@@ -339,48 +334,6 @@ fn pipelined<W: Write>(
             out,
         ))
     })
-}
-
-/// The tar thread's writer: fills chunks and queues them.
-struct ChunkWriter {
-    buf: Vec<u8>,
-    tx: SyncSender<Vec<u8>>,
-    /// Chunks the compressor is done with, to reuse.
-    spare: Receiver<Vec<u8>>,
-}
-
-impl ChunkWriter {
-    fn send(&mut self) -> io::Result<()> {
-        let mut next = self.spare.try_recv().unwrap_or_default();
-        next.clear();
-        next.reserve(CHUNK);
-        let full = std::mem::replace(&mut self.buf, next);
-        self.tx
-            .send(full)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))
-    }
-
-    fn finish(mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.send()?;
-        }
-        Ok(())
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = (CHUNK - self.buf.len()).min(data.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The compression of a stream, from its first bytes.

@@ -12,3 +12,4 @@ pub mod compress;
 pub mod hash;
 pub mod layer;
 pub mod pgzip;
+pub mod pipe;

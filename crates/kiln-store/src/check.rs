@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use kiln_oci::manifest::{parse_manifest, Manifest};
 use kiln_oci::{Digest, ImageConfig};
 
-use crate::content::{sha256_name, temp_owner};
+use crate::content::temp_owner;
 use crate::gc::{live_set, remove_dir};
 use crate::lease::pid_alive;
 use crate::meta::{IMAGES, SNAPSHOTS};
@@ -182,24 +182,8 @@ impl Store {
                     }
                 }
             }
-            let dir = self.snapshots_dir();
-            for e in fs::read_dir(dir).map_err(io_err("list", dir))? {
-                let e = e.map_err(io_err("list", dir))?;
-                let name = e.file_name();
-                if let Some(pid) = temp_owner(&name) {
-                    if !pid_alive(pid) {
-                        report.problems.push(Problem::Stray { path: e.path() });
-                    }
-                    continue;
-                }
-                let id = sha256_name(&name);
-                let known = id
-                    .as_ref()
-                    .is_some_and(|d| snapshot_ids.contains(&d.to_string()));
-                let protected = id.as_ref().is_some_and(|d| live.snapshots.contains(d));
-                if !known && !protected {
-                    report.problems.push(Problem::Stray { path: e.path() });
-                }
+            for (path, _) in self.unreferenced_snapshot_dirs(&snapshot_ids, &live)? {
+                report.problems.push(Problem::Stray { path });
             }
             let ingest = self.root().join("ingest");
             for e in fs::read_dir(&ingest).map_err(io_err("list", &ingest))? {

@@ -11,13 +11,14 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
+use std::path::PathBuf;
 
 use kiln_oci::Digest;
 use serde::Deserialize;
 
 use crate::content::{sha256_name, temp_owner};
 use crate::lease::{pid_alive, LeaseRecord};
-use crate::meta::{Txn, BUILD_CACHE, IMAGES, LEASES, SNAPSHOTS};
+use crate::meta::{Txn, BUILD_CACHE, CONTAINERS, IMAGES, LEASES, SNAPSHOTS};
 use crate::records::{ImageRecord, SnapshotRecord};
 use crate::store::io_err;
 use crate::{Error, Store};
@@ -53,6 +54,16 @@ struct CacheRefs {
     snapshots: Vec<Digest>,
 }
 
+/// The parts of a container record the collector reads (older records
+/// have only `image`).
+#[derive(Debug, Default, Deserialize)]
+struct ContainerRefs {
+    #[serde(default)]
+    config_digest: Option<Digest>,
+    #[serde(default)]
+    snapshots: Vec<Digest>,
+}
+
 /// Everything referenced; dead leases are removed on the way (counted in
 /// the returned number).
 pub(crate) fn live_set(t: &mut Txn) -> Result<(Live, usize), Error> {
@@ -72,6 +83,13 @@ pub(crate) fn live_set(t: &mut Txn) -> Result<(Live, usize), Error> {
             t.remove(LEASES, &id)?;
             dead += 1;
         }
+    }
+    // A container keeps its image's config and snapshots (its overlay
+    // lowers) even if the image record were gone.
+    let containers: Vec<(String, ContainerRefs)> = t.all(CONTAINERS)?;
+    for (_, c) in containers {
+        live.blobs.extend(c.config_digest);
+        live.snapshots.extend(c.snapshots);
     }
     let cache: Vec<(String, CacheRefs)> = t.all(BUILD_CACHE)?;
     for (_, c) in cache {
@@ -129,28 +147,48 @@ impl Store {
             // Directories without a record: a crashed extraction's temporary
             // directory, or one renamed into place just before its process
             // died (not yet recorded, protected only by its dead lease).
-            let dir = self.snapshots_dir();
-            for e in fs::read_dir(dir).map_err(io_err("list", dir))? {
-                let e = e.map_err(io_err("list", dir))?;
-                let name = e.file_name();
-                if let Some(pid) = temp_owner(&name) {
-                    if !pid_alive(pid) {
-                        remove_dir(&e.path())?;
-                        report.temps += 1;
-                    }
-                    continue;
-                }
-                let Some(d) = sha256_name(&name) else {
-                    continue;
-                };
-                if !known.contains(&d.to_string()) && !live.snapshots.contains(&d) {
-                    remove_dir(&e.path())?;
+            for (path, temp) in self.unreferenced_snapshot_dirs(&known, &live)? {
+                remove_dir(&path)?;
+                if temp {
+                    report.temps += 1;
+                } else {
                     report.snapshots += 1;
                 }
             }
             report.temps += self.content().clean_ingest(pid_alive)?;
             Ok(report)
         })
+    }
+
+    /// Directories under `snapshots/` that neither a record in `known` nor
+    /// a live lease accounts for, each with whether it is a temporary one:
+    /// a crashed extraction's temporary directory (its process dead), or
+    /// one renamed into place just before its process died (not yet
+    /// recorded, protected only by its dead lease).
+    pub(crate) fn unreferenced_snapshot_dirs(
+        &self,
+        known: &BTreeSet<String>,
+        live: &Live,
+    ) -> Result<Vec<(PathBuf, bool)>, Error> {
+        let dir = self.snapshots_dir();
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).map_err(io_err("list", dir))? {
+            let e = e.map_err(io_err("list", dir))?;
+            let name = e.file_name();
+            if let Some(pid) = temp_owner(&name) {
+                if !pid_alive(pid) {
+                    out.push((e.path(), true));
+                }
+                continue;
+            }
+            let Some(d) = sha256_name(&name) else {
+                continue;
+            };
+            if !known.contains(&d.to_string()) && !live.snapshots.contains(&d) {
+                out.push((e.path(), false));
+            }
+        }
+        Ok(out)
     }
 
     /// Remove what of `record` nothing else references (after `rmi`).

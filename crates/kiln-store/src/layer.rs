@@ -24,6 +24,7 @@ use std::sync::mpsc;
 use kiln_fs::apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats};
 use kiln_fs::compress::{available_threads, decompressed, CompressOptions, Encoder};
 use kiln_fs::hash::{HashingWriter, TeeReader};
+use kiln_fs::pipe::ChunkWriter;
 use kiln_oci::media_types::{Compression, ManifestFormat};
 use kiln_oci::{Descriptor, Digest};
 use thiserror::Error;
@@ -217,9 +218,8 @@ impl Store {
                     }
                 })?;
                 let (_, copy) = tar.drain().map_err(read_err)?;
-                let (diff_id, tar_size, mut chunks) = copy.finish();
-                chunks.flush().map_err(read_err)?;
-                drop(chunks);
+                let (diff_id, tar_size, chunks) = copy.finish();
+                chunks.finish().map_err(read_err)?;
                 Ok::<_, Error>((diff_id, tar_size, stats))
             })();
             // On failure the sender is dropped above, which ends the thread.
@@ -350,43 +350,6 @@ impl Write for MaybeWriter<'_> {
             Some(w) => w.flush(),
             None => Ok(()),
         }
-    }
-}
-
-const CHUNK: usize = 256 * 1024;
-
-/// Collects bytes into chunks for the compression thread.
-#[derive(Debug)]
-struct ChunkWriter {
-    tx: mpsc::SyncSender<Vec<u8>>,
-    buf: Vec<u8>,
-}
-
-impl ChunkWriter {
-    fn new(tx: mpsc::SyncSender<Vec<u8>>) -> Self {
-        ChunkWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        }
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(buf);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .send(chunk)
-            .map_err(|_| io::Error::other("the compression thread stopped"))
     }
 }
 

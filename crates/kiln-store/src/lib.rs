@@ -18,7 +18,10 @@
 //! the records it keeps for them.
 
 pub mod archive;
+pub mod build_cache;
 pub mod check;
+pub mod commit;
+pub mod containers;
 pub mod content;
 pub mod gc;
 pub mod layer;
@@ -28,6 +31,8 @@ pub mod records;
 mod store;
 pub mod usage;
 
+pub use build_cache::BuildCacheRecord;
+pub use containers::{ContainerError, ContainerRecord, ContainerState};
 pub use content::{ContentStore, Ingest, StoreError};
 pub use meta::MetaError;
 pub use records::{ImageRecord, LayerRecord, SnapshotRecord};

@@ -79,6 +79,9 @@ pub enum Error {
         /// The lease.
         id: String,
     },
+    /// A container lookup or change failed.
+    #[error(transparent)]
+    Container(#[from] crate::containers::ContainerError),
     /// Content an image needs is missing.
     #[error("image {image}: {what} {digest} is not in the store")]
     Missing {

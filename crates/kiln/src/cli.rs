@@ -63,8 +63,12 @@ pub(crate) enum Progress {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Inspect a Dockerfile: list its targets, outline its build arguments
-    /// and secrets, or run the build checks (`--call`)
+    /// Build an image from a Dockerfile, or inspect one (`--call`)
+    ///
+    /// Hidden from `--help` until RUN steps work: building needs the
+    /// container runtime for RUN, which is not there yet (COPY, ADD and
+    /// config-only Dockerfiles build; a RUN fails naming its line).
+    #[command(hide = true)]
     Build(BuildArgs),
     /// List images
     Images(ImagesArgs),
@@ -101,6 +105,33 @@ pub(crate) enum Command {
     /// Internal commands for benchmarks and debugging (unstable)
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
+    /// Create and run a new container from an image
+    Run(crate::cli_container::RunArgs),
+    /// Create a new container
+    Create(crate::cli_container::CreateArgs),
+    /// Start one or more stopped containers
+    Start(crate::cli_container::StartArgs),
+    /// List containers
+    Ps(crate::cli_container::PsArgs),
+    /// Fetch the logs of a container
+    Logs(crate::cli_container::LogsArgs),
+    /// Stop one or more running containers
+    Stop(crate::cli_container::StopArgs),
+    /// Kill one or more running containers
+    Kill(crate::cli_container::KillArgs),
+    /// Remove one or more containers
+    Rm(crate::cli_container::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(crate::cli_container::WaitArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::cli_container::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::cli_container::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::cli_container::ExportArgs),
+    /// The per-container monitor (internal)
+    #[command(name = "__monitor", hide = true)]
+    Monitor(crate::cli_container::MonitorArgs),
 }
 
 /// `kiln image …`
@@ -346,6 +377,15 @@ pub(crate) enum DebugCommand {
     LayerWrite(LayerWriteArgs),
     /// Apply a layer blob (any compression) into a new or empty DIR
     LayerApply(LayerApplyArgs),
+    /// Write the command reference (markdown, from these definitions) into DIR
+    Docs(DocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DocsArgs {
+    /// The directory to write the pages into (docs/reference)
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
 }
 
 /// A layer's compression, on the command line.
@@ -423,7 +463,8 @@ pub(crate) enum Format {
 
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
-    /// Build context directory
+    /// Build context directory; `-` reads the Dockerfile from standard
+    /// input and builds without a context
     #[arg(value_name = "CONTEXT")]
     pub(crate) context: PathBuf,
 
@@ -443,9 +484,54 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Option<String>,
 
-    /// What to do with the Dockerfile
-    #[arg(long, value_enum, value_name = "REQUEST", required = true)]
+    /// Instead of building: list the targets, outline the build
+    /// arguments, or run the build checks
+    #[arg(long, value_enum, value_name = "REQUEST")]
     pub(crate) call: Option<Call>,
+
+    /// Name and optionally tag the image (`name:tag`); may be repeated
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub(crate) tags: Vec<String>,
+
+    /// Set a label on the image; may be repeated
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+
+    /// Do not use the build cache
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+
+    /// Print only the image ID (to stdout), no progress
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
+
+    /// Write the image ID to this file
+    #[arg(long, value_name = "FILE")]
+    pub(crate) iidfile: Option<PathBuf>,
+
+    /// Stages built at once [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+
+    /// For each step that misses the cache, say which input changed since
+    /// the last build of this Dockerfile and context (the parent step, the
+    /// command, an ARG or ENV value, which file)
+    #[arg(long)]
+    pub(crate) explain_cache: bool,
+
+    /// Build this stage (name or index) without the cache; may be repeated
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub(crate) no_cache_filter: Vec<String>,
+
+    /// Compression of new layers: gzip or zstd
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
+    pub(crate) compression: String,
+
+    /// Also write the image out: `type=docker,dest=FILE` (docker-archive)
+    /// or `type=oci,dest=FILE` (oci-archive); `type=image` (the default)
+    /// only stores it
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=FILE")]
+    pub(crate) output: Option<String>,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]

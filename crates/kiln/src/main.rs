@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
+mod cli_container;
 mod commands;
 mod format;
 
@@ -69,6 +70,19 @@ fn main() -> ExitCode {
             SystemCommand::Check(args) => commands::system::check(&cli, args),
         },
         Command::Debug(cmd) => commands::debug::run(cmd),
+        Command::Run(args) => commands::container::run(&cli, args),
+        Command::Create(args) => commands::container::create(&cli, args),
+        Command::Start(args) => commands::container::start(&cli, args),
+        Command::Ps(args) => commands::container::ps(&cli, args),
+        Command::Logs(args) => commands::container::logs(&cli, args),
+        Command::Stop(args) => commands::container::stop(&cli, args),
+        Command::Kill(args) => commands::container::kill(&cli, args),
+        Command::Rm(args) => commands::container::rm(&cli, args),
+        Command::Wait(args) => commands::container::wait(&cli, args),
+        Command::Commit(args) => commands::container::commit(&cli, args),
+        Command::Diff(args) => commands::container::diff(&cli, args),
+        Command::Export(args) => commands::container::export(&cli, args),
+        Command::Monitor(args) => commands::container::monitor(&cli, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -90,6 +104,14 @@ fn main() -> ExitCode {
 
 fn init_logging(cli: &Cli) {
     let level = cli.log_level();
+    // libcontainer and libcgroups warn about what this kernel lacks (no
+    // hugetlb controller, …) on every container: only their errors show
+    // unless debugging.
+    let level = if cli.debug == 0 && level != "off" {
+        format!("{level},libcgroups=error,libcontainer=error")
+    } else {
+        level
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()

@@ -60,10 +60,10 @@ fn bad_usage_exits_2() {
         .assert()
         .code(2);
     kiln()
-        .args(["build", "."])
+        .args(["build"])
         .assert()
         .code(2)
-        .stderr(contains("--call"));
+        .stderr(contains("CONTEXT"));
 }
 
 #[test]

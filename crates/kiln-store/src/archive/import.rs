@@ -3,10 +3,10 @@
 
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::SystemTime;
 
 use kiln_fs::layer::{write_layer, WriteOptions};
+use kiln_fs::pipe::{chunk_pipe, ChunkReader};
 use kiln_oci::config::{ContainerConfig, History, RootFs};
 use kiln_oci::time::format_rfc3339;
 use kiln_oci::{Descriptor, ImageConfig, ImageManifest, Platform, Reference};
@@ -53,19 +53,14 @@ impl Store {
         let layer = match source {
             ImportSource::Tar(r) => self.ingest_layer_tar(&lease, r, None, &opts.layer)?,
             ImportSource::Dir(dir) => {
-                let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+                let (out, rx) = chunk_pipe(16);
                 std::thread::scope(|s| {
                     let writer = s.spawn(move || {
-                        let out = io::BufWriter::with_capacity(256 * 1024, ChanWriter(tx));
-                        let (_, mut out) = write_layer(&dir, out, &WriteOptions::default())
+                        let (_, out) = write_layer(&dir, out, &WriteOptions::default())
                             .map_err(|e| io::Error::other(e.to_string()))?;
-                        io::Write::flush(&mut out)
+                        out.finish()
                     });
-                    let reader = ChanReader {
-                        rx,
-                        buf: Vec::new(),
-                        pos: 0,
-                    };
+                    let reader = ChunkReader::new(rx);
                     let result = self.ingest_layer_tar(&lease, reader, None, &opts.layer);
                     let written = writer.join().map_err(|_| ArchiveError::Io {
                         action: "read",
@@ -148,43 +143,5 @@ impl Store {
         };
         self.add_image(&record, names)?;
         Ok(record)
-    }
-}
-
-struct ChanWriter(mpsc::SyncSender<Vec<u8>>);
-
-impl io::Write for ChanWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .send(buf.to_vec())
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the importer stopped"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-struct ChanReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChanReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            match self.rx.recv() {
-                Ok(b) => {
-                    self.buf = b;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }

@@ -1,26 +1,37 @@
-//! `kiln build --call targets|outline|check`: what `docker build --call`
-//! does, on kiln's Dockerfile frontend.
+//! `kiln build`: build an image from a Dockerfile with `kiln-build`, or
+//! (`--call targets|outline|check`) what `docker build --call` does, on
+//! kiln's Dockerfile frontend.
 //!
-//! The Dockerfile is read from `-f FILE`, standard input (`-f -`) or
+//! The Dockerfile is read from `-f FILE`, standard input (`-f -`, or `-`
+//! as the context: then there is no context, as with `docker build -`) or
 //! `CONTEXT/Dockerfile`; the ignore file is `<Dockerfile>.dockerignore`
 //! beside it when that exists, else `CONTEXT/.dockerignore`. Data (the
-//! table, the findings, JSON) goes to stdout; the summary and errors go to
-//! stderr.
+//! table, the findings, JSON, the image ID with `-q`) goes to stdout;
+//! progress, the summary and errors go to stderr.
+//!
+//! Progress is plain (one line per step event, BuildKit's `#N` style) for
+//! `--progress auto|plain|tty`; nothing with `quiet` or `-q`. Only the
+//! host platform is built. RUN needs the container runtime, which is not
+//! there yet: a Dockerfile whose target needs a RUN fails before anything
+//! is built, naming the line.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use kiln_build::{BuildError, BuildOptions, Builder, Event, Reporter, Silent, Status, StoreImages};
 use kiln_dockerfile::diagnostic::{render, Located};
 use kiln_dockerfile::ignore::IgnoreRules;
 use kiln_dockerfile::lint::Finding;
 use kiln_dockerfile::lower::{self, Build, LowerErrorKind, LowerOptions, UnknownImages};
-use kiln_oci::Platform;
+use kiln_oci::media_types::Compression;
+use kiln_oci::{Platform, Reference};
+use kiln_store::archive::SaveFormat;
 use serde_json::{json, Value};
 
-use crate::cli::{BuildArgs, Call, Cli, Format};
-use crate::{EXIT_FAILURE, EXIT_USAGE};
+use crate::cli::{BuildArgs, Call, Cli, Format, Progress};
+use crate::EXIT_FAILURE;
 
 /// The Dockerfile text and the name to show in messages.
 struct Source {
@@ -30,6 +41,17 @@ struct Source {
 }
 
 fn read_dockerfile(args: &BuildArgs) -> Result<Source> {
+    if args.context.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("failed to read the Dockerfile from standard input")?;
+        return Ok(Source {
+            name: "Dockerfile".into(),
+            path: None,
+            text,
+        });
+    }
     match &args.file {
         Some(p) if p.as_os_str() == "-" => {
             let mut text = String::new();
@@ -63,6 +85,9 @@ fn read_dockerfile(args: &BuildArgs) -> Result<Source> {
 }
 
 fn read_ignore(args: &BuildArgs, src: &Source) -> Result<Option<IgnoreRules>> {
+    if args.context.as_os_str() == "-" {
+        return Ok(None);
+    }
     let mut candidates = Vec::new();
     if let Some(p) = &src.path {
         let mut beside = p.clone().into_os_string();
@@ -109,10 +134,9 @@ fn located(src: &Source, e: &dyn Located) -> anyhow::Error {
     anyhow::anyhow!("{}", render(&src.name, &src.text, e.span(), &e.to_string()))
 }
 
-pub(crate) fn run(_cli: &Cli, args: &BuildArgs) -> Result<u8> {
+pub(crate) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     let Some(call) = args.call else {
-        eprintln!("error: --call is required: targets, outline or check");
-        return Ok(EXIT_USAGE);
+        return build(cli, args);
     };
     if !args.context.is_dir() && args.file.is_none() {
         bail!(
@@ -305,4 +329,282 @@ fn check(build: &Build, src: &Source, format: Format) -> Result<u8> {
         );
         Ok(EXIT_FAILURE)
     }
+}
+
+/// Plain progress on stderr, one line per event: `#N [stage 1/2] COPY …`,
+/// then `#N CACHED`, `#N DONE 0.1s` or `#N ERROR`.
+#[derive(Debug)]
+struct PlainProgress;
+
+impl Reporter for PlainProgress {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            Event::Vertex { id, name, status } => {
+                let n = id + 1;
+                match status {
+                    Status::Started => eprintln!("#{n} {name}"),
+                    Status::Cached => eprintln!("#{n} {name}\n#{n} CACHED"),
+                    Status::Done(d) => eprintln!("#{n} DONE {:.1}s", d.as_secs_f64()),
+                    Status::Failed => eprintln!("#{n} ERROR"),
+                }
+            }
+            Event::Explain { id, reasons } => {
+                for r in reasons.iter() {
+                    eprintln!("#{} MISS {r}", id + 1);
+                }
+            }
+            Event::Output { id, data } => {
+                for line in String::from_utf8_lossy(data).lines() {
+                    eprintln!("#{} {line}", id + 1);
+                }
+            }
+        }
+    }
+}
+
+fn key_values(raw: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for a in raw {
+        match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            _ => bail!("invalid {flag} `{a}`: expected KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+/// `kiln build [OPTIONS] CONTEXT`: build the target into the store.
+fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
+    let no_context = args.context.as_os_str() == "-";
+    if !no_context && !args.context.is_dir() {
+        bail!(
+            "build context {} is not a directory",
+            args.context.display()
+        );
+    }
+    let src = read_dockerfile(args)?;
+    let df = kiln_dockerfile::parse(&src.text).map_err(|e| located(&src, &e))?;
+    let ignore = read_ignore(args, &src)?;
+    let build_args = build_args(&args.build_args)?;
+    let labels = key_values(&args.labels, "--label")?;
+    let host = Platform::host();
+    if let Some(p) = &args.platform {
+        let p = p
+            .parse::<Platform>()
+            .with_context(|| format!("invalid --platform {p}"))?;
+        if p != host {
+            bail!("--platform {p}: only the host's platform ({host}) can be built for now");
+        }
+    }
+    let mut tags = Vec::new();
+    for t in &args.tags {
+        let r = Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?;
+        if r.digest().is_some() {
+            bail!("invalid tag {t:?}: a tag cannot name a digest");
+        }
+        tags.push(r.with_default_tag());
+    }
+    let store = super::open_store(cli)?;
+    let images = StoreImages::new(&store);
+    let opts = LowerOptions {
+        build_args: &build_args,
+        target: args.target.as_deref(),
+        target_platform: Some(&host),
+        build_platform: &host,
+        images: &images,
+        ignore: ignore.as_ref(),
+    };
+    let lowered = lower::lower(&df, &opts).map_err(|e| match e.kind {
+        LowerErrorKind::UnknownTarget { .. } => anyhow::anyhow!("{e}"),
+        _ => located(&src, &e),
+    })?;
+    let quiet = args.quiet || cli.progress == Progress::Quiet;
+    if !quiet {
+        for f in &lowered.findings {
+            eprintln!(
+                "WARN: {}: {} ({}:{})",
+                f.rule.name(),
+                f.message,
+                src.name,
+                f.line
+            );
+        }
+        for a in &lowered.unused_build_args {
+            eprintln!("WARN: build argument {a} was not consumed");
+        }
+    }
+    let mut options = BuildOptions {
+        context: (!no_context).then(|| args.context.clone()),
+        ignore,
+        build_args: build_args.clone(),
+        labels,
+        no_cache: args.no_cache,
+        tags: tags.clone(),
+        ..BuildOptions::default()
+    };
+    if let Some(j) = args.jobs {
+        options.jobs = j.max(1);
+    }
+    options.no_cache_filter = args.no_cache_filter.clone();
+    if args.explain_cache {
+        // Steps are remembered per context and Dockerfile.
+        let ctx = if no_context {
+            "-".to_string()
+        } else {
+            std::fs::canonicalize(&args.context)
+                .unwrap_or_else(|_| args.context.clone())
+                .display()
+                .to_string()
+        };
+        let file = src
+            .path
+            .as_ref()
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+            .unwrap_or_else(|| "-".into());
+        options.explain = Some(format!("{ctx}\0{file}"));
+    }
+    options.layer.compression = match args.compression.as_str() {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        other => bail!("invalid --compression {other:?}: gzip or zstd"),
+    };
+    let output = parse_output(args.output.as_deref())?;
+    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+        options.source_date_epoch = epoch.trim().parse().ok();
+    }
+    if let Some(epoch) = build_args.get("SOURCE_DATE_EPOCH") {
+        options.source_date_epoch = epoch.trim().parse().ok();
+    }
+    let plain = PlainProgress;
+    let reporter: &dyn Reporter = if quiet { &Silent } else { &plain };
+    let builder = Builder::new(&store, &options, reporter, None);
+    let result = builder.build(&lowered).map_err(|e| match e {
+        BuildError::Step {
+            line,
+            instruction,
+            source,
+        } => {
+            let text = src.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+            anyhow::anyhow!(
+                "{}:{line}: {instruction}: {}\n{line:>5} | {text}",
+                src.name,
+                anyhow::Error::from(source)
+                    .chain()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            )
+        }
+        other => anyhow::Error::from(other),
+    })?;
+    let id = result.image.id().to_string();
+    if let Some((format, dest)) = &output {
+        write_archive(&store, &result.image, &tags, *format, dest)?;
+    }
+    if let Some(p) = &args.iidfile {
+        std::fs::write(p, &id).with_context(|| format!("failed to write {}", p.display()))?;
+    }
+    if quiet {
+        println!("{id}");
+    } else {
+        let cached = result
+            .steps
+            .iter()
+            .filter(|(_, s)| *s == Status::Cached)
+            .count();
+        // The closing table: every step with its time or CACHED.
+        let width = result
+            .steps
+            .iter()
+            .map(|(n, _)| n.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(72);
+        for (name, status) in &result.steps {
+            let shown: String = name.chars().take(width).collect();
+            let how = match status {
+                Status::Cached => "CACHED".to_string(),
+                Status::Done(d) => format!("{:.2}s", d.as_secs_f64()),
+                Status::Failed => "ERROR".to_string(),
+                Status::Started => String::new(),
+            };
+            eprintln!("{shown:<width$}  {how}");
+        }
+        eprintln!(
+            "writing image {id} ({} steps, {cached} cached)",
+            result.steps.len()
+        );
+        for t in &tags {
+            eprintln!("naming to {t}");
+        }
+    }
+    Ok(0)
+}
+
+/// `-o type=…,dest=…`: the archive format and file, or `None` for
+/// `type=image` (the store only).
+fn parse_output(value: Option<&str>) -> Result<Option<(SaveFormat, PathBuf)>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let mut kind = None;
+    let mut dest = None;
+    for part in value.split(',') {
+        match part.split_once('=') {
+            Some(("type", t)) => kind = Some(t.to_string()),
+            Some(("dest", d)) => dest = Some(PathBuf::from(d)),
+            Some(("name", _)) => {}
+            _ => bail!(
+                "invalid --output {value:?}: expected type=image, or type=docker|oci,dest=FILE"
+            ),
+        }
+    }
+    let format = match kind.as_deref() {
+        Some("image") => return Ok(None),
+        Some("docker") => SaveFormat::DockerArchive,
+        Some("oci") => SaveFormat::OciArchive,
+        Some(other) => bail!("--output type={other} is not supported yet: image, docker or oci"),
+        None => bail!("invalid --output {value:?}: type= is missing"),
+    };
+    let dest = dest.ok_or_else(|| anyhow::anyhow!("--output type=… needs dest=FILE"))?;
+    Ok(Some((format, dest)))
+}
+
+/// Write the built image as an archive, renamed into place when whole.
+fn write_archive(
+    store: &kiln_store::Store,
+    image: &kiln_store::ImageRecord,
+    tags: &[Reference],
+    format: SaveFormat,
+    dest: &std::path::Path,
+) -> Result<()> {
+    use std::io::Write;
+    let img = kiln_store::Image {
+        record: image.clone(),
+        names: tags.to_vec(),
+    };
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let (file, tmp) = kiln_fs::atomic::create_temp(dir)
+        .with_context(|| format!("failed to create a file in {}", dir.display()))?;
+    let result = (|| {
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut out = store.save(&[(img, tags.to_vec())], format, out)?;
+        out.flush()?;
+        kiln_fs::atomic::commit(&tmp, dest)?;
+        Ok::<_, anyhow::Error>(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("failed to write {}", dest.display()))
 }

@@ -24,6 +24,7 @@ pub(crate) fn run(cmd: &DebugCommand) -> Result<u8> {
     match cmd {
         DebugCommand::LayerWrite(args) => layer_write(args),
         DebugCommand::LayerApply(args) => layer_apply(args),
+        DebugCommand::Docs(args) => super::docs::generate(&args.dir),
     }
 }
 

@@ -317,6 +317,11 @@ fn inspect_names(cli: &Cli, names: &[String], format: Option<&str>) -> Result<u8
     for n in names {
         match store.resolve(n) {
             Ok(image) => objects.push(inspect_object(&store, &image)?),
+            // Not an image: a container (Docker's `inspect` takes either).
+            Err(_) if store.container(n).is_ok() => {
+                let c = store.container(n)?;
+                objects.push(super::container::inspect_object(&store, &c));
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
@@ -341,8 +346,8 @@ fn inspect_names(cli: &Cli, names: &[String], format: Option<&str>) -> Result<u8
 /// `kiln inspect`.
 pub(crate) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8> {
     if let Some(t) = &args.kind {
-        if t != "image" {
-            bail!("kiln can inspect images only so far (--type image), not {t:?}");
+        if t != "image" && t != "container" {
+            bail!("kiln can inspect images and containers, not {t:?}");
         }
     }
     inspect_names(cli, &args.names, args.format.as_deref())

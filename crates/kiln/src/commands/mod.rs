@@ -1,6 +1,8 @@
 pub(crate) mod archive;
 pub(crate) mod build;
+pub(crate) mod container;
 pub(crate) mod debug;
+pub(crate) mod docs;
 pub(crate) mod images;
 pub(crate) mod login;
 pub(crate) mod pull;

@@ -1,0 +1,30 @@
+//! kiln's build engine: from a lowered Dockerfile (`kiln-dockerfile`'s
+//! `Build`) to an image in the store.
+//!
+//! - [`solve`]: the build graph (one vertex per step of the stages the
+//!   target needs), the scheduler (independent stages in parallel), the
+//!   steps' execution, the cache lookups and the image export; progress
+//!   through a [`Reporter`], RUN through a [`StepRunner`] that the
+//!   container runtime implements.
+//! - [`config`]: config-only instructions and BuildKit's history strings.
+//! - [`copy`]: COPY and ADD as file-system operations, staged into a fresh
+//!   directory per step and written as a layer.
+//! - [`key`]: the versioned cache-key format (`cache-v1`).
+//! - [`perms`]: `--chown` names from the image's own passwd and group
+//!   files, `--chmod` octal and symbolic.
+//! - [`tree`]: the context and image file trees, read in-root.
+//!
+//! It prints nothing and never exits; it must not start containers itself
+//! (that is the runtime's, behind [`StepRunner`]), nor talk to registries.
+
+pub mod config;
+pub mod copy;
+pub mod key;
+pub mod perms;
+pub mod solve;
+pub mod tree;
+
+pub use solve::{
+    BuildError, BuildOptions, BuildResult, Builder, Event, Graph, Reporter, RunError, RunRequest,
+    Silent, Status, StepError, StepRunner, StoreImages, Vertex,
+};

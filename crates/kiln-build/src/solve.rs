@@ -1,0 +1,1870 @@
+//! The solver: the build graph of a lowered Dockerfile, its scheduling,
+//! and the execution of each step against the store.
+//!
+//! - **Graph** ([`Graph::new`]): one vertex per FROM and per step that
+//!   makes a layer (COPY, ADD, RUN, WORKDIR), for the stages the target
+//!   needs only (`Build::needed`: the target, default the last stage, and
+//!   what it reaches through `FROM <stage>`, `COPY --from`, `RUN
+//!   --mount=from=`). Config-only instructions are applied in order but
+//!   are not vertices, as in BuildKit's progress.
+//! - **Scheduling**: a stage starts when every stage it depends on is
+//!   finished; up to `jobs` stages run at once on scoped threads; the first
+//!   failure stops stages not yet started.
+//! - **Steps**: the config-only ones change the image config
+//!   ([`crate::config`]); COPY/ADD and WORKDIR are file-system operations
+//!   ([`crate::copy`]) staged into a fresh directory and written as a layer;
+//!   RUN goes through a [`StepRunner`] (the container runtime), which
+//!   leaves its changes in an overlay upper directory.
+//! - **Cache**: each layer step has a `cache-v1` key ([`crate::key`]):
+//!   its parent's key and its full definition. A hit reuses the layer this
+//!   store made before (records in the store's `build_cache` table, kept
+//!   alive by GC); base images are never a hit for a step.
+//! - **Image**: the target's config with the new layers' DiffIDs and
+//!   BuildKit's history (`created` filled the way its exporter fills it),
+//!   written as an OCI (or Docker) manifest and tagged.
+//!
+//! Only the binary prints: progress goes to a [`Reporter`].
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kiln_dockerfile::instructions::{Instruction, Run};
+use kiln_dockerfile::lower::{Base, Build, ImageEnv, LowerOptions, Source, Stage, Step};
+use kiln_dockerfile::mounts::{Mount, NetworkMode};
+use kiln_fs::layer::{write_layer, WriteOptions};
+use kiln_oci::config::History;
+use kiln_oci::media_types::layer_compression;
+use kiln_oci::time::format_rfc3339;
+use kiln_oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, Reference};
+use kiln_store::layer::NewLayerOptions;
+use kiln_store::lease::Lease;
+use kiln_store::records::{chain_id, ImageRecord, LayerRecord};
+use kiln_store::{BuildCacheRecord, Store};
+use thiserror::Error;
+
+use crate::config::{self, StageConfig, HISTORY_COMMENT};
+use crate::copy::{self, CopyError, CopySpec};
+use crate::key::KeyHasher;
+use crate::perms::{self, Chmod, PermsError};
+use crate::tree::{ContextTree, LayeredTree, Tree};
+
+/// A build that failed.
+#[derive(Debug, Error)]
+pub enum BuildError {
+    /// A step failed; `line` is its first line in the Dockerfile.
+    #[error("Dockerfile:{line}: {instruction}: {source}")]
+    Step {
+        /// The line.
+        line: usize,
+        /// The instruction as BuildKit names it in history.
+        instruction: String,
+        /// Why.
+        #[source]
+        source: Box<StepError>,
+    },
+    /// The store failed outside any step.
+    #[error(transparent)]
+    Store(#[from] kiln_store::Error),
+    /// The image config or manifest cannot be written.
+    #[error("failed to write the image {what}: {source}")]
+    Json {
+        /// config or manifest.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A scheduler thread panicked.
+    #[error("a build thread stopped unexpectedly")]
+    Panicked,
+}
+
+/// Why one step failed.
+#[derive(Debug, Error)]
+pub enum StepError {
+    /// A base or `--from` image that is not in the local store.
+    #[error("image {name} is not in the local store (pulling from a registry is not implemented yet: load or import it first)")]
+    ImageNotFound {
+        /// The reference.
+        name: String,
+    },
+    /// A base image for another platform.
+    #[error("image {name} is for {image}, not {wanted} (only the host's platform can be built)")]
+    Platform {
+        /// The reference.
+        name: String,
+        /// The image's os/architecture.
+        image: String,
+        /// The stage's platform.
+        wanted: String,
+    },
+    /// RUN without a container runtime.
+    #[error("RUN is not supported yet: kiln has no container runtime for build steps (only COPY, ADD and config instructions can be built)")]
+    RunUnsupported,
+    /// A RUN that failed in its container.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// COPY or ADD failed.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    /// An owner that cannot be resolved.
+    #[error(transparent)]
+    Perms(#[from] PermsError),
+    /// A config instruction that cannot be applied.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// An ONBUILD trigger of the base image that does not parse.
+    #[error("ONBUILD trigger {trigger:?} of the base image: {reason}")]
+    Onbuild {
+        /// The trigger.
+        trigger: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] kiln_store::Error),
+    /// Writing the layer failed.
+    #[error("failed to write the layer: {0}")]
+    Layer(#[from] kiln_fs::layer::LayerWriteError),
+    /// A base image whose config cannot be read.
+    #[error("image {name}: invalid config: {source}")]
+    BadConfig {
+        /// The image.
+        name: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// File-system trouble in the build's own directories.
+    #[error("failed to {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A RUN that failed.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The command ran and exited non-zero (or was killed).
+    #[error("process {argv:?} did not complete successfully: exit code: {code}")]
+    Exit {
+        /// The command.
+        argv: Vec<String>,
+        /// Its exit status (128 + signal when killed).
+        code: i32,
+    },
+    /// The container could not be set up.
+    #[error("failed to run the step's container: {reason}")]
+    Setup {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a RUN step asks the runtime for.
+#[derive(Debug)]
+pub struct RunRequest<'a> {
+    /// The command (exec form, or the shell form through SHELL).
+    pub argv: &'a [String],
+    /// `KEY=value` environment: the image's ENV and the build args in scope.
+    pub env: &'a [String],
+    /// USER (`name`, `uid`, `uid:gid`, …), empty for root.
+    pub user: &'a str,
+    /// The working directory.
+    pub workdir: &'a str,
+    /// The root file system: snapshot directories, bottom first, to stack
+    /// as overlay lower directories (read-only).
+    pub lower: &'a [PathBuf],
+    /// An empty directory: the overlay upper directory, where the step's
+    /// changes must be left (whiteouts in overlay form).
+    pub upper: &'a Path,
+    /// `RUN --mount`s.
+    pub mounts: &'a [Mount],
+    /// `RUN --network` (`None`: the build's default).
+    pub network: Option<NetworkMode>,
+    /// The platform built for.
+    pub platform: &'a Platform,
+    /// The Dockerfile line, for messages.
+    pub line: usize,
+}
+
+/// Runs RUN steps in containers; implemented by the runtime.
+pub trait StepRunner: Send + Sync {
+    /// Run one step; output goes to `output` as it comes.
+    fn run(&self, req: &RunRequest<'_>, output: &mut dyn FnMut(&[u8])) -> Result<(), RunError>;
+}
+
+/// How a vertex ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It started.
+    Started,
+    /// Its result came from the cache.
+    Cached,
+    /// It finished, after this long.
+    Done(Duration),
+    /// It failed.
+    Failed,
+}
+
+/// A progress event.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// A vertex changed state.
+    Vertex {
+        /// Its index in [`Graph::vertices`].
+        id: usize,
+        /// What it is.
+        name: &'a str,
+        /// The new state.
+        status: Status,
+    },
+    /// Why a vertex missed the cache (`--explain-cache`).
+    Explain {
+        /// The vertex.
+        id: usize,
+        /// What changed, one input per line.
+        reasons: &'a [String],
+    },
+    /// Output of a RUN.
+    Output {
+        /// The vertex.
+        id: usize,
+        /// Bytes as they came.
+        data: &'a [u8],
+    },
+}
+
+/// Receives progress events (the binary renders them).
+pub trait Reporter: Send + Sync {
+    /// One event.
+    fn event(&self, event: &Event<'_>);
+}
+
+/// A reporter that drops everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn event(&self, _event: &Event<'_>) {}
+}
+
+/// What to build and how.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The build context directory (`None`: no context, `kiln build -`).
+    pub context: Option<PathBuf>,
+    /// Its `.dockerignore`.
+    pub ignore: Option<kiln_dockerfile::ignore::IgnoreRules>,
+    /// `--build-arg` values: the same the `Build` was lowered with (ARG
+    /// history shows them; ONBUILD triggers are lowered with them).
+    pub build_args: BTreeMap<String, String>,
+    /// `--label`s.
+    pub labels: BTreeMap<String, String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--no-cache-filter`: stages (names or indexes) built without the
+    /// cache.
+    pub no_cache_filter: Vec<String>,
+    /// `--explain-cache`: a name for this Dockerfile and context (the
+    /// binary uses their paths). Each layer step's inputs are remembered
+    /// under it (`cache/explain/` in the store), and a step that misses is
+    /// explained by what changed since ([`Event::Explain`]).
+    pub explain: Option<String>,
+    /// Stages run at once.
+    pub jobs: usize,
+    /// Names for the image.
+    pub tags: Vec<Reference>,
+    /// New layers' compression and media types.
+    pub layer: NewLayerOptions,
+    /// `SOURCE_DATE_EPOCH`: new layers' mtimes clamped and history times
+    /// set to it.
+    pub source_date_epoch: Option<u64>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            context: None,
+            ignore: None,
+            build_args: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            no_cache: false,
+            no_cache_filter: Vec::new(),
+            explain: None,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tags: Vec::new(),
+            layer: NewLayerOptions::default(),
+            source_date_epoch: None,
+        }
+    }
+}
+
+/// One vertex of the graph.
+#[derive(Debug, Clone)]
+pub struct Vertex {
+    /// The stage (index in `Build::stages`).
+    pub stage: usize,
+    /// Index of the step in the stage (`None`: the FROM).
+    pub step: Option<usize>,
+    /// BuildKit-style name: `[stage-0 2/3] COPY a /b`.
+    pub name: String,
+    /// Dockerfile line.
+    pub line: usize,
+    /// Vertices it needs (its predecessor in the stage, and the last vertex
+    /// of each stage it takes files from).
+    pub deps: Vec<usize>,
+}
+
+/// The build graph of the stages the target needs.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    /// Vertices, stage by stage in dependency order.
+    pub vertices: Vec<Vertex>,
+    /// For each stage index, its vertices (empty when not needed).
+    pub by_stage: BTreeMap<usize, Vec<usize>>,
+}
+
+fn is_layer_step(i: &Instruction) -> bool {
+    matches!(
+        i,
+        Instruction::Copy(_) | Instruction::Add(_) | Instruction::Run(_) | Instruction::Workdir(_)
+    )
+}
+
+/// The stage a `--from`/`from=` names, if it names one.
+fn source_stage(build: &Build, from: &str) -> Option<usize> {
+    match build.resolve_source(from) {
+        Source::Stage(i) => Some(i),
+        Source::Image(_) => None,
+    }
+}
+
+impl Graph {
+    /// The graph of what `build.target` needs.
+    pub fn new(build: &Build) -> Graph {
+        let mut vertices: Vec<Vertex> = Vec::new();
+        let mut by_stage: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &si in &build.needed {
+            let stage = &build.stages[si];
+            let name = stage.display_name();
+            let layer_steps: Vec<usize> = stage
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| is_layer_step(&s.instruction))
+                .map(|(i, _)| i)
+                .collect();
+            let total = layer_steps.len() + 1;
+            let mut ids = Vec::new();
+            let from_deps = match stage.base {
+                Base::Stage(j) => by_stage
+                    .get(&j)
+                    .and_then(|v| v.last())
+                    .copied()
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
+            };
+            ids.push(vertices.len());
+            vertices.push(Vertex {
+                stage: si,
+                step: None,
+                name: format!("[{name} 1/{total}] FROM {}", stage.base_name),
+                line: stage.line,
+                deps: from_deps,
+            });
+            for (n, &i) in layer_steps.iter().enumerate() {
+                let step = &stage.steps[i];
+                let mut deps = vec![*ids.last().unwrap_or(&0)];
+                let froms: Vec<String> = match &step.instruction {
+                    Instruction::Copy(c) => c.from.iter().map(|f| f.value.clone()).collect(),
+                    Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
+                    _ => Vec::new(),
+                };
+                for f in froms {
+                    if let Some(j) = source_stage(build, &f) {
+                        if let Some(&last) = by_stage.get(&j).and_then(|v| v.last()) {
+                            deps.push(last);
+                        }
+                    }
+                }
+                ids.push(vertices.len());
+                vertices.push(Vertex {
+                    stage: si,
+                    step: Some(i),
+                    name: format!("[{name} {}/{total}] {}", n + 2, describe(&step.instruction)),
+                    line: step.line,
+                    deps,
+                });
+            }
+            by_stage.insert(si, ids);
+        }
+        Graph { vertices, by_stage }
+    }
+}
+
+/// A short description of a layer step, as its history shows it.
+fn describe(i: &Instruction) -> String {
+    match i {
+        Instruction::Copy(c) if c.from.is_some() => {
+            let plain = copy_created_by(
+                "COPY",
+                false,
+                c.parents,
+                c.chown.as_deref(),
+                c.chmod.as_deref(),
+                &c.sources,
+                &c.contents,
+                &c.dest,
+            );
+            let from = c.from.as_ref().map(|f| f.value.as_str()).unwrap_or("");
+            format!("COPY --from={from}{}", &plain[4..])
+        }
+        Instruction::Copy(c) => copy_created_by(
+            "COPY",
+            false,
+            c.parents,
+            c.chown.as_deref(),
+            c.chmod.as_deref(),
+            &c.sources,
+            &c.contents,
+            &c.dest,
+        ),
+        Instruction::Add(a) => copy_created_by(
+            "ADD",
+            false,
+            false,
+            a.chown.as_deref(),
+            a.chmod.as_deref(),
+            &a.sources,
+            &a.contents,
+            &a.dest,
+        ),
+        Instruction::Run(r) => format!("RUN {}", r.command.args.join(" ")),
+        Instruction::Workdir(w) => format!("WORKDIR {w}"),
+        other => other.name().to_string(),
+    }
+}
+
+/// BuildKit's history text of COPY/ADD.
+#[allow(clippy::too_many_arguments)]
+fn copy_created_by(
+    cmd: &str,
+    suffix: bool,
+    parents: bool,
+    chown: Option<&str>,
+    chmod: Option<&str>,
+    sources: &[String],
+    contents: &[kiln_dockerfile::instructions::InlineFile],
+    dest: &str,
+) -> String {
+    let mut s = String::from(cmd);
+    if parents {
+        s.push_str(" --parents");
+    }
+    if let Some(c) = chown {
+        s.push_str(&format!(" --chown={c}"));
+    }
+    if let Some(c) = chmod {
+        s.push_str(&format!(" --chmod={c}"));
+    }
+    for src in sources {
+        s.push(' ');
+        s.push_str(src);
+    }
+    for f in contents {
+        s.push_str(&format!(" <<{}", f.name));
+    }
+    s.push(' ');
+    s.push_str(dest);
+    if suffix {
+        s.push_str(" # buildkit");
+    }
+    s
+}
+
+/// BuildKit's `runCommandString`: `|N K=V … argv`.
+fn run_created_by(argv: &[String], build_args: &[(String, String)]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if !build_args.is_empty() {
+        parts.push(format!("|{}", build_args.len()));
+        parts.extend(build_args.iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    parts.extend(argv.iter().cloned());
+    format!("RUN {} # buildkit", parts.join(" "))
+}
+
+/// What a finished stage hands on.
+#[derive(Debug, Clone)]
+struct StageResult {
+    config: ImageConfig,
+    layers: Vec<LayerRecord>,
+    key: String,
+}
+
+impl StageResult {
+    fn tree(&self, store: &Store) -> LayeredTree {
+        LayeredTree::new(
+            self.layers
+                .iter()
+                .map(|l| store.snapshot_path(&l.chain_id))
+                .collect(),
+        )
+    }
+}
+
+/// What a finished build made.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// The image, as recorded in the store.
+    pub image: ImageRecord,
+    /// Its config.
+    pub config: ImageConfig,
+    /// Vertices run or taken from the cache, with their outcome.
+    pub steps: Vec<(String, Status)>,
+}
+
+/// An image of the store as a build sees it.
+#[derive(Debug, Clone)]
+struct BaseImage {
+    config: ImageConfig,
+    record: ImageRecord,
+}
+
+/// Base image environments from the store, for the lowering.
+#[derive(Debug)]
+pub struct StoreImages<'a> {
+    store: &'a Store,
+}
+
+impl<'a> StoreImages<'a> {
+    /// Images of `store`.
+    pub fn new(store: &'a Store) -> Self {
+        StoreImages { store }
+    }
+}
+
+impl ImageEnv for StoreImages<'_> {
+    fn env(&self, image: &str, _platform: &Platform) -> Option<Vec<(String, String)>> {
+        let base = load_image(self.store, image).ok()?;
+        Some(
+            base.config
+                .config
+                .map(|c| c.env)
+                .unwrap_or_default()
+                .iter()
+                .map(|e| match e.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (e.clone(), String::new()),
+                })
+                .collect(),
+        )
+    }
+}
+
+fn load_image(store: &Store, name: &str) -> Result<BaseImage, StepError> {
+    let image = store.resolve(name).map_err(|e| match e {
+        kiln_store::Error::NoSuchImage { .. } => StepError::ImageNotFound {
+            name: name.to_string(),
+        },
+        other => StepError::Store(other),
+    })?;
+    let bytes = store
+        .content()
+        .read(&image.record.config.digest)
+        .map_err(kiln_store::Error::from)?;
+    let config: ImageConfig =
+        serde_json::from_slice(&bytes).map_err(|source| StepError::BadConfig {
+            name: name.to_string(),
+            source,
+        })?;
+    Ok(BaseImage {
+        config,
+        record: image.record,
+    })
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Builds one Dockerfile into the store.
+pub struct Builder<'a> {
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    reporter: &'a dyn Reporter,
+    runner: Option<&'a dyn StepRunner>,
+}
+
+impl std::fmt::Debug for Builder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("opts", &self.opts)
+            .field("runner", &self.runner.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The scheduler's shared state.
+#[derive(Debug, Default)]
+struct Sched {
+    started: Vec<bool>,
+    done: BTreeMap<usize, Arc<StageResult>>,
+    error: Option<BuildError>,
+    running: usize,
+}
+
+/// Per-vertex outcomes, for the result.
+type Outcomes = Mutex<BTreeMap<usize, Status>>;
+
+/// What every layer step needs besides its own inputs.
+struct StepCtx<'x> {
+    graph: &'x Graph,
+    /// The step's vertex (`None` for ONBUILD triggers, which have none).
+    id: Option<usize>,
+    lease: &'x Lease<'x>,
+    outcomes: &'x Outcomes,
+    /// Look results up in the cache (not with `--no-cache`, nor in a stage
+    /// of `--no-cache-filter`).
+    use_cache: bool,
+    /// Where step inputs are remembered, with this step's name there.
+    explain: Option<(&'x Explainer, String)>,
+}
+
+/// How a copied path changed, from its notes (`file <hash>, mode 644,
+/// owner 0:0`): which of content, mode and owner.
+fn path_change(path: &str, old: &str, new: &str) -> String {
+    let parts = |s: &str| -> Vec<String> { s.split(", ").map(str::to_string).collect() };
+    let (a, b) = (parts(old), parts(new));
+    if a.len() != 3 || b.len() != 3 {
+        return format!("{path}: {old} -> {new}");
+    }
+    let mut what = Vec::new();
+    if a[0] != b[0] {
+        let kind = |s: &str| s.split(' ').next().unwrap_or("").to_string();
+        if kind(&a[0]) == kind(&b[0]) {
+            what.push("content changed".to_string());
+        } else {
+            what.push(format!("{} -> {}", a[0], b[0]));
+        }
+    }
+    for i in 1..3 {
+        if a[i] != b[i] {
+            what.push(format!("{} -> {}", a[i], b[i]));
+        }
+    }
+    format!("{path}: {}", what.join(", "))
+}
+
+/// The inputs of a layer step as last built, for `--explain-cache`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct StepNote {
+    key: String,
+    inputs: BTreeMap<String, String>,
+}
+
+/// The remembered inputs of one Dockerfile's steps (a JSON file under
+/// the store's `cache/explain/`, named by the hash of the scope).
+#[derive(Debug)]
+struct Explainer {
+    path: PathBuf,
+    old: BTreeMap<String, StepNote>,
+    new: Mutex<BTreeMap<String, StepNote>>,
+}
+
+impl Explainer {
+    fn open(store: &Store, scope: &str) -> Explainer {
+        let mut k = KeyHasher::new("explain", None);
+        k.field("scope", scope.as_bytes());
+        let name = k.finish();
+        let path = store
+            .root()
+            .join("cache/explain")
+            .join(format!("{}.json", name.trim_start_matches("sha256:")));
+        // A missing or unreadable file only means nothing to compare with.
+        let old = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Explainer {
+            path,
+            old,
+            new: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Why the step `name` with `key` and `inputs` missed.
+    fn reasons(
+        &self,
+        name: &str,
+        key: &str,
+        inputs: &BTreeMap<String, String>,
+        use_cache: bool,
+    ) -> Vec<String> {
+        let Some(old) = self.old.get(name) else {
+            return vec!["no earlier build of this step to compare with".into()];
+        };
+        if old.key == key {
+            return vec![if use_cache {
+                "nothing changed, but the cached result is gone (pruned)".into()
+            } else {
+                "the cache was not used for it (--no-cache or --no-cache-filter)".into()
+            }];
+        }
+        let mut out = Vec::new();
+        let names: std::collections::BTreeSet<&String> =
+            old.inputs.keys().chain(inputs.keys()).collect();
+        for n in names {
+            match (old.inputs.get(n), inputs.get(n)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(_), Some(_)) if n == "parent" => {
+                    out.push("the step before it (or the base image) changed".into())
+                }
+                (Some(a), Some(b)) => match n.strip_prefix("path ") {
+                    Some(path) => out.push(path_change(path, a, b)),
+                    None => out.push(format!("{n}: {a} -> {b}")),
+                },
+                (None, Some(b)) => match n.strip_prefix("path ") {
+                    Some(path) => out.push(format!("{path}: new ({b})")),
+                    None => out.push(format!("{n}: new ({b})")),
+                },
+                (Some(_), None) => match n.strip_prefix("path ") {
+                    Some(path) => out.push(format!("{path}: no longer copied")),
+                    None => out.push(format!("{n}: gone")),
+                },
+                (None, None) => {}
+            }
+        }
+        if out.is_empty() {
+            out.push("its definition changed".into());
+        }
+        const MAX: usize = 12;
+        if out.len() > MAX {
+            let more = out.len() - MAX;
+            out.truncate(MAX);
+            out.push(format!("… and {more} more"));
+        }
+        out
+    }
+
+    fn record(&self, name: String, key: &str, inputs: &BTreeMap<String, String>) {
+        if let Ok(mut n) = self.new.lock() {
+            n.insert(
+                name,
+                StepNote {
+                    key: key.to_string(),
+                    inputs: inputs.clone(),
+                },
+            );
+        }
+    }
+
+    /// Write what this build saw (steps it did not reach keep their old
+    /// notes). Best effort: explanations are advice, never a failure.
+    fn save(self) {
+        let mut all = self.old;
+        if let Ok(n) = self.new.into_inner() {
+            all.extend(n);
+        }
+        if let Some(dir) = self.path.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        if let Ok(bytes) = serde_json::to_vec(&all) {
+            let _ = kiln_fs::atomic::write_file(&self.path, &bytes);
+        }
+    }
+}
+
+impl<'a> Builder<'a> {
+    /// A builder on `store`; RUN steps go to `runner` (none: they fail).
+    pub fn new(
+        store: &'a Store,
+        opts: &'a BuildOptions,
+        reporter: &'a dyn Reporter,
+        runner: Option<&'a dyn StepRunner>,
+    ) -> Self {
+        Builder {
+            store,
+            opts,
+            reporter,
+            runner,
+        }
+    }
+
+    /// Build the target of `build`, record the image and tag it.
+    pub fn build(&self, build: &Build) -> Result<BuildResult, BuildError> {
+        // Without a runtime, a RUN fails before anything is built.
+        if self.runner.is_none() {
+            for &si in &build.needed {
+                for step in &build.stages[si].steps {
+                    if let Instruction::Run(r) = &step.instruction {
+                        return Err(BuildError::Step {
+                            line: step.line,
+                            instruction: describe(&Instruction::Run(r.clone())),
+                            source: Box::new(StepError::RunUnsupported),
+                        });
+                    }
+                }
+            }
+        }
+        let graph = Graph::new(build);
+        let lease = self.store.lease()?;
+        let context: Box<dyn Tree> = match &self.opts.context {
+            Some(dir) => Box::new(ContextTree::new(dir.clone(), self.opts.ignore.clone())),
+            None => Box::new(LayeredTree::new(Vec::new())),
+        };
+        let outcomes: Outcomes = Mutex::new(BTreeMap::new());
+        let explainer = self
+            .opts
+            .explain
+            .as_deref()
+            .map(|scope| Explainer::open(self.store, scope));
+        let n = build.stages.len();
+        let state = Mutex::new(Sched {
+            started: vec![false; n],
+            ..Sched::default()
+        });
+        let wake = Condvar::new();
+        let jobs = self.opts.jobs.max(1);
+        let needed = &build.needed;
+        std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for _ in 0..jobs.min(needed.len()) {
+                handles.push(scope.spawn(|| {
+                    self.worker(
+                        build,
+                        &graph,
+                        &lease,
+                        context.as_ref(),
+                        &state,
+                        &wake,
+                        &outcomes,
+                        explainer.as_ref(),
+                    )
+                }));
+            }
+            for h in handles {
+                if h.join().is_err() {
+                    if let Ok(mut s) = state.lock() {
+                        s.error.get_or_insert(BuildError::Panicked);
+                    }
+                }
+            }
+        });
+        if let Some(ex) = explainer {
+            ex.save();
+        }
+        let mut s = state.into_inner().map_err(|_| BuildError::Panicked)?;
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        let target = s.done.remove(&build.target).ok_or(BuildError::Panicked)?;
+        let steps = outcomes
+            .into_inner()
+            .map_err(|_| BuildError::Panicked)?
+            .into_iter()
+            .map(|(id, st)| (graph.vertices[id].name.clone(), st))
+            .collect();
+        let (image, config) = self.export(&target, &lease)?;
+        Ok(BuildResult {
+            image,
+            config,
+            steps,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn worker(
+        &self,
+        build: &Build,
+        graph: &Graph,
+        lease: &Lease<'_>,
+        context: &dyn Tree,
+        state: &Mutex<Sched>,
+        wake: &Condvar,
+        outcomes: &Outcomes,
+        explain: Option<&Explainer>,
+    ) {
+        loop {
+            let (si, deps) = {
+                let Ok(mut s) = state.lock() else { return };
+                loop {
+                    if s.error.is_some() || build.needed.iter().all(|i| s.started[*i]) {
+                        return;
+                    }
+                    let ready = build.needed.iter().copied().find(|&i| {
+                        !s.started[i] && build.stages[i].deps.iter().all(|d| s.done.contains_key(d))
+                    });
+                    if let Some(i) = ready {
+                        s.started[i] = true;
+                        s.running += 1;
+                        let deps: BTreeMap<usize, Arc<StageResult>> = build.stages[i]
+                            .deps
+                            .iter()
+                            .filter_map(|d| s.done.get(d).map(|r| (*d, r.clone())))
+                            .collect();
+                        break (i, deps);
+                    }
+                    let Ok(next) = wake.wait(s) else { return };
+                    s = next;
+                }
+            };
+            // A panic in a stage must not leave the other workers waiting
+            // for its result forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run_stage(build, graph, lease, context, si, &deps, outcomes, explain)
+            }))
+            .unwrap_or(Err(BuildError::Panicked));
+            let Ok(mut s) = state.lock() else { return };
+            s.running -= 1;
+            match result {
+                Ok(r) => {
+                    s.done.insert(si, Arc::new(r));
+                }
+                Err(e) => {
+                    s.error.get_or_insert(e);
+                }
+            }
+            wake.notify_all();
+        }
+    }
+
+    fn report(&self, graph: &Graph, id: usize, status: Status, outcomes: &Outcomes) {
+        self.reporter.event(&Event::Vertex {
+            id,
+            name: &graph.vertices[id].name,
+            status,
+        });
+        if status != Status::Started {
+            if let Ok(mut o) = outcomes.lock() {
+                o.insert(id, status);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_stage(
+        &self,
+        build: &Build,
+        graph: &Graph,
+        lease: &Lease<'_>,
+        context: &dyn Tree,
+        si: usize,
+        deps: &BTreeMap<usize, Arc<StageResult>>,
+        outcomes: &Outcomes,
+        explain: Option<&Explainer>,
+    ) -> Result<StageResult, BuildError> {
+        let stage = &build.stages[si];
+        let ids = graph.by_stage.get(&si).cloned().unwrap_or_default();
+        let from_id = ids.first().copied().unwrap_or(0);
+        let started = Instant::now();
+        self.report(graph, from_id, Status::Started, outcomes);
+        let step_err = |line: usize, instruction: String| {
+            move |source: StepError| BuildError::Step {
+                line,
+                instruction: instruction.clone(),
+                source: Box::new(source),
+            }
+        };
+        let from_err = step_err(stage.line, format!("FROM {}", stage.base_name));
+        let (mut image, mut layers, mut key, triggers) = match &stage.base {
+            Base::Scratch => {
+                let mut k = KeyHasher::new("scratch", None);
+                k.field("platform", stage.platform.to_string().as_bytes());
+                (
+                    config::scratch(&stage.platform),
+                    Vec::new(),
+                    k.finish(),
+                    Vec::new(),
+                )
+            }
+            Base::Stage(j) => {
+                let r = deps.get(j).ok_or(BuildError::Panicked)?;
+                let mut c = r.config.clone();
+                config::container(&mut c).on_build.clear();
+                (c, r.layers.clone(), r.key.clone(), Vec::new())
+            }
+            Base::Image(name) => {
+                let base = match load_image(self.store, name) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.report(graph, from_id, Status::Failed, outcomes);
+                        return Err(from_err(e));
+                    }
+                };
+                if base.config.os != stage.platform.os
+                    || base.config.architecture != stage.platform.architecture
+                {
+                    return Err(from_err(StepError::Platform {
+                        name: name.clone(),
+                        image: format!("{}/{}", base.config.os, base.config.architecture),
+                        wanted: stage.platform.to_string(),
+                    }));
+                }
+                lease
+                    .protect(base.record.blobs(), base.record.snapshots())
+                    .map_err(|e| from_err(StepError::Store(e)))?;
+                let mut c = base.config;
+                c.created = None;
+                let triggers = std::mem::take(&mut config::container(&mut c).on_build);
+                let mut k = KeyHasher::new("image", None);
+                k.field("config", base.record.config.digest.to_string().as_bytes());
+                k.field("platform", stage.platform.to_string().as_bytes());
+                (c, base.record.layers, k.finish(), triggers)
+            }
+        };
+        self.report(graph, from_id, Status::Done(started.elapsed()), outcomes);
+        let trigger_steps = self.onbuild_steps(stage, &image, &triggers, build)?;
+        let mut st = StageConfig::default();
+        let mut vertex = ids.iter().skip(1);
+        let use_cache = !self.opts.no_cache
+            && !self.opts.no_cache_filter.iter().any(|f| {
+                stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string()
+            });
+        let all_steps: Vec<&Step> = trigger_steps.iter().chain(stage.steps.iter()).collect();
+        for step in all_steps {
+            let is_trigger = step.span == stage.span && !trigger_steps.is_empty();
+            let id = if is_layer_step(&step.instruction) && !is_trigger {
+                vertex.next().copied()
+            } else {
+                None
+            };
+            let name = describe(&step.instruction);
+            let err = step_err(step.line, name.clone());
+            let cx = StepCtx {
+                graph,
+                id,
+                lease,
+                outcomes,
+                use_cache,
+                explain: match (explain, id.and_then(|i| graph.vertices[i].step)) {
+                    (Some(ex), Some(n)) => Some((ex, format!("{}#{n}", stage.display_name()))),
+                    _ => None,
+                },
+            };
+            match &step.instruction {
+                Instruction::Workdir(w) => {
+                    let c = config::container(&mut image);
+                    let wd = config::workdir(c.working_dir.as_deref(), w);
+                    c.working_dir = Some(wd.clone());
+                    let user = c.user.clone().unwrap_or_default();
+                    if wd == "/" {
+                        image.history.push(history(format!("WORKDIR {wd}"), false));
+                        continue;
+                    }
+                    let tree = layers_tree(self.store, &layers);
+                    let owner = perms::resolve_user(&tree, &user).map_err(|e| err(e.into()))?;
+                    let mut k = KeyHasher::new("workdir", Some(&key));
+                    k.field("path", wd.as_bytes());
+                    k.field("owner", format!("{}:{}", owner.0, owner.1).as_bytes());
+                    k.note("WORKDIR", wd.clone());
+                    k.note("owner", format!("{}:{}", owner.0, owner.1));
+                    let notes = k.notes().clone();
+                    let new_key = k.finish();
+                    let now = now_secs();
+                    let (layer, created) = self
+                        .layer_step(&cx, &new_key, &notes, &layers, false, |dir| {
+                            mkdir_layer(&tree, &wd, owner, now, dir)
+                        })
+                        .map_err(&err)?;
+                    key = new_key;
+                    layers.push(layer);
+                    image.history.push(History {
+                        created: Some(created),
+                        ..history(format!("WORKDIR {wd}"), true)
+                    });
+                }
+                Instruction::Copy(_) | Instruction::Add(_) => {
+                    let (new_key, layer, created, created_by) = self
+                        .copy_step(&cx, step, &image, &layers, &key, deps, context, build)
+                        .map_err(&err)?;
+                    key = new_key;
+                    layers.push(layer);
+                    image.history.push(History {
+                        created: Some(created),
+                        ..history(created_by, true)
+                    });
+                }
+                Instruction::Run(run) => {
+                    let (new_key, layer, created, created_by) = self
+                        .run_step(&cx, run, step, &image, &layers, &key, build)
+                        .map_err(&err)?;
+                    key = new_key;
+                    layers.push(layer);
+                    image.history.push(History {
+                        created: Some(created),
+                        ..history(created_by, true)
+                    });
+                }
+                other => {
+                    let value = |name: &str, default: Option<&str>| -> Option<String> {
+                        self.opts
+                            .build_args
+                            .get(name)
+                            .cloned()
+                            .or_else(|| default.map(str::to_string))
+                            .or_else(|| {
+                                build
+                                    .meta_args
+                                    .iter()
+                                    .find(|m| m.name == name)
+                                    .and_then(|m| m.value.clone())
+                            })
+                    };
+                    if let Some(by) = config::apply(&mut image, &mut st, other, &value)
+                        .map_err(|e| err(e.into()))?
+                    {
+                        image.history.push(history(by, false));
+                    }
+                }
+            }
+        }
+        image.architecture = stage.platform.architecture.clone();
+        image.os = stage.platform.os.clone();
+        Ok(StageResult {
+            config: image,
+            layers,
+            key,
+        })
+    }
+
+    /// The base image's ONBUILD triggers as steps of this stage (they run
+    /// first, reported at the FROM line).
+    fn onbuild_steps(
+        &self,
+        stage: &Stage,
+        image: &ImageConfig,
+        triggers: &[String],
+        build: &Build,
+    ) -> Result<Vec<Step>, BuildError> {
+        if triggers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let env: Vec<(String, String)> = image
+            .config
+            .as_ref()
+            .map(|c| c.env.clone())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        struct Known(Vec<(String, String)>);
+        impl ImageEnv for Known {
+            fn env(&self, _: &str, _: &Platform) -> Option<Vec<(String, String)>> {
+                Some(self.0.clone())
+            }
+        }
+        let known = Known(env);
+        let mut text = format!("FROM {}\n", stage.base_name);
+        for t in triggers {
+            text.push_str(t);
+            text.push('\n');
+        }
+        let fail = |reason: String| BuildError::Step {
+            line: stage.line,
+            instruction: format!("FROM {}", stage.base_name),
+            source: Box::new(StepError::Onbuild {
+                trigger: triggers.join("; "),
+                reason,
+            }),
+        };
+        let df = kiln_dockerfile::parse(&text).map_err(|e| fail(e.to_string()))?;
+        let mut opts = LowerOptions::new(&self.opts.build_args, &stage.platform);
+        opts.images = &known;
+        let lowered = kiln_dockerfile::lower::lower(&df, &opts).map_err(|e| fail(e.to_string()))?;
+        let mut steps = lowered
+            .stages
+            .into_iter()
+            .next()
+            .map(|s| s.steps)
+            .unwrap_or_default();
+        for s in &mut steps {
+            if let Instruction::Run(_) = s.instruction {
+                if self.runner.is_none() {
+                    return Err(BuildError::Step {
+                        line: stage.line,
+                        instruction: format!("ONBUILD {}", describe(&s.instruction)),
+                        source: Box::new(StepError::RunUnsupported),
+                    });
+                }
+            }
+            if let Instruction::Copy(c) = &s.instruction {
+                if c.from
+                    .as_ref()
+                    .is_some_and(|f| source_stage(build, &f.value).is_some())
+                {
+                    return Err(fail(
+                        "COPY --from a stage in an ONBUILD trigger is not supported".into(),
+                    ));
+                }
+            }
+            s.line = stage.line;
+            s.span = stage.span;
+        }
+        Ok(steps)
+    }
+
+    /// Run a layer step through the cache: a hit reuses the recorded
+    /// layer; a miss stages the step's files with `make` and commits them.
+    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
+    fn layer_step(
+        &self,
+        cx: &StepCtx<'_>,
+        key: &str,
+        notes: &BTreeMap<String, String>,
+        layers: &[LayerRecord],
+        rebase: bool,
+        make: impl FnOnce(&Path) -> Result<LayerSource, StepError>,
+    ) -> Result<(LayerRecord, String), StepError> {
+        let result = self.layer_step_inner(cx, key, layers, rebase, make);
+        if let (Some((ex, name)), Ok((_, _, cached))) = (&cx.explain, &result) {
+            if !cached {
+                if let Some(id) = cx.id {
+                    let reasons = ex.reasons(name, key, notes, cx.use_cache);
+                    self.reporter.event(&Event::Explain {
+                        id,
+                        reasons: &reasons,
+                    });
+                }
+            }
+            ex.record(name.clone(), key, notes);
+        }
+        result.map(|(l, c, _)| (l, c))
+    }
+
+    /// [`Builder::layer_step`] without the explanations; also says whether
+    /// the result came from the cache.
+    fn layer_step_inner(
+        &self,
+        cx: &StepCtx<'_>,
+        key: &str,
+        layers: &[LayerRecord],
+        rebase: bool,
+        make: impl FnOnce(&Path) -> Result<LayerSource, StepError>,
+    ) -> Result<(LayerRecord, String, bool), StepError> {
+        let (graph, id, lease, outcomes) = (cx.graph, cx.id, cx.lease, cx.outcomes);
+        let parent = layers.last().map(|l| &l.chain_id);
+        if cx.use_cache {
+            if let Some(rec) = self.store.build_cache_get(key)? {
+                if chain_id(parent, &rec.layer.diff_id) == rec.layer.chain_id {
+                    lease.protect(&rec.blobs, &rec.snapshots)?;
+                    if let Some(id) = id {
+                        self.report(graph, id, Status::Cached, outcomes);
+                    }
+                    return Ok((rec.layer, rec.created, true));
+                }
+                if rebase {
+                    // `COPY --link`: the same layer, put on another parent
+                    // (its blob is reused as it is; only a snapshot is made).
+                    lease.protect(&rec.blobs, &rec.snapshots)?;
+                    let blob = self
+                        .store
+                        .content()
+                        .open_blob(&rec.layer.blob.digest)
+                        .map_err(kiln_store::Error::from)?;
+                    let layer = self.store.ingest_layer_blob(
+                        lease,
+                        blob,
+                        &rec.layer.blob,
+                        &rec.layer.diff_id,
+                        parent,
+                        &self.opts.layer.apply,
+                    )?;
+                    if let Some(id) = id {
+                        self.report(graph, id, Status::Cached, outcomes);
+                    }
+                    return Ok((layer, rec.created, true));
+                }
+            }
+        }
+        let started = Instant::now();
+        if let Some(id) = id {
+            self.report(graph, id, Status::Started, outcomes);
+        }
+        let result = (|| {
+            let staging = StagingDir::new(self.store)?;
+            let overlay = make(&staging.path)?;
+            let layer = self.commit(&staging.path, overlay, parent, lease)?;
+            let created = match self.opts.source_date_epoch {
+                Some(e) => format_rfc3339(UNIX_EPOCH + Duration::from_secs(e)),
+                None => format_rfc3339(SystemTime::now()),
+            };
+            self.store
+                .build_cache_put(key, &BuildCacheRecord::new(layer.clone(), created.clone()))?;
+            Ok((layer, created, false))
+        })();
+        if let Some(id) = id {
+            let status = match &result {
+                Ok(_) => Status::Done(started.elapsed()),
+                Err(_) => Status::Failed,
+            };
+            self.report(graph, id, status, outcomes);
+        }
+        result
+    }
+
+    /// Write the staged directory as a layer into the store.
+    fn commit(
+        &self,
+        dir: &Path,
+        source: LayerSource,
+        parent: Option<&Digest>,
+        lease: &Lease<'_>,
+    ) -> Result<LayerRecord, StepError> {
+        let opts = WriteOptions {
+            overlay: source == LayerSource::OverlayUpper,
+            lower: None,
+            source_date_epoch: self.opts.source_date_epoch,
+        };
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+        std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                let out = io::BufWriter::with_capacity(256 * 1024, ChanWriter(tx));
+                let (_, mut out) = write_layer(dir, out, &opts)?;
+                io::Write::flush(&mut out).map_err(|source| {
+                    kiln_fs::layer::LayerWriteError::Write {
+                        path: dir.display().to_string(),
+                        source,
+                    }
+                })?;
+                Ok::<_, kiln_fs::layer::LayerWriteError>(())
+            });
+            let reader = ChanReader {
+                rx,
+                buf: Vec::new(),
+                pos: 0,
+            };
+            let result = self
+                .store
+                .ingest_layer_tar(lease, reader, parent, &self.opts.layer);
+            let written = writer.join().map_err(|_| StepError::Io {
+                action: "write a layer from",
+                path: dir.to_path_buf(),
+                source: io::Error::other("the layer writer panicked"),
+            })?;
+            written?;
+            Ok(result?)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_step(
+        &self,
+        cx: &StepCtx<'_>,
+        step: &Step,
+        image: &ImageConfig,
+        layers: &[LayerRecord],
+        parent_key: &str,
+        deps: &BTreeMap<usize, Arc<StageResult>>,
+        context: &dyn Tree,
+        build: &Build,
+    ) -> Result<(String, LayerRecord, String, String), StepError> {
+        let (add, sources, contents, dest, chown, chmod, parents, exclude, unpack, from, link) =
+            match &step.instruction {
+                Instruction::Copy(c) => (
+                    false,
+                    &c.sources,
+                    &c.contents,
+                    &c.dest,
+                    c.chown.as_deref(),
+                    c.chmod.as_deref(),
+                    c.parents,
+                    &c.exclude,
+                    None,
+                    c.from.as_ref().map(|f| f.value.clone()),
+                    c.link,
+                ),
+                Instruction::Add(a) => (
+                    true,
+                    &a.sources,
+                    &a.contents,
+                    &a.dest,
+                    a.chown.as_deref(),
+                    a.chmod.as_deref(),
+                    false,
+                    &a.exclude,
+                    a.unpack,
+                    None,
+                    a.link,
+                ),
+                _ => return Err(StepError::RunUnsupported),
+            };
+        // `--link` (without --chmod, as BuildKit): the copy is made on an
+        // empty tree and merged on top, so it neither sees nor depends on
+        // the image below; its key has no parent and its layer can be put
+        // on any parent.
+        let linked = link && chmod.is_none();
+        let image_tree = if linked {
+            LayeredTree::new(Vec::new())
+        } else {
+            layers_tree(self.store, layers)
+        };
+        // The source tree: the context, a stage, or an image.
+        let stage_tree;
+        let (src, from_context, from_key): (&dyn Tree, bool, String) = match &from {
+            None => (context, true, "context".to_string()),
+            Some(f) => match build.resolve_source(f) {
+                Source::Stage(i) => {
+                    let r = deps.get(&i).ok_or(StepError::Io {
+                        action: "find the stage",
+                        path: PathBuf::from(f),
+                        source: io::Error::other("the stage was not built"),
+                    })?;
+                    stage_tree = r.tree(self.store);
+                    (&stage_tree, false, format!("stage {}", r.key))
+                }
+                Source::Image(name) => {
+                    let base = load_image(self.store, &name)?;
+                    cx.lease
+                        .protect(base.record.blobs(), base.record.snapshots())?;
+                    stage_tree = layers_tree(self.store, &base.record.layers);
+                    (
+                        &stage_tree,
+                        false,
+                        format!("image {}", base.record.config.digest),
+                    )
+                }
+            },
+        };
+        let owner = match chown {
+            Some(c) => Some(perms::resolve_chown(&image_tree, c)?),
+            None => None,
+        };
+        let mode = match chmod {
+            Some(m) => Some(Chmod::parse(m)?),
+            None => None,
+        };
+        let workdir = image
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .unwrap_or_else(|| "/".into());
+        let spec = CopySpec {
+            add,
+            sources,
+            contents,
+            dest,
+            workdir: &workdir,
+            chown: owner,
+            chmod: mode,
+            parents,
+            exclude,
+            unpack,
+            from_context,
+            now: self
+                .opts
+                .source_date_epoch
+                .map_or_else(now_secs, |e| e as i64),
+        };
+        let plan = copy::plan(&spec, src, &image_tree)?;
+        let kind = match (add, linked) {
+            (false, false) => "copy",
+            (true, false) => "add",
+            (false, true) => "copy-link",
+            (true, true) => "add-link",
+        };
+        let mut k = KeyHasher::new(kind, (!linked).then_some(parent_key));
+        k.field("from", from_key.as_bytes());
+        k.note("from", from_key.clone());
+        k.note("instruction", describe(&step.instruction));
+        plan.hash(&mut k)?;
+        let notes = k.notes().clone();
+        let link_key = k.finish();
+        // The chain goes on from the parent's key all the same.
+        let new_key = if linked {
+            let mut k = KeyHasher::new("link-on", Some(parent_key));
+            k.field("link", link_key.as_bytes());
+            k.finish()
+        } else {
+            link_key.clone()
+        };
+        let (layer, created) = self.layer_step(cx, &link_key, &notes, layers, linked, |dir| {
+            plan.stage(&image_tree, dir)?;
+            Ok(LayerSource::Plain)
+        })?;
+        let created_by = copy_created_by(
+            if add { "ADD" } else { "COPY" },
+            true,
+            parents,
+            chown,
+            chmod,
+            sources,
+            contents,
+            dest,
+        );
+        Ok((new_key, layer, created, created_by))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        cx: &StepCtx<'_>,
+        run: &Run,
+        step: &Step,
+        image: &ImageConfig,
+        layers: &[LayerRecord],
+        parent_key: &str,
+        build: &Build,
+    ) -> Result<(String, LayerRecord, String, String), StepError> {
+        let runner = self.runner.ok_or(StepError::RunUnsupported)?;
+        let c = image.config.clone().unwrap_or_default();
+        let argv = config::with_shell(&c.shell, &run.command);
+        let mut env = c.env.clone();
+        if config::get_env(&env, "PATH").is_none() {
+            config::set_env(&mut env, "PATH", config::DEFAULT_PATH);
+        }
+        for (k, v) in &run.build_args {
+            config::set_env(&mut env, k, v);
+        }
+        // Proxy build args reach the command but, as in BuildKit, neither
+        // the cache key nor the explanations (they may hold credentials,
+        // and a proxy change does not change what a step makes).
+        let mut run_env = env.clone();
+        for (k, v) in &build.proxy_env {
+            if config::get_env(&run_env, k).is_none() {
+                config::set_env(&mut run_env, k, v);
+            }
+        }
+        let user = c.user.clone().unwrap_or_default();
+        let workdir = c.working_dir.clone().unwrap_or_else(|| "/".into());
+        let platform: Platform = format!("{}/{}", image.os, image.architecture)
+            .parse()
+            .unwrap_or_else(|_| Platform::host());
+        let mut k = KeyHasher::new("run", Some(parent_key));
+        k.list("argv", &argv);
+        k.list("env", &env);
+        k.field("user", user.as_bytes());
+        k.field("workdir", workdir.as_bytes());
+        let mounts: Vec<String> = run.mounts.iter().map(|m| format!("{m:?}")).collect();
+        k.list("mounts", &mounts);
+        k.field("network", format!("{:?}", run.network).as_bytes());
+        k.field("security", format!("{:?}", run.security).as_bytes());
+        k.field("platform", platform.to_string().as_bytes());
+        let heredocs: Vec<String> = run
+            .command
+            .files
+            .iter()
+            .map(|f| format!("{}\0{}", f.name, f.data))
+            .collect();
+        k.list("heredocs", &heredocs);
+        k.note("command", argv.join(" "));
+        for e in &env {
+            let (name, value) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            k.note(format!("env {name}"), value);
+        }
+        k.note("user", user.clone());
+        k.note("workdir", workdir.clone());
+        k.note("mounts", mounts.join("; "));
+        k.note("network", format!("{:?}", run.network));
+        for f in &run.command.files {
+            k.note(format!("heredoc {}", f.name), f.data.clone());
+        }
+        let notes = k.notes().clone();
+        let new_key = k.finish();
+        let lower: Vec<PathBuf> = layers
+            .iter()
+            .map(|l| self.store.snapshot_path(&l.chain_id))
+            .collect();
+        let id = cx.id;
+        let (layer, created) = self.layer_step(cx, &new_key, &notes, layers, false, |upper| {
+            let req = RunRequest {
+                argv: &argv,
+                env: &run_env,
+                user: &user,
+                workdir: &workdir,
+                lower: &lower,
+                upper,
+                mounts: &run.mounts,
+                network: run.network,
+                platform: &platform,
+                line: step.line,
+            };
+            let mut out = |data: &[u8]| {
+                if let Some(id) = id {
+                    self.reporter.event(&Event::Output { id, data });
+                }
+            };
+            runner.run(&req, &mut out)?;
+            Ok(LayerSource::OverlayUpper)
+        })?;
+        Ok((
+            new_key,
+            layer,
+            created,
+            run_created_by(&argv, &run.build_args),
+        ))
+    }
+
+    /// Write the target stage as an image into the store and tag it.
+    fn export(
+        &self,
+        target: &StageResult,
+        lease: &Lease<'_>,
+    ) -> Result<(ImageRecord, ImageConfig), BuildError> {
+        let mut config = target.config.clone();
+        config::apply_labels(&mut config, &self.opts.labels);
+        config.rootfs.kind = "layers".into();
+        config.rootfs.diff_ids = target.layers.iter().map(|l| l.diff_id.clone()).collect();
+        normalize_history(&mut config.history);
+        config.created = config.history.iter().rev().find_map(|h| h.created.clone());
+        let bytes =
+            kiln_oci::json::to_canonical_json(&config).map_err(|source| BuildError::Json {
+                what: "config",
+                source,
+            })?;
+        let format = self.opts.layer.format;
+        let config_digest = self
+            .store
+            .content()
+            .put(&bytes, None)
+            .map_err(kiln_store::Error::from)?;
+        lease.protect([&config_digest], [])?;
+        let config_desc = Descriptor::new(format.config(), config_digest, bytes.len() as u64);
+        let layers: Vec<LayerRecord> = target
+            .layers
+            .iter()
+            .map(|l| {
+                let mut l = l.clone();
+                if let Some(c) = layer_compression(&l.blob.media_type) {
+                    l.blob.media_type = format.layer(c).to_string();
+                }
+                l
+            })
+            .collect();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(format.manifest().into()),
+            artifact_type: None,
+            config: config_desc.clone(),
+            layers: layers.iter().map(|l| l.blob.clone()).collect(),
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let manifest_bytes =
+            kiln_oci::json::to_canonical_json(&manifest).map_err(|source| BuildError::Json {
+                what: "manifest",
+                source,
+            })?;
+        let manifest_digest = self
+            .store
+            .content()
+            .put(&manifest_bytes, None)
+            .map_err(kiln_store::Error::from)?;
+        lease.protect([&manifest_digest], [])?;
+        let record = ImageRecord {
+            manifest: Descriptor::new(
+                format.manifest(),
+                manifest_digest,
+                manifest_bytes.len() as u64,
+            ),
+            config: config_desc,
+            layers,
+            created: config.created.clone(),
+            platform: match &config.variant {
+                Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
+                None => format!("{}/{}", config.os, config.architecture),
+            },
+            added: now_secs().max(0) as u64,
+            repo_digests: Default::default(),
+        };
+        self.store.add_image(&record, &self.opts.tags)?;
+        Ok((record, config))
+    }
+}
+
+/// How a staged directory is to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LayerSource {
+    /// A plain tree (COPY, ADD, WORKDIR).
+    Plain,
+    /// An overlay upper directory (RUN).
+    OverlayUpper,
+}
+
+fn history(created_by: String, layer: bool) -> History {
+    History {
+        created: None,
+        created_by: Some(created_by),
+        author: None,
+        comment: Some(HISTORY_COMMENT.into()),
+        empty_layer: !layer,
+        extra: Default::default(),
+    }
+}
+
+/// BuildKit's exporter: entries without a time take the first new layer's
+/// time (or the latest time seen since the first untimed entry).
+fn normalize_history(history: &mut [History]) {
+    let mut created: Option<String> = None;
+    let mut untimed = false;
+    for h in history.iter() {
+        match &h.created {
+            Some(t) => {
+                created = Some(t.clone());
+                if untimed {
+                    break;
+                }
+            }
+            None => untimed = true,
+        }
+    }
+    untimed = false;
+    for h in history.iter_mut() {
+        match &h.created {
+            Some(t) => {
+                if untimed {
+                    created = Some(t.clone());
+                }
+            }
+            None => {
+                untimed = true;
+                h.created = created.clone();
+            }
+        }
+    }
+}
+
+fn layers_tree(store: &Store, layers: &[LayerRecord]) -> LayeredTree {
+    LayeredTree::new(
+        layers
+            .iter()
+            .map(|l| store.snapshot_path(&l.chain_id))
+            .collect(),
+    )
+}
+
+/// WORKDIR's layer: the directories of `wd` the image lacks, 0755, owned
+/// by the stage's USER.
+fn mkdir_layer(
+    tree: &LayeredTree,
+    wd: &str,
+    owner: (u32, u32),
+    now: i64,
+    dir: &Path,
+) -> Result<LayerSource, StepError> {
+    let resolved = tree.resolve(wd, true).map_err(|source| StepError::Io {
+        action: "resolve",
+        path: PathBuf::from(wd),
+        source,
+    })?;
+    let mut plan = copy::Plan {
+        parent_owner: owner,
+        dir_mode: 0o755,
+        now,
+        ..copy::Plan::default()
+    };
+    let mut p = String::from("/");
+    for c in crate::tree::components(&resolved) {
+        p = crate::tree::join(&p, &c);
+        let exists = tree
+            .lstat(&p)
+            .map_err(|source| StepError::Io {
+                action: "read",
+                path: PathBuf::from(&p),
+                source,
+            })?
+            .is_some();
+        if !exists {
+            plan.items.insert(
+                p.clone(),
+                copy::Item {
+                    dest: p.clone(),
+                    kind: copy::ItemKind::Dir,
+                    mode: 0o755,
+                    uid: owner.0,
+                    gid: owner.1,
+                    mtime: (now, 0),
+                },
+            );
+        }
+    }
+    plan.stage(tree, dir)?;
+    Ok(LayerSource::Plain)
+}
+
+/// A staging directory under the store's `ingest/` (collected with its
+/// process if that dies), removed when dropped.
+struct StagingDir {
+    path: PathBuf,
+}
+
+impl StagingDir {
+    fn new(store: &Store) -> Result<StagingDir, StepError> {
+        let parent = store.root().join("ingest");
+        let path = kiln_fs::atomic::temp_path(&parent);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|source| StepError::Io {
+                action: "create",
+                path: path.clone(),
+                source,
+            })?;
+        Ok(StagingDir { path })
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+struct ChanWriter(mpsc::SyncSender<Vec<u8>>);
+
+impl io::Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .send(buf.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the store stopped reading"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct ChanReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,336 @@
+#![allow(clippy::unwrap_used)]
+//! The solver on a real store, without the binary: RUN through a fake
+//! [`StepRunner`] (what the runtime will implement), its cache key, the
+//! scheduler running independent stages at the same time, and the events
+//! a [`Reporter`] gets.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use kiln_build::{
+    BuildOptions, Builder, Event, Graph, Reporter, RunError, RunRequest, Silent, Status, StepRunner,
+};
+use kiln_dockerfile::lower::{lower, Build, LowerOptions};
+use kiln_oci::Platform;
+use kiln_store::Store;
+
+fn lowered(text: &str, args: &BTreeMap<String, String>, target: Option<&str>) -> Build {
+    let df = kiln_dockerfile::parse(text).unwrap();
+    let host = Platform::host();
+    let mut opts = LowerOptions::new(args, &host);
+    opts.target = target;
+    lower(&df, &opts).unwrap()
+}
+
+/// A runner that records what it was asked and writes `argv`'s last word
+/// into `/out/<n>` of the upper directory.
+/// argv, env, user, workdir, number of lower directories.
+type Call = (Vec<String>, Vec<String>, String, String, usize);
+
+#[derive(Default)]
+struct FakeRunner {
+    calls: Mutex<Vec<Call>>,
+    fail: bool,
+}
+
+impl StepRunner for FakeRunner {
+    fn run(&self, req: &RunRequest<'_>, output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push((
+            req.argv.to_vec(),
+            req.env.to_vec(),
+            req.user.to_string(),
+            req.workdir.to_string(),
+            req.lower.len(),
+        ));
+        if self.fail {
+            output(b"boom\n");
+            return Err(RunError::Exit {
+                argv: req.argv.to_vec(),
+                code: 3,
+            });
+        }
+        fs::create_dir_all(req.upper.join("out")).unwrap();
+        fs::write(
+            req.upper.join("out").join(calls.len().to_string()),
+            req.argv.last().unwrap(),
+        )
+        .unwrap();
+        output(b"ran\n");
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Reporter for Recorder {
+    fn event(&self, e: &Event<'_>) {
+        let line = match e {
+            Event::Vertex { name, status, .. } => match status {
+                Status::Started => format!("start {name}"),
+                Status::Cached => format!("cached {name}"),
+                Status::Done(_) => format!("done {name}"),
+                Status::Failed => format!("failed {name}"),
+            },
+            Event::Output { data, .. } => format!("output {}", String::from_utf8_lossy(data)),
+            Event::Explain { reasons, .. } => format!("explain {}", reasons.join("; ")),
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+#[test]
+fn run_steps_go_through_the_runner_and_are_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let mut args = BTreeMap::new();
+    args.insert("V".to_string(), "7".to_string());
+    args.insert(
+        "HTTP_PROXY".to_string(),
+        "http://user:pw@proxy:3128".to_string(),
+    );
+    let build = lowered(
+        "FROM scratch\nARG V=1\nENV E=x\nUSER 5\nWORKDIR /w\nRUN make $V\nRUN [\"/bin/true\", \"two\"]\n",
+        &args,
+        None,
+    );
+    let runner = FakeRunner::default();
+    let opts = BuildOptions {
+        build_args: args.clone(),
+        ..BuildOptions::default()
+    };
+    let rec = Recorder::default();
+    let result = Builder::new(&store, &opts, &rec, Some(&runner))
+        .build(&build)
+        .unwrap();
+    {
+        let calls = runner.calls.lock().unwrap();
+        assert_eq!(calls.len(), 2);
+        let (argv, env, user, wd, lower) = &calls[0];
+        assert_eq!(argv, &["/bin/sh", "-c", "make $V"]);
+        assert!(env.contains(&"E=x".to_string()), "{env:?}");
+        assert!(
+            env.contains(&"V=7".to_string()),
+            "ARGs are environment for RUN: {env:?}"
+        );
+        assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+        assert!(
+            env.contains(&"HTTP_PROXY=http://user:pw@proxy:3128".to_string()),
+            "proxy args reach RUN: {env:?}"
+        );
+        assert_eq!((user.as_str(), wd.as_str()), ("5", "/w"));
+        assert_eq!(*lower, 1, "the WORKDIR layer is below it");
+        assert_eq!(calls[1].0, vec!["/bin/true", "two"]);
+        assert_eq!(calls[1].4, 2);
+    }
+    // The upper directory became a layer.
+    let top = result.image.layers.last().unwrap();
+    let p = store.snapshot_path(&top.chain_id).join("out/2");
+    assert_eq!(fs::read_to_string(p).unwrap(), "two");
+    let history: Vec<&str> = result
+        .config
+        .history
+        .iter()
+        .map(|h| h.created_by.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            "ARG V=7",
+            "ENV E=x",
+            "USER 5",
+            "WORKDIR /w",
+            "RUN |1 V=7 /bin/sh -c make $V # buildkit",
+            "RUN |1 V=7 /bin/true two # buildkit",
+        ]
+    );
+    let events = rec.0.lock().unwrap().clone();
+    assert!(events.contains(&"output ran\n".to_string()), "{events:?}");
+
+    // Again: every step from the cache, the runner not called, same image.
+    let again = Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&build)
+        .unwrap();
+    assert_eq!(runner.calls.lock().unwrap().len(), 2);
+    assert_eq!(again.image.id(), result.image.id());
+    // Another proxy is not another key (nor is it in the history).
+    let mut proxied = args.clone();
+    proxied.insert("HTTP_PROXY".to_string(), "http://other:1".to_string());
+    let other_proxy = lowered(
+        "FROM scratch\nARG V=1\nENV E=x\nUSER 5\nWORKDIR /w\nRUN make $V\nRUN [\"/bin/true\", \"two\"]\n",
+        &proxied,
+        None,
+    );
+    let same = Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&other_proxy)
+        .unwrap();
+    assert_eq!(runner.calls.lock().unwrap().len(), 2);
+    assert_eq!(same.image.id(), result.image.id());
+    assert!(again
+        .steps
+        .iter()
+        .filter(|(n, _)| !n.contains("FROM"))
+        .all(|(_, s)| *s == Status::Cached));
+
+    // Another build arg value is another key for the RUN that sees it.
+    args.insert("V".to_string(), "8".to_string());
+    let changed = lowered(
+        "FROM scratch\nARG V=1\nENV E=x\nUSER 5\nWORKDIR /w\nRUN make $V\nRUN [\"/bin/true\", \"two\"]\n",
+        &args,
+        None,
+    );
+    let opts = BuildOptions {
+        build_args: args.clone(),
+        ..BuildOptions::default()
+    };
+    let third = Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&changed)
+        .unwrap();
+    assert_eq!(runner.calls.lock().unwrap().len(), 4);
+    assert_eq!(
+        third.config.history[0].created_by.as_deref(),
+        Some("ARG V=8")
+    );
+}
+
+#[test]
+fn a_failed_run_names_its_line_and_leaves_no_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let build = lowered("FROM scratch\n\nRUN false\n", &BTreeMap::new(), None);
+    let runner = FakeRunner {
+        fail: true,
+        ..FakeRunner::default()
+    };
+    let rec = Recorder::default();
+    let opts = BuildOptions::default();
+    let err = Builder::new(&store, &opts, &rec, Some(&runner))
+        .build(&build)
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("Dockerfile:3: RUN false"), "{msg}");
+    assert!(format!("{:?}", err).contains("code: 3"), "{err:?}");
+    assert!(store.images().unwrap().is_empty());
+    let events = rec.0.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| e.starts_with("failed ")),
+        "{events:?}"
+    );
+    assert!(events.contains(&"output boom\n".to_string()));
+    // Without a runner the build fails before it starts.
+    let err = Builder::new(&store, &opts, &Silent, None)
+        .build(&build)
+        .unwrap_err();
+    assert!(err.to_string().contains("Dockerfile:3"), "{err}");
+    assert!(
+        err.to_string().contains("RUN is not supported yet"),
+        "{err}"
+    );
+}
+
+/// A runner whose steps wait until `n` of them run at the same time.
+struct Rendezvous {
+    barrier: Barrier,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl StepRunner for Rendezvous {
+    fn run(&self, req: &RunRequest<'_>, _output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        if req.argv.last().is_some_and(|a| a.starts_with("wait")) {
+            self.barrier.wait();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        fs::write(req.upper.join(req.argv.last().unwrap()), "x").unwrap();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn independent_stages_run_in_parallel_and_only_what_the_target_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let text = "FROM scratch AS a\nRUN wait-a\n\nFROM scratch AS b\nRUN wait-b\n\nFROM scratch AS unused\nRUN never\n\nFROM scratch\nCOPY --from=a /wait-a /a\nCOPY --from=b /wait-b /b\n";
+    let build = lowered(text, &BTreeMap::new(), None);
+    let graph = Graph::new(&build);
+    let names: Vec<&str> = graph.vertices.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "[a 1/2] FROM scratch",
+            "[a 2/2] RUN wait-a",
+            "[b 1/2] FROM scratch",
+            "[b 2/2] RUN wait-b",
+            "[stage-3 1/3] FROM scratch",
+            "[stage-3 2/3] COPY --from=a /wait-a /a",
+            "[stage-3 3/3] COPY --from=b /wait-b /b",
+        ]
+    );
+    assert_eq!(graph.vertices[5].deps, vec![4, 1]);
+    assert_eq!(graph.vertices[6].deps, vec![5, 3]);
+    // Both RUNs wait for each other: with two jobs the build finishes only
+    // if the two stages run at once.
+    let runner = Arc::new(Rendezvous {
+        barrier: Barrier::new(2),
+        running: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+    });
+    let opts = BuildOptions {
+        jobs: 2,
+        ..BuildOptions::default()
+    };
+    let result = Builder::new(&store, &opts, &Silent, Some(runner.as_ref()))
+        .build(&build)
+        .unwrap();
+    assert_eq!(runner.peak.load(Ordering::SeqCst), 2);
+    let top = store.snapshot_path(&result.image.layers[1].chain_id);
+    assert!(top.join("b").is_file());
+    assert!(
+        !Path::new(&store.snapshot_path(&result.image.layers[0].chain_id))
+            .join("never")
+            .exists()
+    );
+    assert_eq!(result.image.layers.len(), 2);
+}
+
+#[test]
+fn explain_names_the_build_arg_a_run_saw_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let runner = FakeRunner::default();
+    let text = "FROM scratch\nARG V=1\nRUN make $V\n";
+    for (v, want) in [
+        ("1", "no earlier build of this step to compare with"),
+        ("2", "env V: 1 -> 2"),
+    ] {
+        let mut args = BTreeMap::new();
+        args.insert("V".to_string(), v.to_string());
+        let build = lowered(text, &args, None);
+        let opts = BuildOptions {
+            build_args: args,
+            explain: Some("test-scope".into()),
+            ..BuildOptions::default()
+        };
+        let rec = Recorder::default();
+        Builder::new(&store, &opts, &rec, Some(&runner))
+            .build(&build)
+            .unwrap();
+        let explained: Vec<String> = rec
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.starts_with("explain "))
+            .cloned()
+            .collect();
+        assert_eq!(explained, vec![format!("explain {want}")]);
+    }
+}

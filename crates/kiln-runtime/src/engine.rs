@@ -1,0 +1,218 @@
+//! The embedded OCI runtime: youki's libcontainer, without systemd (cgroup
+//! v1, v2 or this machine's hybrid layout, which libcgroups drives as v1).
+//! kiln's own executor runs in the container process once libcontainer has
+//! set it up: it checks the command exists (so `run` can answer 127 or 126
+//! as Docker does), resets the signal state it inherited, and either execs
+//! the command or becomes the built-in init ([`crate::init`]).
+//!
+//! Only the single-threaded monitor calls into this module: libcontainer
+//! forks.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+use thiserror::Error;
+
+/// libcontainer failed.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// Creating the container failed.
+    #[error("failed to create the container: {0}")]
+    Create(String),
+    /// Starting it failed.
+    #[error("failed to start the container: {0}")]
+    Start(String),
+    /// Deleting it failed.
+    #[error("failed to delete the container: {0}")]
+    Delete(String),
+}
+
+impl EngineError {
+    /// Docker's exit status for a start failure: 127 for a command that is
+    /// not there, 126 for one that cannot be executed, else 125.
+    pub fn exit_code(&self) -> i32 {
+        let text = self.to_string();
+        if text.contains("executable file not found") || text.contains("no such file or directory")
+        {
+            127
+        } else if text.contains("permission denied") || text.contains("not executable") {
+            126
+        } else {
+            125
+        }
+    }
+}
+
+/// kiln's workload executor.
+#[derive(Debug, Clone)]
+pub struct KilnExecutor {
+    /// Run the built-in init as PID 1.
+    pub init: bool,
+}
+
+fn process_args(spec: &Spec) -> Option<Vec<String>> {
+    spec.process().as_ref()?.args().clone()
+}
+
+/// Look `name` up as execvp would: `Ok(path)`, or Docker's message.
+fn find_executable(name: &str, path_var: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let check = |p: &Path| -> Result<PathBuf, String> {
+        let md = std::fs::metadata(p)
+            .map_err(|_| format!("exec: \"{name}\": stat {name}: no such file or directory"))?;
+        if md.is_dir() || md.permissions().mode() & 0o111 == 0 {
+            return Err(format!("exec: \"{name}\": permission denied"));
+        }
+        Ok(p.to_path_buf())
+    };
+    if name.contains('/') {
+        return check(Path::new(name));
+    }
+    for dir in path_var.split(':') {
+        let p = Path::new(if dir.is_empty() { "." } else { dir }).join(name);
+        if p.is_file() {
+            return check(&p);
+        }
+    }
+    Err(format!(
+        "exec: \"{name}\": executable file not found in $PATH"
+    ))
+}
+
+impl Executor for KilnExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;
+        crate::init::reset_signals();
+        if self.init {
+            crate::init::run(&args)
+        }
+        crate::init::exec_command(&args)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        let args = process_args(spec)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| ExecutorValidationError::ArgValidationError("no command".into()))?;
+        let path = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().as_ref())
+            .and_then(|env| {
+                env.iter()
+                    .find_map(|e| e.strip_prefix("PATH=").map(String::from))
+            })
+            .unwrap_or_default();
+        find_executable(&args[0], &path)
+            .map(|_| ())
+            .map_err(ExecutorValidationError::ArgValidationError)
+    }
+}
+
+/// Where a container's stdio goes.
+#[derive(Debug)]
+pub enum Stdio {
+    /// These three descriptors.
+    Fds {
+        /// Standard input.
+        stdin: OwnedFd,
+        /// Standard output.
+        stdout: OwnedFd,
+        /// Standard error.
+        stderr: OwnedFd,
+    },
+    /// A new pty whose master is sent to this unix socket.
+    Console(PathBuf),
+}
+
+/// Create (not start) the container `id` from `bundle/config.json`, its
+/// runtime state under `state_root`. Returns the container and its init's
+/// pid on the host.
+pub fn create(
+    id: &str,
+    state_root: &Path,
+    bundle: &Path,
+    stdio: Stdio,
+    init: bool,
+) -> Result<(Container, i32), EngineError> {
+    let err = |e: libcontainer::error::LibcontainerError| EngineError::Create(error_chain(&e));
+    let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_executor(KilnExecutor { init })
+        .with_root_path(state_root)
+        .map_err(err)?;
+    match stdio {
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            b = b.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr);
+        }
+        Stdio::Console(path) => b = b.with_console_socket(Some(path)),
+    }
+    let container = b
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(err)?;
+    let pid = container
+        .pid()
+        .map(|p| p.as_raw())
+        .ok_or_else(|| EngineError::Create("the container has no process".into()))?;
+    Ok((container, pid))
+}
+
+/// Start a created container (its init execs the command).
+pub fn start(container: &mut Container) -> Result<(), EngineError> {
+    container
+        .start()
+        .map_err(|e| EngineError::Start(error_chain(&e)))
+}
+
+/// Remove the container's runtime state and cgroup (its processes are
+/// gone or are killed).
+pub fn delete(state_root: &Path, id: &str) -> Result<(), EngineError> {
+    let dir = state_root.join(id);
+    if !dir.exists() {
+        return Ok(());
+    }
+    let mut c = Container::load(dir).map_err(|e| EngineError::Delete(error_chain(&e)))?;
+    c.delete(true)
+        .map_err(|e| EngineError::Delete(error_chain(&e)))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executables_are_found_as_execvp_would() {
+        assert!(find_executable("sh", "/usr/bin:/bin").is_ok());
+        let e = find_executable("no-such-cmd-kiln", "/usr/bin:/bin").unwrap_err();
+        assert!(e.contains("executable file not found"), "{e}");
+        let e = find_executable("/etc/passwd", "/bin").unwrap_err();
+        assert!(e.contains("permission denied"), "{e}");
+        let e = find_executable("/nope/x", "/bin").unwrap_err();
+        assert!(e.contains("no such file"), "{e}");
+        assert_eq!(EngineError::Create(e).exit_code(), 127);
+    }
+}

@@ -1,0 +1,704 @@
+//! The per-container monitor (DESIGN.md, "Process model"): kiln
+//! re-executed as a hidden subcommand, single threaded, from a sealed copy
+//! of itself. It mounts the root file system, resolves the user in the
+//! image, writes the runtime spec, creates and starts the container through
+//! libcontainer, owns the container's stdio (pipes, or a real pty for `-t`
+//! resized on SIGWINCH), writes the log (`json-file` lines: `log`, `stream`,
+//! `time`), forwards signals to the container, waits for it, reports the
+//! exit status through [`Recorder`], and cleans up (runtime state, cgroup,
+//! mounts). `run -d` leaves it running in its own session.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+use nix::sys::termios::{self, SetArg, Termios};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{pipe, Pid};
+
+use crate::engine::{self, EngineError, Stdio};
+use crate::options::{NetworkMode, RunOptions};
+use crate::rootfs::Overlay;
+use crate::spec::{self, Generated};
+use crate::{inroot, user};
+
+/// What the monitor tells the store.
+pub trait Recorder {
+    /// The container runs; `pid` is its init on the host.
+    fn started(&mut self, pid: u32) -> Result<(), String>;
+    /// It ended with `code` (or never started: `error`).
+    fn finished(&mut self, code: i32, error: Option<&str>);
+}
+
+/// One container to run.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// The container id.
+    pub id: String,
+    /// `containers/<id>/`.
+    pub dir: PathBuf,
+    /// The image's snapshot directories, bottom first.
+    pub lowers: Vec<PathBuf>,
+    /// The run options.
+    pub opts: RunOptions,
+    /// Copy the container's output to this process's stdout/stderr and
+    /// this process's stdin to the container (foreground `run`, `start -a`).
+    pub attach: bool,
+}
+
+/// How the container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Exit status (Docker's 125/126/127 for failures to start).
+    pub code: i32,
+    /// Why it did not start.
+    pub error: Option<String>,
+}
+
+/// Take ownership of a descriptor this process inherited by number (the
+/// `--ready-fd` pipe of `run -d`), made close-on-exec; `None` if that
+/// number is not open.
+pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    if fd < 3 || fcntl(fd, FcntlArg::F_GETFD).is_err() {
+        return None;
+    }
+    let _ = fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    // SAFETY: the descriptor is open (F_GETFD succeeded), was handed to
+    // this process by its parent for this purpose, and nothing else in
+    // this process refers to it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Paths inside the container directory.
+pub fn log_path(dir: &Path) -> PathBuf {
+    dir.join("container.log")
+}
+
+fn state_root(dir: &Path) -> PathBuf {
+    dir.join("state")
+}
+
+/// The cgroup path of a container.
+pub fn cgroup_path(id: &str) -> String {
+    format!("/kiln/{id}")
+}
+
+/// Run the container to its end. `ready`, if given, receives `ok\n` once
+/// the container runs, or `error CODE MESSAGE\n`.
+pub fn run(cfg: &MonitorConfig, rec: &mut dyn Recorder, ready: Option<OwnedFd>) -> Outcome {
+    let overlay = Overlay::in_dir(&cfg.dir, cfg.lowers.clone());
+    let out = match prepare_and_run(cfg, &overlay, rec, ready.as_ref()) {
+        Ok(code) => Outcome { code, error: None },
+        Err((code, msg)) => {
+            if let Some(fd) = &ready {
+                let _ = nix::unistd::write(fd, format!("error {code} {msg}\n").as_bytes());
+            }
+            rec.finished(code, Some(&msg));
+            Outcome {
+                code,
+                error: Some(msg),
+            }
+        }
+    };
+    cleanup(cfg, &overlay);
+    out
+}
+
+/// Remove what a run leaves behind: runtime state and cgroup, the mount.
+/// Also what `rm` calls after a monitor died.
+pub fn cleanup_dir(id: &str, dir: &Path) {
+    let _ = engine::delete(&state_root(dir), id);
+    let _ = Overlay::in_dir(dir, Vec::new()).unmount();
+}
+
+fn cleanup(cfg: &MonitorConfig, overlay: &Overlay) {
+    let _ = engine::delete(&state_root(&cfg.dir), &cfg.id);
+    let _ = overlay.unmount();
+    let _ = fs::remove_file(cfg.dir.join("console.sock"));
+    let mut targets: Vec<&str> = GENERATED.to_vec();
+    targets.extend(cfg.opts.mounts.iter().map(|m| m.target.as_str()));
+    remove_mount_points(overlay, &targets);
+}
+
+/// The files kiln generates and binds into every container.
+pub const GENERATED: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+
+/// The runtime creates mount points that the image lacks in the upper
+/// directory; they are not the container's changes (Docker's `diff` and
+/// `commit` never show them). Remove those that are still empty, and
+/// their parents if those became empty directories the image has.
+fn remove_mount_points(overlay: &Overlay, targets: &[&str]) {
+    if overlay.is_mounted() {
+        return;
+    }
+    let in_lowers = |rel: &Path| {
+        overlay
+            .lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+    };
+    for t in targets {
+        let rel = Path::new(t.trim_start_matches('/'));
+        let p = overlay.upper.join(rel);
+        let Ok(md) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if in_lowers(rel) {
+            continue;
+        }
+        let removed = if md.is_file() && md.len() == 0 {
+            fs::remove_file(&p).is_ok()
+        } else if md.is_dir() {
+            fs::remove_dir(&p).is_ok()
+        } else {
+            false
+        };
+        if !removed {
+            continue;
+        }
+        let mut parent = rel.parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            let p = overlay.upper.join(dir);
+            let opaque = xattr_set(&p);
+            if !in_lowers(dir) || opaque || fs::remove_dir(&p).is_err() {
+                break;
+            }
+            parent = dir.parent();
+        }
+    }
+}
+
+/// Whether an upper directory carries overlayfs's opaque marker.
+fn xattr_set(p: &Path) -> bool {
+    let mut buf = [0u8; 8];
+    rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf).is_ok()
+}
+
+type Failure = (i32, String);
+
+fn fail<E: std::fmt::Display>(code: i32) -> impl FnOnce(E) -> Failure {
+    move |e| (code, e.to_string())
+}
+
+fn write_etc_files(cfg: &MonitorConfig) -> io::Result<(PathBuf, PathBuf, PathBuf)> {
+    let hosts = cfg.dir.join("hosts");
+    let hostname = cfg.dir.join("hostname");
+    let resolv = cfg.dir.join("resolv.conf");
+    let h = &cfg.opts.hostname;
+    fs::write(&hostname, format!("{h}\n"))?;
+    if cfg.opts.network == NetworkMode::Host {
+        fs::write(&hosts, fs::read("/etc/hosts").unwrap_or_default())?;
+    } else {
+        fs::write(
+            &hosts,
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+                 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+                 ff02::2\tip6-allrouters\n127.0.1.1\t{h}\n"
+            ),
+        )?;
+    }
+    // The host's resolver; loopback name servers mean nothing in another
+    // network namespace (Docker drops them too).
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let text: String = host_resolv
+        .lines()
+        .filter(|l| {
+            cfg.opts.network == NetworkMode::Host
+                || !(l.trim_start().starts_with("nameserver")
+                    && l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&resolv, text)?;
+    Ok((hosts, hostname, resolv))
+}
+
+fn prepare_and_run(
+    cfg: &MonitorConfig,
+    overlay: &Overlay,
+    rec: &mut dyn Recorder,
+    ready: Option<&OwnedFd>,
+) -> Result<i32, Failure> {
+    let state = state_root(&cfg.dir);
+    // A run that died left runtime state behind: clear it.
+    let _ = engine::delete(&state, &cfg.id);
+    let _ = fs::remove_dir_all(state.join(&cfg.id));
+    fs::create_dir_all(&state).map_err(fail(125))?;
+    overlay.mount().map_err(fail(125))?;
+    let u = user::resolve_in_root(&overlay.target, &cfg.opts.user).map_err(fail(125))?;
+    let root = inroot::open_root(&overlay.target).map_err(fail(125))?;
+    inroot::mkdir_all(&root, &cfg.opts.cwd).map_err(|e| {
+        (
+            125,
+            format!(
+                "failed to create the working directory {}: {e}",
+                cfg.opts.cwd
+            ),
+        )
+    })?;
+    drop(root);
+    let mut opts = cfg.opts.clone();
+    if !opts.env.iter().any(|e| e.starts_with("HOME=")) {
+        opts.env.push(format!("HOME={}", u.home));
+    }
+    let (hosts, hostname, resolv) = write_etc_files(cfg).map_err(fail(125))?;
+    let files = Generated {
+        hosts: &hosts,
+        hostname: &hostname,
+        resolv_conf: &resolv,
+    };
+    let spec = spec::build(&opts, &u, &overlay.target, &files, &cgroup_path(&cfg.id))
+        .map_err(fail(125))?;
+    let bundle = cfg.dir.join("bundle");
+    fs::create_dir_all(&bundle).map_err(fail(125))?;
+    let spec_text = serde_json::to_vec_pretty(&spec).map_err(fail(125))?;
+    fs::write(bundle.join("config.json"), spec_text).map_err(fail(125))?;
+
+    // stdio
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(&cfg.dir))
+        .map_err(fail(125))?;
+    let mut ends = Ends::default();
+    let console_listener;
+    let stdio = if opts.tty {
+        // The socket path may be too long for sun_path: bind relative to
+        // the container directory.
+        std::env::set_current_dir(&cfg.dir).map_err(fail(125))?;
+        let _ = fs::remove_file("console.sock");
+        console_listener = Some(UnixListener::bind("console.sock").map_err(fail(125))?);
+        Stdio::Console(cfg.dir.join("console.sock"))
+    } else {
+        console_listener = None;
+        let (out_r, out_w) = pipe().map_err(fail(125))?;
+        let (err_r, err_w) = pipe().map_err(fail(125))?;
+        let stdin = if opts.open_stdin {
+            let (in_r, in_w) = pipe().map_err(fail(125))?;
+            ends.stdin = Some(in_w);
+            in_r
+        } else {
+            File::open("/dev/null").map_err(fail(125))?.into()
+        };
+        ends.stdout = Some(out_r);
+        ends.stderr = Some(err_r);
+        Stdio::Fds {
+            stdin,
+            stdout: out_w,
+            stderr: err_w,
+        }
+    };
+    let (mut container, pid) =
+        engine::create(&cfg.id, &state, &bundle, stdio, opts.init).map_err(|e: EngineError| {
+            // What the container's side logged before it gave up.
+            if let Some(f) = &ends.stderr {
+                set_nonblocking(f.as_fd());
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = nix::unistd::read(f.as_raw_fd(), &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    tracing::debug!("container stderr: {}", String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+            (e.exit_code(), e.to_string())
+        })?;
+    if let Some(l) = console_listener {
+        let master = receive_master(&l).map_err(fail(125))?;
+        ends.pty = Some(master);
+    }
+
+    // Signals: block and read them from a signalfd from now on (the
+    // container's processes were cloned before, with the mask unchanged).
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGPIPE,
+    ] {
+        mask.add(s);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(fail(125))?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(fail(125))?;
+
+    engine::start(&mut container).map_err(|e| (e.exit_code(), e.to_string()))?;
+    if let Err(e) = rec.started(pid as u32) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err((125, e));
+    }
+    if let Some(fd) = ready {
+        let _ = nix::unistd::write(fd, b"ok\n");
+    }
+    let code = supervise(cfg, pid, &sfd, ends, log);
+    rec.finished(code, None);
+    Ok(code)
+}
+
+/// Receive the pty master libcontainer sends over the console socket.
+fn receive_master(l: &UnixListener) -> io::Result<OwnedFd> {
+    let (conn, _) = l.accept()?;
+    let mut buf = [0u8; 256];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<UnixAddr>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us;
+                // nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(io::Error::other("no pty master on the console socket"))
+}
+
+#[derive(Default)]
+struct Ends {
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    pty: Option<OwnedFd>,
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) {
+    if let Ok(fl) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd.as_raw_fd(),
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK),
+        );
+    }
+}
+
+/// A json-file log writer: one JSON object per line of output.
+struct Log {
+    file: File,
+    partial: [Vec<u8>; 2],
+}
+
+impl Log {
+    fn write(&mut self, stream: usize, data: &[u8]) {
+        self.partial[stream].extend_from_slice(data);
+        while let Some(nl) = self.partial[stream].iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial[stream].drain(..=nl).collect();
+            self.emit(stream, &line);
+        }
+        if self.partial[stream].len() >= 16 * 1024 {
+            let line = std::mem::take(&mut self.partial[stream]);
+            self.emit(stream, &line);
+        }
+    }
+
+    fn flush(&mut self) {
+        for s in 0..2 {
+            let line = std::mem::take(&mut self.partial[s]);
+            if !line.is_empty() {
+                self.emit(s, &line);
+            }
+        }
+    }
+
+    fn emit(&mut self, stream: usize, line: &[u8]) {
+        let entry = serde_json::json!({
+            "log": String::from_utf8_lossy(line),
+            "stream": if stream == 0 { "stdout" } else { "stderr" },
+            "time": rfc3339_nanos(SystemTime::now()),
+        });
+        let mut text = entry.to_string();
+        text.push('\n');
+        let _ = self.file.write_all(text.as_bytes());
+    }
+}
+
+/// RFC 3339 UTC with nanoseconds, as Docker's log timestamps.
+pub fn rfc3339_nanos(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil date from days since the epoch (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = if month <= 2 { y + 1 } else { y };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(0) => return,
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut p = [PollFd::new(fd, PollFlags::POLLOUT)];
+                let _ = poll(&mut p, PollTimeout::from(1000u16));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+struct RawMode {
+    saved: Termios,
+}
+
+impl RawMode {
+    fn enter() -> Option<RawMode> {
+        let stdin = io::stdin();
+        let saved = termios::tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
+fn copy_winsize(pty: BorrowedFd<'_>) {
+    let mut ws: nix::libc::winsize = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we own.
+    let ok = unsafe { nix::libc::ioctl(0, nix::libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_row > 0 {
+        // SAFETY: TIOCSWINSZ reads the winsize we pass.
+        unsafe {
+            nix::libc::ioctl(pty.as_raw_fd(), nix::libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+/// Copy stdio, forward signals and wait for `pid`; returns its status.
+fn supervise(cfg: &MonitorConfig, pid: i32, sfd: &SignalFd, mut ends: Ends, log: File) -> i32 {
+    let mut log = Log {
+        file: log,
+        partial: [Vec::new(), Vec::new()],
+    };
+    let attach = cfg.attach;
+    let _raw = if attach && ends.pty.is_some() && nix::unistd::isatty(0).unwrap_or(false) {
+        RawMode::enter()
+    } else {
+        None
+    };
+    if let Some(p) = &ends.pty {
+        set_nonblocking(p.as_fd());
+        // A terminal's size to start with (Docker's 80x24), then the
+        // user's if there is one.
+        let ws = nix::libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads the winsize we pass.
+        unsafe {
+            nix::libc::ioctl(p.as_raw_fd(), nix::libc::TIOCSWINSZ, &ws);
+        }
+        if attach {
+            copy_winsize(p.as_fd());
+        }
+    }
+    for f in [&ends.stdout, &ends.stderr].into_iter().flatten() {
+        set_nonblocking(f.as_fd());
+    }
+    let stdin_fd = io::stdin();
+    let mut read_stdin = attach && (cfg.opts.open_stdin || ends.pty.is_some());
+    if !cfg.opts.open_stdin {
+        read_stdin = false;
+    }
+    let mut status: Option<i32> = None;
+    let mut drain_deadline: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(d) = drain_deadline {
+            let open = ends.stdout.is_some() || ends.stderr.is_some() || ends.pty.is_some();
+            if !open || Instant::now() >= d {
+                break;
+            }
+        }
+        let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut kinds: Vec<u8> = vec![0];
+        if let Some(f) = &ends.stdout {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            kinds.push(1);
+        }
+        if let Some(f) = &ends.stderr {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            kinds.push(2);
+        }
+        if let Some(f) = &ends.pty {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            kinds.push(3);
+        }
+        if read_stdin && status.is_none() {
+            fds.push(PollFd::new(stdin_fd.as_fd(), PollFlags::POLLIN));
+            kinds.push(4);
+        }
+        let timeout = if drain_deadline.is_some() {
+            PollTimeout::from(100u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let ready: Vec<(u8, PollFlags)> = fds
+            .iter()
+            .zip(&kinds)
+            .filter_map(|(p, k)| p.revents().filter(|r| !r.is_empty()).map(|r| (*k, r)))
+            .collect();
+        drop(fds);
+        for (kind, _) in ready {
+            match kind {
+                0 => {
+                    while let Ok(Some(si)) = sfd.read_signal() {
+                        let sig = si.ssi_signo as i32;
+                        if sig == Signal::SIGCHLD as i32 {
+                            reap(pid, &mut status);
+                        } else if sig == Signal::SIGWINCH as i32 {
+                            if let Some(p) = &ends.pty {
+                                copy_winsize(p.as_fd());
+                            }
+                        } else if sig != Signal::SIGPIPE as i32 && status.is_none() {
+                            // SAFETY: kill(2) with a signal number the
+                            // kernel gave us; no memory involved.
+                            unsafe {
+                                nix::libc::kill(pid, sig);
+                            }
+                        }
+                    }
+                    if status.is_some() && drain_deadline.is_none() {
+                        drain_deadline = Some(Instant::now() + Duration::from_secs(2));
+                        // Nothing reads the container's stdin any more.
+                        ends.stdin = None;
+                    }
+                }
+                1..=3 => {
+                    let slot = match kind {
+                        1 => &mut ends.stdout,
+                        2 => &mut ends.stderr,
+                        _ => &mut ends.pty,
+                    };
+                    let Some(fd) = slot.as_ref() else { continue };
+                    loop {
+                        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                            Ok(0) => {
+                                *slot = None;
+                                break;
+                            }
+                            Ok(n) => {
+                                let stream = if kind == 2 { 1 } else { 0 };
+                                log.write(stream, &buf[..n]);
+                                if attach {
+                                    if stream == 0 {
+                                        write_all_fd(io::stdout().as_fd(), &buf[..n]);
+                                    } else {
+                                        write_all_fd(io::stderr().as_fd(), &buf[..n]);
+                                    }
+                                }
+                            }
+                            Err(nix::errno::Errno::EINTR) => {}
+                            Err(nix::errno::Errno::EAGAIN) => break,
+                            // EIO: the pty's last slave closed.
+                            Err(_) => {
+                                *slot = None;
+                                break;
+                            }
+                        }
+                    }
+                }
+                4 => match nix::unistd::read(stdin_fd.as_raw_fd(), &mut buf) {
+                    Ok(0) | Err(_) => {
+                        read_stdin = false;
+                        if ends.pty.is_none() {
+                            ends.stdin = None;
+                        }
+                    }
+                    Ok(n) => {
+                        if let Some(p) = &ends.pty {
+                            write_all_fd(p.as_fd(), &buf[..n]);
+                        } else if let Some(i) = &ends.stdin {
+                            write_all_fd(i.as_fd(), &buf[..n]);
+                        }
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+    log.flush();
+    status.unwrap_or(137)
+}
+
+fn reap(pid: i32, status: &mut Option<i32>) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => *status = Some(code),
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => {
+                *status = Some(128 + s as i32)
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_with_nanoseconds() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 5);
+        assert_eq!(rfc3339_nanos(t), "2023-11-14T22:13:20.000000005Z");
+        assert_eq!(rfc3339_nanos(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,171 @@
+//! A container's root file system: an overlay of the image's snapshots
+//! (read-only lowers, the topmost layer first in `lowerdir`) and the
+//! container's own `upper` and `work` directories, mounted at
+//! `containers/<id>/rootfs` on the host for as long as the container runs
+//! (and briefly for `export` and `cp`).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountFlags, UnmountFlags};
+use thiserror::Error;
+
+/// The overlay could not be mounted or unmounted.
+#[derive(Debug, Error)]
+pub enum RootfsError {
+    /// A directory could not be created.
+    #[error("failed to create {path}: {source}")]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// mount(2) failed.
+    #[error("failed to mount the container's root file system at {path}: {source}")]
+    Mount {
+        /// The mount point.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// umount(2) failed.
+    #[error("failed to unmount {path}: {source}")]
+    Unmount {
+        /// The mount point.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The overlay options do not fit in a page.
+    #[error("the image has too many layers for one overlay mount ({0} bytes of options)")]
+    TooManyLayers(usize),
+}
+
+/// The directories of one container's overlay.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    /// Snapshot directories, bottom layer first.
+    pub lowers: Vec<PathBuf>,
+    /// The container's changes.
+    pub upper: PathBuf,
+    /// overlayfs's work directory.
+    pub work: PathBuf,
+    /// Where the merged tree is mounted.
+    pub target: PathBuf,
+}
+
+impl Overlay {
+    /// The overlay of a container directory `dir` over `lowers`.
+    pub fn in_dir(dir: &Path, lowers: Vec<PathBuf>) -> Overlay {
+        Overlay {
+            lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            target: dir.join("rootfs"),
+        }
+    }
+
+    /// Whether the merged tree is mounted now.
+    pub fn is_mounted(&self) -> bool {
+        is_mount_point(&self.target)
+    }
+
+    /// Mount the merged tree (unmounting a stale mount first).
+    pub fn mount(&self) -> Result<(), RootfsError> {
+        for d in [&self.upper, &self.work, &self.target] {
+            fs::create_dir_all(d).map_err(|source| RootfsError::Create {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        if self.is_mounted() {
+            self.unmount()?;
+        }
+        // An image with no layer still needs a lower directory.
+        let empty = self.target.with_file_name("empty");
+        let lowers: Vec<String> = if self.lowers.is_empty() {
+            fs::create_dir_all(&empty).map_err(|source| RootfsError::Create {
+                path: empty.clone(),
+                source,
+            })?;
+            vec![empty.display().to_string()]
+        } else {
+            self.lowers
+                .iter()
+                .rev()
+                .map(|p| p.display().to_string())
+                .collect()
+        };
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
+            lowers.join(":"),
+            self.upper.display(),
+            self.work.display()
+        );
+        if data.len() >= 4096 {
+            return Err(RootfsError::TooManyLayers(data.len()));
+        }
+        let data = std::ffi::CString::new(data).map_err(|e| RootfsError::Mount {
+            path: self.target.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
+        rustix::mount::mount(
+            "overlay",
+            &self.target,
+            "overlay",
+            MountFlags::empty(),
+            data.as_c_str(),
+        )
+        .map_err(|e| RootfsError::Mount {
+            path: self.target.clone(),
+            source: e.into(),
+        })
+    }
+
+    /// Unmount the merged tree (lazily: a process may still hold it).
+    pub fn unmount(&self) -> Result<(), RootfsError> {
+        while self.is_mounted() {
+            rustix::mount::unmount(&self.target, UnmountFlags::DETACH).map_err(|e| {
+                RootfsError::Unmount {
+                    path: self.target.clone(),
+                    source: e.into(),
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` is a mount point (per /proc/self/mountinfo).
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.display().to_string();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape(m) == want)
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v as char);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}

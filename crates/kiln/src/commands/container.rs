@@ -1,0 +1,1163 @@
+//! The container commands: `run`, `create`, `start`, `ps`, `logs`,
+//! `stop`, `kill`, `rm`, `wait`, `commit`, `diff`, `export`, container
+//! `inspect`, and the hidden `__monitor` that runs one container
+//! (kiln-runtime's monitor, with the store as its recorder).
+//!
+//! Exit codes as Docker's: 125 when kiln itself fails, 126 when the
+//! command cannot be executed, 127 when it is not found, else the
+//! container's status. `run` in the foreground *becomes* the monitor (exec,
+//! same pid), so signals sent to `kiln run` reach the container; `run -d`
+//! and `start` spawn the monitor in its own session and wait until it
+//! reports that the container runs.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, bail, Context, Result};
+use kiln_oci::config::ContainerConfig;
+use kiln_oci::time::parse_rfc3339;
+use kiln_oci::{ImageConfig, Reference};
+use kiln_runtime::monitor::{self, MonitorConfig, Recorder};
+use kiln_runtime::options::{
+    self as ropts, MountKind, MountRequest, NetworkMode, RunOptions, SeccompMode, Ulimit,
+};
+use kiln_store::commit::CommitOptions;
+use kiln_store::{ContainerRecord, ContainerState, Store};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+use crate::cli::Cli;
+use crate::cli_container::{
+    CommitArgs, CreateArgs, DiffArgs, ExportArgs, KillArgs, LogsArgs, MonitorArgs, PsArgs, RmArgs,
+    RunArgs, StartArgs, StopArgs, WaitArgs,
+};
+use crate::commands::{open_store, store_root};
+use crate::format::render;
+use crate::format::units::human_duration;
+
+/// kiln's own failure, as Docker's 125.
+const EXIT_KILN: u8 = 125;
+
+fn report(result: Result<u8>) -> Result<u8> {
+    match result {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            eprintln!("kiln: {e:#}");
+            Ok(EXIT_KILN)
+        }
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut b = vec![0u8; bytes];
+    File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn random_name(id: &str) -> String {
+    const ADJ: [&str; 16] = [
+        "brave", "calm", "eager", "fervent", "gallant", "happy", "jolly", "keen", "lucid", "nifty",
+        "quirky", "serene", "stoic", "tender", "vibrant", "wizardly",
+    ];
+    const NOUN: [&str; 16] = [
+        "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "knuth", "lovelace",
+        "meitner", "noether", "pascal", "ritchie", "shannon", "turing", "wozniak",
+    ];
+    let n = u64::from_str_radix(&id[..12], 16).unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        ADJ[(n % 16) as usize],
+        NOUN[((n >> 4) % 16) as usize],
+        &id[..4]
+    )
+}
+
+/// `64m`, `1g`, `512k`, `1024` → bytes.
+fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let v: f64 = num.parse().map_err(|_| anyhow!("invalid size: {s:?}"))?;
+    Ok((v * mul as f64) as i64)
+}
+
+fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| anyhow!("invalid signal: {s}"));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    Signal::from_str(&name).map_err(|_| anyhow!("invalid signal: {s}"))
+}
+
+fn parse_volume(v: &str) -> Result<MountRequest> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => bail!("invalid volume specification: {v:?}"),
+    };
+    if !src.starts_with('/') {
+        bail!("invalid volume specification {v:?}: named volumes are not supported yet, give an absolute host path");
+    }
+    if !dst.starts_with('/') {
+        bail!("invalid volume specification {v:?}: the container path must be absolute");
+    }
+    let mut readonly = false;
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => readonly = true,
+            "rw" | "z" | "Z" => {}
+            _ => bail!("invalid mode {m:?} in volume {v:?}"),
+        }
+    }
+    Ok(MountRequest {
+        kind: MountKind::Bind,
+        source: src.into(),
+        target: dst.into(),
+        readonly,
+        options: Vec::new(),
+    })
+}
+
+fn parse_mount(spec: &str) -> Result<MountRequest> {
+    let mut kind = None;
+    let mut source = String::new();
+    let mut target = String::new();
+    let mut readonly = false;
+    let mut options = Vec::new();
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => {
+                kind = Some(match v {
+                    "bind" => MountKind::Bind,
+                    "tmpfs" => MountKind::Tmpfs,
+                    other => bail!("mount type {other:?} is not supported (bind, tmpfs)"),
+                })
+            }
+            "source" | "src" => source = v.into(),
+            "target" | "destination" | "dst" => target = v.into(),
+            "readonly" | "ro" => readonly = v.is_empty() || v == "true" || v == "1",
+            "tmpfs-size" => options.push(format!("size={}", parse_bytes(v)?)),
+            "tmpfs-mode" => options.push(format!("mode={v}")),
+            _ => bail!("unexpected key {k:?} in mount {spec:?}"),
+        }
+    }
+    let kind = kind.ok_or_else(|| anyhow!("mount {spec:?} needs type=bind or type=tmpfs"))?;
+    if !target.starts_with('/') {
+        bail!("mount {spec:?}: the target must be an absolute path");
+    }
+    if kind == MountKind::Bind && !source.starts_with('/') {
+        bail!("mount {spec:?}: the source must be an absolute host path");
+    }
+    Ok(MountRequest {
+        kind,
+        source,
+        target,
+        readonly,
+        options,
+    })
+}
+
+fn parse_ulimit(s: &str) -> Result<Ulimit> {
+    let (name, vals) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("invalid ulimit argument: {s:?}"))?;
+    if !kiln_runtime::spec::valid_ulimit(name) {
+        bail!("invalid ulimit type: {name}");
+    }
+    let (soft, hard) = vals.split_once(':').unwrap_or((vals, vals));
+    let p = |v: &str| -> Result<u64> {
+        if v == "-1" || v == "unlimited" {
+            return Ok(u64::MAX);
+        }
+        v.parse()
+            .map_err(|_| anyhow!("invalid ulimit value: {s:?}"))
+    };
+    let (soft, hard) = (p(soft)?, p(hard)?);
+    if soft > hard {
+        bail!("ulimit soft limit must be less than or equal to hard limit: {s}");
+    }
+    Ok(Ulimit {
+        name: name.into(),
+        soft,
+        hard,
+    })
+}
+
+/// Make the container record for `args` (nothing runs yet).
+fn create_record(store: &Store, args: &CreateArgs) -> Result<ContainerRecord> {
+    let image = store.resolve(&args.image)?;
+    let bytes = store.content().read(image.record.id())?;
+    let image_config: ImageConfig = serde_json::from_slice(&bytes)
+        .with_context(|| format!("image {}: invalid config", image.record.id()))?;
+    let cfg = image_config.config.clone().unwrap_or_default();
+    let id = random_hex(32)?;
+    let hostname = args
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
+    let argv = ropts::command(&cfg, args.entrypoint.as_deref(), &args.command)?;
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut user_env = Vec::new();
+    for f in &args.env_file {
+        let text = fs::read_to_string(f)
+            .with_context(|| format!("failed to read the env file {}", f.display()))?;
+        user_env.extend(ropts::parse_env_file(&text, lookup)?);
+    }
+    for e in &args.env {
+        user_env.extend(ropts::env_arg(e, lookup)?);
+    }
+    // HOME comes from passwd at start, when the root file system is there.
+    let mut env = ropts::environment(&cfg.env, &user_env, &hostname, "");
+    env.retain(|e| e != "HOME=");
+    let cwd = ropts::workdir(&cfg, args.workdir.as_deref())?;
+    let mut mounts = Vec::new();
+    for v in &args.volume {
+        mounts.push(parse_volume(v)?);
+    }
+    for m in &args.mount {
+        mounts.push(parse_mount(m)?);
+    }
+    for t in &args.tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+        if !path.starts_with('/') {
+            bail!("invalid tmpfs {t:?}: the path must be absolute");
+        }
+        mounts.push(MountRequest {
+            kind: MountKind::Tmpfs,
+            source: String::new(),
+            target: path.into(),
+            readonly: false,
+            options: opts
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect(),
+        });
+    }
+    let network = match args.network.as_deref() {
+        None | Some("none") => NetworkMode::None,
+        Some("host") => NetworkMode::Host,
+        Some(n) => bail!("network {n:?} is not supported yet (none, host)"),
+    };
+    let mut seccomp = SeccompMode::Default;
+    let mut no_new_privileges = false;
+    for o in &args.security_opt {
+        let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match (k, v) {
+            ("no-new-privileges", "" | "true") => no_new_privileges = true,
+            ("no-new-privileges", "false") => no_new_privileges = false,
+            ("seccomp", "unconfined") => seccomp = SeccompMode::Unconfined,
+            ("seccomp", path) if !path.is_empty() => {
+                let text = fs::read_to_string(path)
+                    .with_context(|| format!("opening seccomp profile ({path}) failed"))?;
+                kiln_runtime::seccomp::from_docker_profile(&text, &[])?;
+                seccomp = SeccompMode::Profile(text);
+            }
+            ("label" | "apparmor", _) => {}
+            _ => bail!("invalid --security-opt: {o:?}"),
+        }
+    }
+    let stop_signal = args.stop_signal.clone().or(cfg.stop_signal.clone());
+    if let Some(s) = &stop_signal {
+        parse_signal(s)?;
+    }
+    let opts = RunOptions {
+        args: argv.clone(),
+        env: env.clone(),
+        cwd: cwd.clone(),
+        user: args.user.clone().or(cfg.user.clone()).unwrap_or_default(),
+        hostname: hostname.clone(),
+        tty: args.tty,
+        open_stdin: args.interactive,
+        init: args.init,
+        read_only: args.read_only,
+        privileged: args.privileged,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        no_new_privileges,
+        seccomp,
+        pids_limit: args.pids_limit,
+        memory: args.memory.as_deref().map(parse_bytes).transpose()?,
+        cpus: args.cpus,
+        ulimits: args
+            .ulimit
+            .iter()
+            .map(|u| parse_ulimit(u))
+            .collect::<Result<_>>()?,
+        mounts,
+        network,
+        stop_signal,
+        stop_timeout: args.stop_timeout,
+        auto_remove: args.rm,
+        runtime: args.runtime.clone(),
+    };
+    if opts.runtime.is_some() {
+        bail!("--runtime: only the embedded runtime is supported so far");
+    }
+    // Capabilities are checked now, not when the container starts.
+    kiln_runtime::spec::capabilities(&opts)?;
+    let mut labels = cfg.labels.clone();
+    for l in &args.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.into(), v.into());
+    }
+    let merged = ContainerConfig {
+        user: Some(opts.user.clone()).filter(|u| !u.is_empty()),
+        env,
+        cmd: Some(if args.entrypoint.is_some() || !args.command.is_empty() {
+            args.command.clone()
+        } else {
+            cfg.cmd.clone().unwrap_or_default()
+        }),
+        entrypoint: match args.entrypoint.as_deref() {
+            Some("") => None,
+            Some(e) => Some(vec![e.to_string()]),
+            None => cfg.entrypoint.clone(),
+        },
+        working_dir: Some(cwd),
+        labels,
+        stop_signal: opts.stop_signal.clone(),
+        ..cfg.clone()
+    };
+    let mut config = serde_json::to_value(&merged)?;
+    config["Hostname"] = json!(hostname);
+    config["Image"] = json!(args.image);
+    config["Tty"] = json!(args.tty);
+    config["OpenStdin"] = json!(args.interactive);
+    let name = match &args.name {
+        Some(n) => n.trim_start_matches('/').to_string(),
+        None => random_name(&id),
+    };
+    let record = ContainerRecord {
+        id: id.clone(),
+        name,
+        image: image.record.manifest.digest.to_string(),
+        image_name: args.image.clone(),
+        config_digest: image.record.id().clone(),
+        snapshots: image.record.snapshots().cloned().collect(),
+        config,
+        host_config: serde_json::to_value(&opts)?,
+        path: argv[0].clone(),
+        args: argv[1..].to_vec(),
+        created: monitor::rfc3339_nanos(SystemTime::now()),
+        state: ContainerState::Created,
+        pid: 0,
+        pid_start_time: 0,
+        monitor_pid: 0,
+        monitor_start_time: 0,
+        exit_code: 0,
+        error: String::new(),
+        started_at: None,
+        finished_at: None,
+        stopped_by_user: false,
+    };
+    store.create_container(&record)?;
+    Ok(record)
+}
+
+fn monitor_command(cli: &Cli, id: &str, attach: bool) -> std::process::Command {
+    let mut c = std::process::Command::new("/proc/self/exe");
+    c.arg0("kiln");
+    c.arg("--root").arg(store_root(cli));
+    // libcontainer's own log lines would land on the user's terminal;
+    // kiln reports its errors itself unless debugging was asked for.
+    let level = if cli.debug > 0 {
+        cli.log_level()
+    } else {
+        "off".into()
+    };
+    c.args(["--log-level", &level]);
+    c.arg("__monitor");
+    if attach {
+        c.arg("--attach");
+    }
+    c.arg(id);
+    c
+}
+
+/// Start the monitor in its own session and wait until the container runs
+/// (or failed to start: its exit code and message).
+fn start_detached(
+    cli: &Cli,
+    store: &Store,
+    id: &str,
+) -> Result<std::result::Result<(), (u8, String)>> {
+    let (r, w) = nix::unistd::pipe()?;
+    rustix::io::fcntl_setfd(&r, rustix::io::FdFlags::CLOEXEC)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(store.container_dir(id).join("monitor.log"))?;
+    let mut cmd = monitor_command(cli, id, false);
+    cmd.arg("--ready-fd").arg(w.as_raw_fd().to_string());
+    // `__monitor ID` must stay last for clap: put the flag before the id.
+    let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut fixed = std::process::Command::new("/proc/self/exe");
+    fixed.arg0("kiln");
+    let n = args.len();
+    fixed
+        .args(&args[..n - 3])
+        .args(&args[n - 2..])
+        .arg(&args[n - 3]);
+    fixed
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    let mut child = fixed
+        .spawn()
+        .context("failed to start the container monitor")?;
+    drop(w);
+    let mut line = Vec::new();
+    let mut f = File::from(r);
+    let mut b = [0u8; 1];
+    while f.read(&mut b)? == 1 && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    let line = String::from_utf8_lossy(&line).into_owned();
+    if line == "ok" {
+        // The monitor runs on in its own session; nobody waits for it
+        // here, it is re-parented when kiln exits.
+        std::mem::forget(child);
+        return Ok(Ok(()));
+    }
+    let _ = child.wait();
+    if let Some(rest) = line.strip_prefix("error ") {
+        let (code, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+        return Ok(Err((code.parse().unwrap_or(EXIT_KILN), msg.to_string())));
+    }
+    Ok(Err((
+        EXIT_KILN,
+        "the container monitor died before the container started".into(),
+    )))
+}
+
+/// `kiln run`.
+pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    report((|| {
+        let store = open_store(cli)?;
+        if args.detach && args.create.rm && args.create.interactive && args.create.tty {
+            // Docker allows it; nothing to check.
+        }
+        let record = create_record(&store, &args.create)?;
+        if args.detach {
+            return match start_detached(cli, &store, &record.id)? {
+                Ok(()) => {
+                    println!("{}", record.id);
+                    Ok(0)
+                }
+                Err((code, msg)) => {
+                    eprintln!("kiln: {msg}");
+                    Ok(code)
+                }
+            };
+        }
+        let e = monitor_command(cli, &record.id, true).exec();
+        Err(anyhow!(e).context("failed to run the container monitor"))
+    })())
+}
+
+/// `kiln create`.
+pub(crate) fn create(cli: &Cli, args: &CreateArgs) -> Result<u8> {
+    report((|| {
+        let store = open_store(cli)?;
+        let record = create_record(&store, args)?;
+        println!("{}", record.id);
+        Ok(0)
+    })())
+}
+
+/// `kiln start`.
+pub(crate) fn start(cli: &Cli, args: &StartArgs) -> Result<u8> {
+    report((|| {
+        let store = open_store(cli)?;
+        if args.attach || args.interactive {
+            if args.containers.len() > 1 {
+                bail!("you cannot start and attach multiple containers at once");
+            }
+            let c = store.container(&args.containers[0])?;
+            if c.state == ContainerState::Running {
+                bail!("container {} is already running", c.name);
+            }
+            let e = monitor_command(cli, &c.id, true).exec();
+            return Err(anyhow!(e).context("failed to run the container monitor"));
+        }
+        let mut code = 0;
+        for n in &args.containers {
+            let c = match store.container(n) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("Error response from daemon: {e}");
+                    code = 1;
+                    continue;
+                }
+            };
+            if c.state == ContainerState::Running {
+                println!("{n}");
+                continue;
+            }
+            match start_detached(cli, &store, &c.id)? {
+                Ok(()) => println!("{n}"),
+                Err((_, msg)) => {
+                    eprintln!("Error response from daemon: {msg}");
+                    code = 1;
+                }
+            }
+        }
+        Ok(code)
+    })())
+}
+
+struct StoreRecorder<'a> {
+    store: &'a Store,
+    id: String,
+}
+
+impl Recorder for StoreRecorder<'_> {
+    fn started(&mut self, pid: u32) -> std::result::Result<(), String> {
+        let start_time = kiln_store::lease::process_start_time(pid).unwrap_or(0);
+        let me = std::process::id();
+        let me_start = kiln_store::lease::process_start_time(me).unwrap_or(0);
+        self.store
+            .update_container(&self.id, |c| {
+                c.state = ContainerState::Running;
+                c.pid = pid;
+                c.pid_start_time = start_time;
+                c.monitor_pid = me;
+                c.monitor_start_time = me_start;
+                c.exit_code = 0;
+                c.error.clear();
+                c.started_at = Some(monitor::rfc3339_nanos(SystemTime::now()));
+                c.finished_at = None;
+                c.stopped_by_user = false;
+            })
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .ok_or_else(|| "the container was removed".to_string())
+    }
+
+    fn finished(&mut self, code: i32, error: Option<&str>) {
+        let _ = self.store.update_container(&self.id, |c| {
+            c.state = if error.is_some() && c.started_at.is_none() {
+                ContainerState::Created
+            } else {
+                ContainerState::Exited
+            };
+            if error.is_some() {
+                c.state = ContainerState::Exited;
+            }
+            c.pid = 0;
+            c.exit_code = code;
+            c.error = error.unwrap_or_default().to_string();
+            c.finished_at = Some(monitor::rfc3339_nanos(SystemTime::now()));
+        });
+    }
+}
+
+/// `kiln __monitor`: run one container to its end.
+pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
+    if !kiln_runtime::memfd::running_sealed() {
+        let e = kiln_runtime::memfd::reexec_sealed();
+        eprintln!("kiln: cannot run the monitor from a sealed copy of kiln: {e}");
+        return Ok(EXIT_KILN);
+    }
+    let ready = args.ready_fd.and_then(monitor::inherited_fd);
+    if !args.attach {
+        let _ = rustix::process::setsid();
+    }
+    let store = open_store(cli)?;
+    let c = match store.container(&args.id) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kiln: {e}");
+            return Ok(EXIT_KILN);
+        }
+    };
+    if c.state == ContainerState::Running {
+        eprintln!("kiln: container {} is already running", c.name);
+        return Ok(EXIT_KILN);
+    }
+    let opts: RunOptions = serde_json::from_value(c.host_config.clone())
+        .context("the container's options do not decode")?;
+    let cfg = MonitorConfig {
+        id: c.id.clone(),
+        dir: store.container_dir(&c.id),
+        lowers: c.snapshots.iter().map(|s| store.snapshot_path(s)).collect(),
+        opts: opts.clone(),
+        attach: args.attach,
+    };
+    let mut rec = StoreRecorder {
+        store: &store,
+        id: c.id.clone(),
+    };
+    let outcome = monitor::run(&cfg, &mut rec, ready);
+    if let Some(e) = &outcome.error {
+        if args.attach {
+            eprintln!("kiln: {e}");
+        }
+    }
+    if opts.auto_remove {
+        monitor::cleanup_dir(&c.id, &cfg.dir);
+        let _ = store.remove_container(&c.id);
+    }
+    Ok(u8::try_from(outcome.code).unwrap_or(EXIT_KILN))
+}
+
+fn status_text(c: &ContainerRecord, now: SystemTime) -> String {
+    let since = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(parse_rfc3339)
+            .and_then(|t| now.duration_since(t).ok())
+            .map(human_duration)
+            .unwrap_or_else(|| "Less than a second".into())
+    };
+    match c.state {
+        ContainerState::Created => "Created".into(),
+        ContainerState::Running => format!("Up {}", since(&c.started_at)),
+        ContainerState::Exited => format!("Exited ({}) {} ago", c.exit_code, since(&c.finished_at)),
+        ContainerState::Removing => "Removal In Progress".into(),
+    }
+}
+
+fn quote_command(c: &ContainerRecord) -> String {
+    let mut parts = vec![c.path.clone()];
+    parts.extend(c.args.iter().cloned());
+    parts.join(" ")
+}
+
+fn matches_filter(c: &ContainerRecord, f: &str) -> Result<bool> {
+    let (k, v) = f
+        .split_once('=')
+        .ok_or_else(|| anyhow!("bad format of filter (expected name=value): {f}"))?;
+    Ok(match k {
+        "id" => c.id.starts_with(v),
+        "name" => c.name.contains(v.trim_start_matches('/')),
+        "status" => c.state.as_str() == v,
+        "exited" => c.state == ContainerState::Exited && v.parse::<i32>().ok() == Some(c.exit_code),
+        "ancestor" => {
+            c.image_name == v
+                || c.config_digest
+                    .hex()
+                    .starts_with(v.trim_start_matches("sha256:"))
+        }
+        "label" => {
+            let labels = c.config.get("Labels").and_then(Value::as_object);
+            let (lk, lv) = v.split_once('=').map_or((v, None), |(a, b)| (a, Some(b)));
+            labels
+                .and_then(|l| l.get(lk))
+                .is_some_and(|x| lv.is_none_or(|lv| x.as_str() == Some(lv)))
+        }
+        _ => bail!("invalid filter '{k}'"),
+    })
+}
+
+/// `kiln ps`.
+pub(crate) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8> {
+    report((|| {
+        let store = open_store(cli)?;
+        let now = SystemTime::now();
+        let mut rows = Vec::new();
+        for c in store.containers()? {
+            let explicit_status = args
+                .filter
+                .iter()
+                .any(|f| f.starts_with("status=") || f.starts_with("exited="));
+            if !args.all && !explicit_status && c.state != ContainerState::Running {
+                continue;
+            }
+            let mut keep = true;
+            for f in &args.filter {
+                keep &= matches_filter(&c, f)?;
+            }
+            if !keep {
+                continue;
+            }
+            let id = if args.no_trunc {
+                c.id.clone()
+            } else {
+                c.short_id().to_string()
+            };
+            let mut command = quote_command(&c);
+            if !args.no_trunc && command.chars().count() > 20 {
+                command = command.chars().take(19).collect::<String>() + "…";
+            }
+            let created = c.created.as_str();
+            let created_ago = parse_rfc3339(created)
+                .and_then(|t| now.duration_since(t).ok())
+                .map(|d| format!("{} ago", human_duration(d)))
+                .unwrap_or_default();
+            rows.push(json!({
+                "ID": id,
+                "Image": c.image_name,
+                "Command": format!("\"{command}\""),
+                "CreatedAt": created,
+                "RunningFor": created_ago,
+                "Status": status_text(&c, now),
+                "State": c.state.as_str(),
+                "Ports": "",
+                "Names": c.name,
+                "Labels": c.config.get("Labels").cloned().unwrap_or(json!({})),
+                "Mounts": "",
+                "Networks": "",
+                "Size": "",
+            }));
+        }
+        let mut out = io::stdout().lock();
+        if args.quiet {
+            for r in &rows {
+                writeln!(out, "{}", r["ID"].as_str().unwrap_or_default())?;
+            }
+            return Ok(0);
+        }
+        let columns = [
+            ("ID", "CONTAINER ID"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("RunningFor", "CREATED"),
+            ("Status", "STATUS"),
+            ("Ports", "PORTS"),
+            ("Names", "NAMES"),
+        ];
+        let format = args
+            .format
+            .clone()
+            .unwrap_or_else(|| crate::format::default_table_format(&columns));
+        render(&format, &rows, &columns, &mut out)?;
+        Ok(0)
+    })())
+}
+
+fn print_log_line(line: &str, timestamps: bool) -> Result<()> {
+    let Ok(v) = serde_json::from_str::<Value>(line) else {
+        return Ok(());
+    };
+    let text = v["log"].as_str().unwrap_or_default();
+    let mut s = String::new();
+    if timestamps {
+        s.push_str(v["time"].as_str().unwrap_or_default());
+        s.push(' ');
+    }
+    s.push_str(text);
+    if v["stream"] == "stderr" {
+        io::stderr().write_all(s.as_bytes())?;
+    } else {
+        let mut o = io::stdout().lock();
+        o.write_all(s.as_bytes())?;
+        o.flush()?;
+    }
+    Ok(())
+}
+
+/// `kiln logs`.
+pub(crate) fn logs(cli: &Cli, args: &LogsArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let c = match store.container(&args.container) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error response from daemon: {e}");
+            return Ok(1);
+        }
+    };
+    let path = monitor::log_path(&store.container_dir(&c.id));
+    let mut file = match File::open(&path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
+    };
+    let mut pos = 0u64;
+    if let Some(f) = &mut file {
+        let mut text = String::new();
+        f.read_to_string(&mut text)?;
+        pos = text.len() as u64;
+        let lines: Vec<&str> = text.lines().collect();
+        let skip = match args.tail.as_deref() {
+            None | Some("all") => 0,
+            Some(n) => {
+                let n: usize = n.parse().map_err(|_| anyhow!("invalid --tail: {n}"))?;
+                lines.len().saturating_sub(n)
+            }
+        };
+        for l in &lines[skip..] {
+            print_log_line(l, args.timestamps)?;
+        }
+    }
+    if !args.follow {
+        return Ok(0);
+    }
+    let mut partial = String::new();
+    loop {
+        let running = store
+            .container(&c.id)
+            .map(|c| {
+                c.state == ContainerState::Running
+                    || c.state == ContainerState::Created
+                        && c.started_at.is_none()
+                        && c.monitor_alive()
+            })
+            .unwrap_or(false);
+        if file.is_none() {
+            file = File::open(&path).ok();
+        }
+        if let Some(f) = &mut file {
+            f.seek(io::SeekFrom::Start(pos))?;
+            let mut more = String::new();
+            f.read_to_string(&mut more)?;
+            pos += more.len() as u64;
+            partial.push_str(&more);
+            while let Some(nl) = partial.find('\n') {
+                let line: String = partial.drain(..=nl).collect();
+                print_log_line(line.trim_end(), args.timestamps)?;
+            }
+        }
+        if !running {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_exited(store: &Store, id: &str, timeout: Duration) -> Result<Option<ContainerRecord>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = match store.container(id) {
+            Ok(c) => c,
+            Err(kiln_store::Error::Container(kiln_store::ContainerError::NoSuch(_))) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if c.state != ContainerState::Running {
+            return Ok(Some(c));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Some(c));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal_container(c: &ContainerRecord, sig: Signal) -> bool {
+    if !c.process_alive() {
+        return false;
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid as i32), sig).is_ok()
+}
+
+/// Stop one container: its stop signal, then SIGKILL after the timeout.
+fn stop_one(
+    store: &Store,
+    c: &ContainerRecord,
+    signal: Option<&str>,
+    time: Option<i64>,
+) -> Result<()> {
+    if c.state != ContainerState::Running {
+        return Ok(());
+    }
+    let opts: RunOptions = serde_json::from_value(c.host_config.clone()).unwrap_or_default();
+    let sig = parse_signal(signal.or(opts.stop_signal.as_deref()).unwrap_or("SIGTERM"))?;
+    let timeout = time.or(opts.stop_timeout).unwrap_or(10);
+    store.update_container(&c.id, |c| c.stopped_by_user = true)?;
+    signal_container(c, sig);
+    let deadline = Instant::now() + Duration::from_secs(timeout.max(0) as u64);
+    while c.process_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if c.process_alive() {
+        signal_container(c, Signal::SIGKILL);
+    }
+    wait_exited(store, &c.id, Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// `kiln stop`.
+pub(crate) fn stop(cli: &Cli, args: &StopArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let mut code = 0;
+    for n in &args.containers {
+        match store
+            .container(n)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| stop_one(&store, &c, args.signal.as_deref(), args.time))
+        {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `kiln kill`.
+pub(crate) fn kill(cli: &Cli, args: &KillArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let sig = parse_signal(&args.signal)?;
+    let mut code = 0;
+    for n in &args.containers {
+        let r = store
+            .container(n)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                if c.state != ContainerState::Running || !signal_container(&c, sig) {
+                    bail!(
+                        "cannot kill container: {n}: container {} is not running",
+                        c.id
+                    );
+                }
+                store.update_container(&c.id, |c| c.stopped_by_user = true)?;
+                Ok(())
+            });
+        match r {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `kiln rm`.
+pub(crate) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let mut code = 0;
+    for n in &args.containers {
+        let r = store.container(n).map_err(anyhow::Error::from).and_then(|c| {
+            if c.state == ContainerState::Running {
+                if !args.force {
+                    bail!("cannot remove container \"/{}\": container is running: stop the container before removing or force remove", c.name);
+                }
+                signal_container(&c, Signal::SIGKILL);
+                wait_exited(&store, &c.id, Duration::from_secs(10))?;
+            }
+            monitor::cleanup_dir(&c.id, &store.container_dir(&c.id));
+            store.remove_container(&c.id)?;
+            Ok(())
+        });
+        match r {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `kiln wait`.
+pub(crate) fn wait(cli: &Cli, args: &WaitArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let mut code = 0;
+    for n in &args.containers {
+        let r = store
+            .container(n)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                let mut c = c;
+                while c.state == ContainerState::Running
+                    || (c.state == ContainerState::Created && c.monitor_alive())
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                    c = store.container(&c.id)?;
+                }
+                Ok(c.exit_code)
+            });
+        match r {
+            Ok(status) => println!("{status}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `kiln commit`.
+pub(crate) fn commit(cli: &Cli, args: &CommitArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let c = store.container(&args.container)?;
+    let image = store.resolve(c.config_digest.hex())?;
+    let mut config: ContainerConfig = serde_json::from_value(c.config.clone())
+        .context("the container's configuration does not decode")?;
+    super::archive::apply_changes(&mut config, &args.change)?;
+    let names = match &args.name {
+        Some(n) => vec![Reference::parse(n)?],
+        None => Vec::new(),
+    };
+    let upper = store.container_dir(&c.id).join("upper");
+    if !upper.is_dir() {
+        fs::create_dir_all(&upper)?;
+    }
+    let opts = CommitOptions {
+        config,
+        comment: args.message.clone(),
+        author: args.author.clone(),
+        created_by: Some(quote_command(&c)),
+    };
+    let record = store.commit(&image.record, &upper, &opts, &names)?;
+    println!("{}", record.id());
+    Ok(0)
+}
+
+/// Whether `rel` exists in one of the lower directories (top first).
+fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
+    lowers
+        .iter()
+        .rev()
+        .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+}
+
+fn walk_diff(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<String>) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let r = rel.join(e.file_name());
+        let md = e.metadata()?;
+        let shown = Path::new("/").join(&r).display().to_string();
+        if monitor::GENERATED.contains(&shown.as_str()) {
+            continue;
+        }
+        if md.file_type().is_char_device() && md.len() == 0 && {
+            use std::os::unix::fs::MetadataExt;
+            md.rdev() == 0
+        } {
+            out.push(format!("D {shown}"));
+            continue;
+        }
+        out.push(format!(
+            "{} {shown}",
+            if in_lowers(lowers, &r) { "C" } else { "A" }
+        ));
+        if md.is_dir() {
+            walk_diff(&e.path(), &r, lowers, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// `kiln diff`.
+pub(crate) fn diff(cli: &Cli, args: &DiffArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let c = store.container(&args.container)?;
+    let upper = store.container_dir(&c.id).join("upper");
+    let lowers: Vec<PathBuf> = c.snapshots.iter().map(|s| store.snapshot_path(s)).collect();
+    let mut out = Vec::new();
+    if upper.is_dir() {
+        walk_diff(&upper, Path::new(""), &lowers, &mut out)?;
+    }
+    let mut o = io::stdout().lock();
+    for l in out {
+        writeln!(o, "{l}")?;
+    }
+    Ok(0)
+}
+
+/// `kiln export`.
+pub(crate) fn export(cli: &Cli, args: &ExportArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let c = store.container(&args.container)?;
+    let dir = store.container_dir(&c.id);
+    let lowers: Vec<PathBuf> = c.snapshots.iter().map(|s| store.snapshot_path(s)).collect();
+    let overlay = kiln_runtime::rootfs::Overlay::in_dir(&dir, lowers);
+    // A running container's tree is mounted already; else mount it for
+    // the export on a private mount point.
+    let (root, temp) = if c.state == ContainerState::Running && overlay.is_mounted() {
+        (overlay.target.clone(), None)
+    } else {
+        let t = kiln_runtime::rootfs::Overlay {
+            target: dir.join(format!("export-{}", std::process::id())),
+            ..overlay.clone()
+        };
+        t.mount()?;
+        (t.target.clone(), Some(t))
+    };
+    let result = (|| -> Result<()> {
+        let opts = kiln_fs::layer::WriteOptions::default();
+        match &args.output {
+            Some(p) => {
+                let f = io::BufWriter::new(File::create(p)?);
+                let (_, mut f) = kiln_fs::layer::write_layer(&root, f, &opts)?;
+                f.flush()?;
+            }
+            None => {
+                let out = io::BufWriter::new(io::stdout().lock());
+                let (_, mut out) = kiln_fs::layer::write_layer(&root, out, &opts)?;
+                out.flush()?;
+            }
+        }
+        Ok(())
+    })();
+    if let Some(t) = temp {
+        let _ = t.unmount();
+        let _ = fs::remove_dir(&t.target);
+    }
+    result?;
+    Ok(0)
+}
+
+/// The `inspect` object of a container (Docker's shape, the fields kiln
+/// has).
+pub(crate) fn inspect_object(store: &Store, c: &ContainerRecord) -> Value {
+    let dir = store.container_dir(&c.id);
+    let running = c.state == ContainerState::Running;
+    json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.path,
+        "Args": c.args,
+        "State": {
+            "Status": c.state.as_str(),
+            "Running": running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": if running { c.pid } else { 0 },
+            "MonitorPid": if running { c.monitor_pid } else { 0 },
+            "ExitCode": c.exit_code,
+            "Error": c.error,
+            "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": c.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        },
+        "Image": c.config_digest.to_string(),
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": monitor::log_path(&dir),
+        "Name": format!("/{}", c.name),
+        "Driver": "overlay",
+        "HostConfig": c.host_config,
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "UpperDir": dir.join("upper"),
+                "WorkDir": dir.join("work"),
+                "MergedDir": dir.join("rootfs"),
+                "LowerDir": c.snapshots.iter().rev().map(|s| store.snapshot_path(s).display().to_string()).collect::<Vec<_>>().join(":"),
+            }
+        },
+        "Config": c.config,
+    })
+}

@@ -1,0 +1,1170 @@
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+//! `kiln build` on a real store: COPY/ADD and config-only Dockerfiles from
+//! scratch and from busybox (the fixture image, made without kiln), the
+//! cache (a rebuild is the same image; a changed file invalidates from its
+//! step on), `.dockerignore`, owners and modes as `kiln save` shows them,
+//! multi-stage builds, and the clear failures (RUN, a missing base image).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sh(script: &str, args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/fixtures").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The fixture cache (busybox archives), made once per test process.
+fn fixtures() -> &'static PathBuf {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| PathBuf::from(sh("base-images.sh", &[]).trim()))
+}
+
+/// A context directory with `files` (path → content).
+fn context(t: &TestStore, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = t.dir.path().join(name);
+    for (p, content) in files {
+        let p = dir.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+/// `kiln build -q …` → the image id.
+fn build(t: &TestStore, args: &[&str]) -> String {
+    let mut all = vec!["build", "-q"];
+    all.extend_from_slice(args);
+    let id = t.ok(&all).trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    id
+}
+
+/// `kiln --progress plain build …` → its progress (stderr).
+fn build_plain(t: &TestStore, args: &[&str]) -> String {
+    let mut all = vec!["--progress", "plain", "build"];
+    all.extend_from_slice(args);
+    let out = t.output(&all);
+    assert!(
+        out.status.success(),
+        "kiln {all:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// How many steps the progress shows as `#N CACHED`.
+fn cached_steps(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.starts_with('#') && l.ends_with(" CACHED"))
+        .count()
+}
+
+fn inspect(t: &TestStore, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&t.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+/// One file of an image as `kiln save` writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct File {
+    kind: char,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    data: Vec<u8>,
+    link: String,
+}
+
+/// The merged file system of an image, from `kiln save` (docker-archive):
+/// path → file, later layers replacing earlier entries; and the layers'
+/// own entry lists.
+fn saved_files(t: &TestStore, name: &str) -> (BTreeMap<String, File>, Vec<Vec<String>>) {
+    let out = t
+        .dir
+        .path()
+        .join(format!("{}.tar", name.replace([':', '/'], "_")));
+    t.ok(&["save", "-o", out.to_str().unwrap(), name]);
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut a = tar::Archive::new(fs::File::open(&out).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        blobs.insert(p, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&blobs["manifest.json"]).unwrap();
+    let mut files = BTreeMap::new();
+    let mut layers = Vec::new();
+    for l in manifest[0]["Layers"].as_array().unwrap() {
+        let mut names = Vec::new();
+        let mut a = tar::Archive::new(&blobs[l.as_str().unwrap()][..]);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let p = e.path().unwrap().display().to_string();
+            let p = p.trim_start_matches("./").trim_end_matches('/').to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            let kind = match h.entry_type() {
+                tar::EntryType::Directory => 'd',
+                tar::EntryType::Symlink => 'l',
+                tar::EntryType::Regular => 'f',
+                _ => 'o',
+            };
+            names.push(p.clone());
+            files.insert(
+                p,
+                File {
+                    kind,
+                    mode: h.mode().unwrap() & 0o7777,
+                    uid: h.uid().unwrap(),
+                    gid: h.gid().unwrap(),
+                    data,
+                    link: h
+                        .link_name()
+                        .unwrap()
+                        .map(|l| l.display().to_string())
+                        .unwrap_or_default(),
+                },
+            );
+        }
+        layers.push(names);
+    }
+    (files, layers)
+}
+
+/// The image config blob of `name`, as JSON.
+fn config(t: &TestStore, name: &str) -> serde_json::Value {
+    let id = inspect(t, name)["Id"].as_str().unwrap().to_string();
+    let p = t
+        .root()
+        .join("blobs/sha256")
+        .join(id.trim_start_matches("sha256:"));
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+}
+
+const SCRATCH_DOCKERFILE: &str = r#"FROM scratch
+LABEL org.example.team="web" version=1
+ENV APP=/app PORT=8080
+COPY a.txt /app/
+COPY files/ /app/files/
+WORKDIR $APP
+COPY --chown=7:8 --chmod=0640 a.txt b.txt
+EXPOSE $PORT 53/udp
+USER 1000:1000
+VOLUME /data
+STOPSIGNAL SIGQUIT
+ENTRYPOINT ["/app/run"]
+CMD ["--serve"]
+"#;
+
+#[test]
+fn copy_and_config_from_scratch() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            ("Dockerfile", SCRATCH_DOCKERFILE),
+            ("a.txt", "hello\n"),
+            ("files/x", "x\n"),
+            ("files/sub/y", "y\n"),
+            ("files/notes.md", "ignored\n"),
+            (".dockerignore", "**/*.md\n"),
+        ],
+    );
+    let id = build(&t, &["-t", "app:1", ctx.to_str().unwrap()]);
+    let v = inspect(&t, "app:1");
+    assert_eq!(v["Id"], id);
+    let c = &v["Config"];
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "APP=/app",
+            "PORT=8080"
+        ])
+    );
+    assert_eq!(c["WorkingDir"], "/app");
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/app/run"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["--serve"]));
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}, "53/udp": {}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["StopSignal"], "SIGQUIT");
+    assert_eq!(c["Labels"]["org.example.team"], "web");
+    assert_eq!(c["Labels"]["version"], "1");
+
+    // History as BuildKit writes it.
+    let cfg = config(&t, "app:1");
+    let h: Vec<(String, bool)> = cfg["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert_eq!(h["comment"], "buildkit.dockerfile.v0");
+            assert!(h["created"].is_string(), "{h}");
+            (
+                h["created_by"].as_str().unwrap().to_string(),
+                h["empty_layer"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let want: Vec<(&str, bool)> = vec![
+        ("LABEL org.example.team=web version=1", true),
+        ("ENV APP=/app PORT=8080", true),
+        ("COPY a.txt /app/ # buildkit", false),
+        ("COPY files/ /app/files/ # buildkit", false),
+        ("WORKDIR /app", false),
+        (
+            "COPY --chown=7:8 --chmod=0640 a.txt b.txt # buildkit",
+            false,
+        ),
+        ("EXPOSE [8080/tcp 53/udp]", true),
+        ("USER 1000:1000", true),
+        ("VOLUME [/data]", true),
+        ("STOPSIGNAL SIGQUIT", true),
+        (r#"ENTRYPOINT ["/app/run"]"#, true),
+        (r#"CMD ["--serve"]"#, true),
+    ];
+    let got: Vec<(&str, bool)> = h.iter().map(|(s, e)| (s.as_str(), *e)).collect();
+    assert_eq!(got, want);
+    assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 4);
+    assert_eq!(cfg["created"], cfg["history"][11]["created"]);
+
+    // Files, owners and modes as saved.
+    let (files, layers) = saved_files(&t, "app:1");
+    assert_eq!(files["app/a.txt"].data, b"hello\n");
+    assert_eq!(
+        (files["app/a.txt"].uid, files["app/a.txt"].gid),
+        (0, 0),
+        "context files belong to root"
+    );
+    assert_eq!(files["app/files/sub/y"].data, b"y\n");
+    assert!(!files.contains_key("app/files/notes.md"), "{files:?}");
+    let b = &files["app/b.txt"];
+    assert_eq!((b.uid, b.gid, b.mode), (7, 8, 0o640));
+    // Each layer holds what its step changed (and the directories above).
+    assert_eq!(layers[0], vec!["app", "app/a.txt"]);
+    assert_eq!(
+        layers[1],
+        vec![
+            "app",
+            "app/files",
+            "app/files/sub",
+            "app/files/sub/y",
+            "app/files/x"
+        ]
+    );
+    assert!(
+        layers[2].is_empty(),
+        "WORKDIR of an existing directory: {layers:?}"
+    );
+    assert_eq!(layers[3], vec!["app", "app/b.txt"]);
+}
+
+#[test]
+fn rebuild_is_cached_and_a_changed_file_invalidates_from_its_step() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY a /a\nCOPY b /b\nCOPY c /c\nENV X=1\n",
+            ),
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let first = build(&t, &["-t", "x", c]);
+    let log = build_plain(&t, &["-t", "x", c]);
+    assert_eq!(cached_steps(&log), 3, "{log}");
+    assert_eq!(inspect(&t, "x")["Id"], first, "a rebuild is the same image");
+    // A touch changes nothing (mtimes are not in the key).
+    let f = fs::File::options().write(true).open(ctx.join("b")).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    assert_eq!(build(&t, &["-t", "x", c]), first);
+    // Changing b: a is cached, b and c are built again.
+    fs::write(ctx.join("b"), "changed").unwrap();
+    let log = build_plain(&t, &["-t", "x", c]);
+    assert_eq!(cached_steps(&log), 1, "{log}");
+    assert!(
+        log.contains("#2 [stage-0 2/4] COPY a /a\n#2 CACHED"),
+        "{log}"
+    );
+    assert!(log.contains("#3 DONE") && log.contains("#4 DONE"), "{log}");
+    let second = inspect(&t, "x")["Id"].as_str().unwrap().to_string();
+    assert_ne!(second, first);
+    let (files, _) = saved_files(&t, "x");
+    assert_eq!(files["b"].data, b"changed");
+    // Cache records keep their layers through a collection: a build after
+    // the image was removed and the store pruned still hits.
+    t.ok(&["rmi", "x"]);
+    t.ok(&["system", "prune", "-f"]);
+    let log = build_plain(&t, &["-t", "x", c]);
+    assert_eq!(cached_steps(&log), 3, "{log}");
+    assert_eq!(inspect(&t, "x")["Id"], second);
+    t.ok(&["system", "check"]);
+    // --no-cache builds every step.
+    let log = build_plain(&t, &["--no-cache", c]);
+    assert_eq!(cached_steps(&log), 0, "{log}");
+    assert!(!log.contains("CACHED"), "{log}");
+}
+
+#[test]
+fn destination_rules_and_sources() {
+    let t = TestStore::new();
+    let df = r#"FROM scratch
+WORKDIR /w
+COPY a.txt rel
+COPY a.txt reldir/
+COPY a.txt b.txt /multi/
+COPY *.txt /glob/
+COPY dir /contents
+COPY dir/ /contents2/
+COPY --parents dir/./sub/f /parents/
+COPY --exclude=*.log dir /excl/
+COPY link /followed
+COPY dir /dirlink/
+COPY <<EOF /heredoc.txt
+inline $HOME
+EOF
+COPY <<one <<two /docs/
+first
+one
+second
+two
+"#;
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            ("Dockerfile", df),
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+            ("dir/f", "f"),
+            ("dir/x.log", "log"),
+            ("dir/sub/f", "subf"),
+        ],
+    );
+    std::os::unix::fs::symlink("a.txt", ctx.join("link")).unwrap();
+    std::os::unix::fs::symlink("../../../../etc/passwd", ctx.join("dir/lnk")).unwrap();
+    build(&t, &["-t", "rules", ctx.to_str().unwrap()]);
+    let (files, _) = saved_files(&t, "rules");
+    let kind = |p: &str| files.get(p).map(|f| f.kind);
+    for (path, want) in [
+        ("w/rel", Some('f')),
+        ("w/reldir/a.txt", Some('f')),
+        ("multi/a.txt", Some('f')),
+        ("multi/b.txt", Some('f')),
+        ("glob/a.txt", Some('f')),
+        ("glob/b.txt", Some('f')),
+        ("contents/f", Some('f')),
+        ("contents/sub/f", Some('f')),
+        ("contents/dir", None),
+        ("contents2/f", Some('f')),
+        ("parents/sub/f", Some('f')),
+        ("parents/dir", None),
+        ("excl/f", Some('f')),
+        ("excl/x.log", None),
+        ("followed", Some('f')),
+        ("dirlink/lnk", Some('l')),
+        ("heredoc.txt", Some('f')),
+        ("docs/one", Some('f')),
+        ("docs/two", Some('f')),
+    ] {
+        assert_eq!(
+            kind(path),
+            want,
+            "{path}: {:?}",
+            files.keys().collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(
+        files["followed"].data, b"a",
+        "a symlink named as a source is followed"
+    );
+    assert_eq!(
+        files["dirlink/lnk"].link, "../../../../etc/passwd",
+        "a symlink inside a copied directory is copied as a symlink"
+    );
+    assert_eq!(files["heredoc.txt"].data, b"inline \n");
+    assert_eq!(files["heredoc.txt"].mode, 0o644);
+    assert_eq!(files["docs/one"].data, b"first\n");
+
+    // Several sources need a directory destination; a missing source fails.
+    let bad = context(
+        &t,
+        "bad",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a b /notdir\n"),
+            ("a", ""),
+            ("b", ""),
+        ],
+    );
+    let err = t.fails(&["build", bad.to_str().unwrap()]);
+    assert!(err.contains("Dockerfile:2:"), "{err}");
+    assert!(err.contains("destination must be a directory"), "{err}");
+    let missing = context(
+        &t,
+        "missing",
+        &[("Dockerfile", "FROM scratch\nCOPY nope /x\n")],
+    );
+    let err = t.fails(&["build", missing.to_str().unwrap()]);
+    assert!(
+        err.contains("Dockerfile:2:") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+fn load_busybox(t: &TestStore) {
+    let archive = fixtures().join("busybox.docker-archive.tar");
+    t.ok(&["load", "-i", archive.to_str().unwrap()]);
+}
+
+#[test]
+fn from_busybox_with_names_from_its_passwd() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let df = r#"FROM busybox
+COPY --chown=nobody:nobody app.sh /srv/app.sh
+COPY --chown=nobody --chmod=u+x,go-r data /srv/data/
+ADD layer.tar.gz /opt/
+ADD layer.tar.xz /opt/xz/
+ADD layer.tar.bz2 /opt/bz2/
+ADD layer.tar.zst /opt/zst/
+ADD layer.tar /opt/plain/
+ADD --unpack=false layer.tar.gz /opt/raw/
+COPY --chmod=755 app.sh /bin/
+ENTRYPOINT ["/srv/app.sh"]
+"#;
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            ("Dockerfile", df),
+            ("app.sh", "#!/bin/sh\necho hi\n"),
+            ("data/d1", "1"),
+        ],
+    );
+    fs::set_permissions(
+        ctx.join("data/d1"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    // An archive made by GNU tar, compressed two ways.
+    let src = t.dir.path().join("tarsrc");
+    fs::create_dir_all(src.join("pkg")).unwrap();
+    fs::write(src.join("pkg/readme"), "from the archive").unwrap();
+    for (flag, name) in [
+        ("-z", "layer.tar.gz"),
+        ("-J", "layer.tar.xz"),
+        ("-j", "layer.tar.bz2"),
+        ("--zstd", "layer.tar.zst"),
+        ("--no-auto-compress", "layer.tar"),
+    ] {
+        let st = Command::new("tar")
+            .args(["--numeric-owner", "--owner=5", "--group=6", flag, "-C"])
+            .arg(&src)
+            .arg("-cf")
+            .arg(ctx.join(name))
+            .arg("pkg")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    build(&t, &["-t", "bb:app", ctx.to_str().unwrap()]);
+    let v = inspect(&t, "bb:app");
+    // Inherited from busybox: ENTRYPOINT resets its CMD.
+    assert_eq!(
+        v["Config"]["Entrypoint"],
+        serde_json::json!(["/srv/app.sh"])
+    );
+    assert!(v["Config"]["Cmd"].is_null(), "{}", v["Config"]);
+    let base = inspect(&t, "busybox:latest");
+    let base_layers = base["RootFS"]["Layers"].as_array().unwrap().len();
+    assert_eq!(
+        v["RootFS"]["Layers"].as_array().unwrap().len(),
+        base_layers + 9
+    );
+    let cfg = config(&t, "bb:app");
+    let base_cfg = config(&t, "busybox:latest");
+    let base_hist = base_cfg["history"].as_array().unwrap();
+    assert_eq!(
+        &cfg["history"].as_array().unwrap()[..base_hist.len()],
+        &base_hist[..],
+        "the base image's history is kept"
+    );
+
+    let (files, _) = saved_files(&t, "bb:app");
+    let app = &files["srv/app.sh"];
+    assert_eq!(
+        (app.uid, app.gid),
+        (65534, 65534),
+        "names from busybox's passwd and group"
+    );
+    let d1 = &files["srv/data/d1"];
+    assert_eq!((d1.uid, d1.gid, d1.mode), (65534, 65534, 0o700));
+    assert_eq!(files["opt/pkg/readme"].data, b"from the archive");
+    assert_eq!(
+        (files["opt/pkg/readme"].uid, files["opt/pkg/readme"].gid),
+        (5, 6)
+    );
+    for dir in ["xz", "bz2", "zst", "plain"] {
+        let f = files.get(&format!("opt/{dir}/pkg/readme"));
+        assert_eq!(
+            f.map(|f| &f.data[..]),
+            Some(&b"from the archive"[..]),
+            "{dir}: {:?}",
+            files
+                .keys()
+                .filter(|k| k.starts_with("opt"))
+                .collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(files["opt/raw/layer.tar.gz"].kind, 'f');
+    // /bin is a real directory in busybox: the file goes into it.
+    assert_eq!(files["bin/app.sh"].mode, 0o755);
+    assert_eq!(files["bin/sh"].kind, 'l', "busybox's own files are there");
+
+    // A name that is not in the image's passwd is an error naming it.
+    let bad = context(
+        &t,
+        "bad",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY --chown=nosuchuser a /a\n"),
+            ("a", ""),
+        ],
+    );
+    let err = t.fails(&["build", bad.to_str().unwrap()]);
+    assert!(
+        err.contains("Dockerfile:2:") && err.contains("nosuchuser"),
+        "{err}"
+    );
+}
+
+#[test]
+fn multi_stage_copy_from_and_target() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let df = r#"FROM scratch AS assets
+COPY a /assets/a
+COPY --chown=3:4 b /assets/b
+
+FROM busybox AS tools
+COPY b /tools/b
+
+FROM scratch AS unused
+COPY nope /nope
+
+FROM scratch
+COPY --from=assets /assets/ /srv/
+COPY --from=tools /bin/busybox /bin/busybox
+COPY --from=busybox:latest /etc/passwd /etc/passwd
+COPY --from=0 /assets/a /zero
+CMD ["/bin/busybox"]
+"#;
+    let ctx = context(&t, "ctx", &[("Dockerfile", df), ("a", "A"), ("b", "B")]);
+    build(&t, &["-t", "multi", "--jobs", "2", ctx.to_str().unwrap()]);
+    let (files, layers) = saved_files(&t, "multi");
+    assert_eq!(files["srv/a"].data, b"A");
+    assert_eq!(
+        (files["srv/b"].uid, files["srv/b"].gid),
+        (3, 4),
+        "owners kept from a stage"
+    );
+    assert_eq!(files["bin/busybox"].kind, 'f');
+    assert!(files["etc/passwd"].data.starts_with(b"root:x:0:0"));
+    assert_eq!(files["zero"].data, b"A");
+    assert_eq!(layers.len(), 4);
+    assert!(!files.contains_key("tools/b"));
+    // --target builds a stage and what it needs only (the unused stage,
+    // whose COPY would fail, is never built).
+    let id = build(
+        &t,
+        &["--target", "assets", "-t", "assets", ctx.to_str().unwrap()],
+    );
+    let (files, _) = saved_files(&t, "assets");
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        vec!["assets", "assets/a", "assets/b"]
+    );
+    assert_eq!(inspect(&t, "assets")["Id"], id);
+    let err = t.fails(&["build", "--target", "unused", ctx.to_str().unwrap()]);
+    assert!(err.contains("Dockerfile:9:"), "{err}");
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child() {
+    let t = TestStore::new();
+    let parent = context(
+        &t,
+        "parent",
+        &[(
+            "Dockerfile",
+            "FROM scratch\nONBUILD COPY app.txt /app/\nONBUILD ENV BUILT_BY=child\n",
+        )],
+    );
+    build(&t, &["-t", "onbuild-base", parent.to_str().unwrap()]);
+    let v = inspect(&t, "onbuild-base");
+    assert_eq!(
+        v["Config"]["OnBuild"],
+        serde_json::json!(["COPY app.txt /app/", "ENV BUILT_BY=child"])
+    );
+    let child = context(
+        &t,
+        "child",
+        &[
+            ("Dockerfile", "FROM onbuild-base\nLABEL c=1\n"),
+            ("app.txt", "app"),
+        ],
+    );
+    build(&t, &["-t", "onbuild-child", child.to_str().unwrap()]);
+    let v = inspect(&t, "onbuild-child");
+    assert!(
+        v["Config"]["OnBuild"].is_null(),
+        "triggers are not inherited: {v}"
+    );
+    assert!(v["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("BUILT_BY=child")));
+    let (files, _) = saved_files(&t, "onbuild-child");
+    assert_eq!(files["app/app.txt"].data, b"app");
+}
+
+#[test]
+fn run_and_missing_images_fail_clearly_and_change_nothing() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a /a\nRUN echo hi\n"),
+            ("a", "a"),
+        ],
+    );
+    t.ok(&["images"]);
+    let before = t.state();
+    let err = t.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(err.contains("Dockerfile:3:"), "{err}");
+    assert!(err.contains("RUN is not supported yet"), "{err}");
+    assert!(err.contains("RUN echo hi"), "{err}");
+    assert_eq!(t.state(), before, "nothing was built");
+    let missing = context(&t, "missing", &[("Dockerfile", "FROM nosuch/image:1\n")]);
+    let err = t.fails(&["build", missing.to_str().unwrap()]);
+    assert!(err.contains("Dockerfile:1:"), "{err}");
+    assert!(
+        err.contains("nosuch/image:1") && err.contains("not in the local store"),
+        "{err}"
+    );
+    // The build command stays out of --help until RUN works.
+    let help = t.ok(&["--help"]);
+    assert!(
+        !help.lines().any(|l| l.trim_start().starts_with("build ")),
+        "{help}"
+    );
+}
+
+#[test]
+fn dockerfile_on_stdin_labels_and_iidfile() {
+    let t = TestStore::new();
+    let iid = t.dir.path().join("iid");
+    let out = t.ok_stdin(
+        &[
+            "build",
+            "-q",
+            "--label",
+            "from=cli",
+            "--build-arg",
+            "V=2",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-t",
+            "stdin:1",
+            "-t",
+            "stdin:2",
+            "-",
+        ],
+        b"FROM scratch\nARG V=1\nLABEL v=$V\nCOPY <<EOF /hello\nhi\nEOF\n".to_vec(),
+    );
+    let id = out.trim();
+    assert_eq!(fs::read_to_string(&iid).unwrap(), id);
+    let v = inspect(&t, "stdin:2");
+    assert_eq!(v["Id"], id);
+    assert_eq!(v["Config"]["Labels"]["from"], "cli");
+    assert_eq!(v["Config"]["Labels"]["v"], "2");
+    let cfg = config(&t, "stdin:1");
+    assert_eq!(cfg["history"][0]["created_by"], "ARG V=2");
+    // Without a context, COPY from it finds nothing.
+    let out = t
+        .cmd()
+        .args(["build", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"FROM scratch\nCOPY x /x\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+/// Config and per-layer listings (path → type, mode, owner, size, link,
+/// content hash; no mtimes) of a docker-archive written by `docker save`
+/// or `kiln save`.
+type Listing = Vec<BTreeMap<String, String>>;
+
+fn archive_listing(path: &Path) -> (serde_json::Value, Listing) {
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut a = tar::Archive::new(fs::File::open(path).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        blobs.insert(p, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&blobs["manifest.json"]).unwrap();
+    let config = serde_json::from_slice(&blobs[manifest[0]["Config"].as_str().unwrap()]).unwrap();
+    let mut layers = Vec::new();
+    for l in manifest[0]["Layers"].as_array().unwrap() {
+        let mut listing = BTreeMap::new();
+        let mut a = tar::Archive::new(&blobs[l.as_str().unwrap()][..]);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let p = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            listing.insert(
+                p.trim_start_matches("./").trim_end_matches('/').to_string(),
+                format!(
+                    "{:?} {:o} {}:{} {} {} {}",
+                    h.entry_type(),
+                    h.mode().unwrap() & 0o7777,
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.size().unwrap(),
+                    h.link_name()
+                        .unwrap()
+                        .map(|l| l.display().to_string())
+                        .unwrap_or_default(),
+                    sha256_hex(&data)
+                ),
+            );
+        }
+        layers.push(listing);
+    }
+    (config, layers)
+}
+
+/// The same COPY-only Dockerfile built by kiln and by Docker (BuildKit,
+/// dockerd 20.10 from the fixture): the same config and the same files,
+/// layer by layer.
+#[test]
+fn same_config_and_files_as_docker_build() {
+    let cache = fixtures();
+    sh("docker-save.sh", &[]);
+    sh("dockerd.sh", &["start"]);
+    let host = sh("dockerd.sh", &["env"])
+        .trim()
+        .trim_start_matches("export DOCKER_HOST=")
+        .to_string();
+    // docker.io's own CLI: it has BuildKit built in (a newer CLI on PATH
+    // wants the buildx plugin).
+    let docker_bin = if Path::new("/usr/bin/docker").exists() {
+        "/usr/bin/docker"
+    } else {
+        "docker"
+    };
+    let docker = |args: &[&str]| {
+        let out = Command::new(docker_bin)
+            .env("DOCKER_HOST", &host)
+            .env("DOCKER_BUILDKIT", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let busybox = cache.join("docker-save.busybox.tar");
+    docker(&["load", "-i", busybox.to_str().unwrap()]);
+    let t = TestStore::new();
+    t.ok(&["load", "-i", busybox.to_str().unwrap()]);
+    let df = r#"FROM scratch AS assets
+COPY --chown=5:6 a.txt /out/a
+COPY files/sub /out/sub
+
+FROM busybox
+LABEL org.example.team="web" version=1
+ENV APP=/app PORT=8080
+COPY a.txt /app/
+COPY files/ /app/files/
+WORKDIR $APP
+COPY --chown=nobody:nobody a.txt b.txt
+COPY --chmod=0640 a.txt c.txt
+COPY files /app/other/
+COPY *.txt link /app/glob/
+WORKDIR /srv/www
+ADD pkg.tar.gz /opt/
+COPY --from=assets /out/ /assets/
+EXPOSE $PORT 53/udp
+USER 1000:1000
+WORKDIR /home/user/work
+COPY --chown=1000 a.txt ./
+VOLUME /data
+STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=30s CMD ["true"]
+SHELL ["/bin/sh", "-ec"]
+ENTRYPOINT ["/app/run"]
+CMD echo serve
+"#;
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            ("Dockerfile", df),
+            ("a.txt", "hello\n"),
+            ("files/x", "x\n"),
+            ("files/sub/y", "y\n"),
+            ("files/notes.md", "not copied\n"),
+            (".dockerignore", "**/*.md\n"),
+        ],
+    );
+    fs::set_permissions(
+        ctx.join("files/x"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("a.txt", ctx.join("link")).unwrap();
+    fs::hard_link(ctx.join("files/x"), ctx.join("files/x-hardlink")).unwrap();
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "--owner=5", "--group=6", "-z", "-C"])
+        .arg(ctx.join("files"))
+        .arg("-cf")
+        .arg(ctx.join("pkg.tar.gz"))
+        .arg("sub")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tag = format!("kiln-build-diff:{}", std::process::id());
+    docker(&[
+        "build",
+        "--network",
+        "none",
+        "-q",
+        "-t",
+        &tag,
+        ctx.to_str().unwrap(),
+    ]);
+    let docker_tar = t.dir.path().join("docker.tar");
+    docker(&["save", "-o", docker_tar.to_str().unwrap(), &tag]);
+    docker(&["rmi", &tag]);
+    build(&t, &["-t", "diff:1", ctx.to_str().unwrap()]);
+    let kiln_tar = t.dir.path().join("kiln.tar");
+    t.ok(&["save", "-o", kiln_tar.to_str().unwrap(), "diff:1"]);
+
+    let (dc, dl) = archive_listing(&docker_tar);
+    let (kc, kl) = archive_listing(&kiln_tar);
+    for field in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "WorkingDir",
+        "Labels",
+        "ExposedPorts",
+        "User",
+        "Volumes",
+        "StopSignal",
+        "Healthcheck",
+        "Shell",
+        "OnBuild",
+        "ArgsEscaped",
+    ] {
+        assert_eq!(
+            kc["config"][field], dc["config"][field],
+            "config field {field}"
+        );
+    }
+    assert_eq!(kl.len(), dl.len(), "layer count");
+    for (i, (k, d)) in kl.iter().zip(&dl).enumerate() {
+        assert_eq!(k, d, "layer {i}");
+    }
+    // History: the same entries, empty or not. Docker 20.10's BuildKit
+    // writes COPY without its --chown/--chmod flags, EXPOSE as a Go map and
+    // HEALTHCHECK as `&{…}`; kiln writes what current BuildKit writes.
+    let dh = dc["history"].as_array().unwrap();
+    let kh = kc["history"].as_array().unwrap();
+    assert_eq!(kh.len(), dh.len());
+    for (k, d) in kh.iter().zip(dh) {
+        assert_eq!(k["empty_layer"], d["empty_layer"], "{k} vs {d}");
+        assert_eq!(k["comment"], d["comment"], "{k} vs {d}");
+        let (kb, db) = (
+            k["created_by"].as_str().unwrap(),
+            d["created_by"].as_str().unwrap(),
+        );
+        if db.starts_with("EXPOSE") || db.starts_with("HEALTHCHECK") || kb.starts_with("COPY --") {
+            continue;
+        }
+        assert_eq!(kb, db);
+    }
+}
+
+/// With SOURCE_DATE_EPOCH, two clean builds in two stores give the same
+/// image, bit for bit.
+#[test]
+fn source_date_epoch_makes_builds_reproducible() {
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let t = TestStore::new();
+        load_busybox(&t);
+        let ctx = context(
+            &t,
+            "ctx",
+            &[
+                (
+                    "Dockerfile",
+                    "FROM busybox\nCOPY . /src/\nWORKDIR /new/dir\nENV A=1\nCOPY <<EOF /note\nn\nEOF\n",
+                ),
+                ("a", "a"),
+                ("d/b", "b"),
+            ],
+        );
+        let id = build(
+            &t,
+            &[
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=1700000000",
+                ctx.to_str().unwrap(),
+            ],
+        );
+        let cfg: serde_json::Value = serde_json::from_slice(
+            &fs::read(t.root().join("blobs/sha256").join(&id[7..])).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
+        ids.push(id);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert_eq!(ids[0], ids[1]);
+}
+
+/// `COPY --link`: the layer does not depend on the image below it, so a
+/// new base reuses it (same DiffID, reported CACHED).
+#[test]
+fn copy_link_layers_are_reused_on_a_new_base() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let other = context(
+        &t,
+        "other",
+        &[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "f")],
+    );
+    build(&t, &["-t", "other-base", other.to_str().unwrap()]);
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "ARG BASE=busybox\nFROM $BASE\nCOPY --link a /x/a\nCOPY --link --chown=9:9 a /y/\n",
+            ),
+            ("a", "A"),
+        ],
+    );
+    build(&t, &["-t", "on-busybox", ctx.to_str().unwrap()]);
+    let log = build_plain(
+        &t,
+        &[
+            "--build-arg",
+            "BASE=other-base",
+            "-t",
+            "on-other",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(cached_steps(&log), 2, "{log}");
+    let layers = |name: &str| {
+        inspect(&t, name)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let a = layers("on-busybox");
+    let b = layers("on-other");
+    assert_eq!(a[a.len() - 2..], b[b.len() - 2..]);
+    let (files, _) = saved_files(&t, "on-other");
+    assert_eq!(files["x/a"].data, b"A");
+    assert_eq!((files["y"].uid, files["y/a"].uid), (9, 9));
+    assert_eq!(files["f"].data, b"f");
+    t.ok(&["system", "check"]);
+}
+
+/// `--no-cache-filter`, `--compression zstd`, `-o type=docker|oci,dest=`,
+/// and the closing table.
+#[test]
+fn outputs_compression_and_no_cache_filter() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch AS deps\nCOPY a /a\n\nFROM scratch\nCOPY --from=deps /a /a\nCOPY b /b\n",
+            ),
+            ("a", "a"),
+            ("b", "b"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let archive = t.dir.path().join("out.tar");
+    let log = build_plain(
+        &t,
+        &[
+            "--compression",
+            "zstd",
+            "-t",
+            "out:1",
+            "-o",
+            &format!("type=docker,dest={}", archive.display()),
+            c,
+        ],
+    );
+    // The closing table names every step with its time.
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("[stage-1 3/3] COPY b /b") && l.ends_with('s')),
+        "{log}"
+    );
+    let v = inspect(&t, "out:1");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            t.root()
+                .join("blobs/sha256")
+                .join(&v["Descriptor"]["digest"].as_str().unwrap()[7..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for l in manifest["layers"].as_array().unwrap() {
+        assert!(
+            l["mediaType"].as_str().unwrap().ends_with("+zstd"),
+            "{manifest}"
+        );
+    }
+    // The archive loads elsewhere as the same image.
+    let other = TestStore::new();
+    other.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(inspect(&other, "out:1")["Id"], v["Id"]);
+    let oci = t.dir.path().join("out.oci.tar");
+    build(&t, &["-o", &format!("type=oci,dest={}", oci.display()), c]);
+    let third = TestStore::new();
+    third.ok(&["load", "-i", oci.to_str().unwrap()]);
+    assert_eq!(third.ok(&["images", "-q", "--no-trunc"]).trim(), v["Id"]);
+    // --no-cache-filter: the named stage is built again, the others hit.
+    let log = build_plain(&t, &["--no-cache-filter", "deps", c]);
+    assert!(log.contains("#2 [deps 2/2] COPY a /a\n#2 DONE"), "{log}");
+    assert!(
+        log.contains("#4 [stage-1 2/3] COPY --from=deps /a /a\n#4 CACHED"),
+        "{log}"
+    );
+    assert!(
+        log.contains("#5 [stage-1 3/3] COPY b /b\n#5 CACHED"),
+        "{log}"
+    );
+    let bad = t.output(&["build", "-o", "type=local,dest=x", c]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not supported yet"));
+}
+
+/// `--explain-cache` says, for each step that missed, which input changed.
+#[test]
+fn explain_cache_names_what_changed() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY a /a\nCOPY b c /d/\nCOPY a /e\n",
+            ),
+            ("a", "a"),
+            ("b", "b"),
+            ("c", "c"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let log = build_plain(&t, &["--explain-cache", c]);
+    assert!(
+        log.contains("#2 MISS no earlier build of this step to compare with"),
+        "{log}"
+    );
+    fs::write(ctx.join("c"), "changed").unwrap();
+    let log = build_plain(&t, &["--explain-cache", c]);
+    assert!(log.contains("#2 CACHED"), "{log}");
+    assert!(log.contains("#3 MISS /d/c: content changed"), "{log}");
+    assert!(!log.contains("#3 MISS /d/b"), "{log}");
+    assert!(
+        log.contains("#4 MISS the step before it (or the base image) changed"),
+        "{log}"
+    );
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY a /a\nCOPY --chmod=600 b c /d/\nCOPY a /e\n",
+    )
+    .unwrap();
+    let log = build_plain(&t, &["--explain-cache", c]);
+    assert!(
+        log.contains("#3 MISS instruction: COPY b c /d/ -> COPY --chmod=600 b c /d/"),
+        "{log}"
+    );
+    assert!(log.contains("#3 MISS /d/b: mode 644 -> mode 600"), "{log}");
+    // Without the flag nothing is explained.
+    fs::write(ctx.join("a"), "new").unwrap();
+    let log = build_plain(&t, &[c]);
+    assert!(!log.contains("MISS"), "{log}");
+}

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench bench-layers build docs clean
+.PHONY: test deps lint unit fuzz bench bench-layers bench-registry build docs clean
 
 ## test: install what the tests need, check formatting and lints, run every test
 test: deps lint unit
@@ -22,9 +22,10 @@ lint: deps
 ## unit: all unit, conformance and CLI tests (prints the conformance counts)
 unit: deps
 	@mkdir -p target
-	@set -o pipefail; $(CARGO) test --workspace --locked --no-fail-fast -- --nocapture 2>&1 \
-		| tee target/test.log | grep -E '^(test result|.*conformance:|     Running)' \
-		|| { echo "tests failed; the whole log:"; cat target/test.log; exit 1; }
+	@set -o pipefail; status=0; $(CARGO) test --workspace --locked --no-fail-fast -- --nocapture 2>&1 \
+		| tee target/test.log | grep -E '^(test result|.*conformance:|     Running)' || status=$$?; \
+		bash scripts/fixtures/registry.sh stop >/dev/null 2>&1 || true; \
+		if [ $$status -ne 0 ]; then echo "tests failed; the whole log:"; cat target/test.log; exit 1; fi
 
 ## build: the release binary at target/release/kiln
 build: deps
@@ -45,6 +46,10 @@ bench: deps
 ## bench-layers: layer write/apply against tar|zstd, tar|pigz and zstd -d|tar (root; installs hyperfine, pigz, zstd, debootstrap)
 bench-layers: deps
 	./bench/layers.sh
+
+## bench-registry: pull and re-push of the fixture's Debian image against docker pull, podman pull and skopeo copy (root)
+bench-registry: deps
+	./bench/registry.sh
 
 clean:
 	$(CARGO) clean

@@ -115,10 +115,24 @@ impl CredentialSource for Anonymous {
 }
 
 /// Docker's `config.json`, as found.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DockerConfig {
     path: PathBuf,
     doc: Map<String, Value>,
+}
+
+/// Only the path and the registries named: the document holds secrets.
+impl fmt::Debug for DockerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let registries: Vec<&String> = match self.doc.get("auths") {
+            Some(Value::Object(a)) => a.keys().collect(),
+            _ => Vec::new(),
+        };
+        f.debug_struct("DockerConfig")
+            .field("path", &self.path)
+            .field("registries", &registries)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The key a registry's credentials are filed under.
@@ -493,6 +507,20 @@ mod tests {
         };
         let s = format!("{c:?}");
         assert!(s.contains("bob") && !s.contains("hunter2"), "{s}");
+        // The whole config file, and a client holding it, neither.
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = DockerConfig::load(&dir.path().join("config.json")).unwrap();
+        config.store("h:1", &c).unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode("bob:hunter2");
+        let client = crate::Client::new(
+            crate::RegistriesConf::default(),
+            Box::new(config),
+            crate::ClientOptions::default(),
+        );
+        client.set_credentials("h:2", c.clone());
+        let s = format!("{client:?}");
+        assert!(s.contains("h:1"), "{s}");
+        assert!(!s.contains("hunter2") && !s.contains(&encoded), "{s}");
     }
 
     #[test]

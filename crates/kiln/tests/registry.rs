@@ -1171,3 +1171,157 @@ fn docker_pulls_and_runs_what_kiln_pushes() {
     assert_eq!(hello.trim(), "hello from kiln");
     docker(&["rmi", &name]);
 }
+
+/// `pull -a` brings every tag of a repository; `push` of an id without a
+/// destination is refused.
+#[test]
+fn pull_all_tags() {
+    let e = Env::new();
+    e.ok(&["pull", "-q", "busybox"]);
+    let repo = format!("{}/{}", fx("KILN_REGISTRY"), unique("all-tags"));
+    for tag in ["a", "b", "c"] {
+        e.ok(&["push", "-q", "busybox", &format!("{repo}:{tag}")]);
+    }
+    let other = fault_env();
+    let (out, _) = other.ok(&["pull", "-a", "-q", &repo]);
+    assert_eq!(out, format!("{repo}:a\n{repo}:b\n{repo}:c\n"));
+    let err = other.fails(&["pull", "-a", &format!("{repo}:a")]);
+    assert!(err.contains("--all-tags"), "{err}");
+    let (id, _) = e.ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    let id = id.trim().trim_start_matches("sha256:")[..12].to_string();
+    let err = e.fails(&["push", &id]);
+    assert!(err.contains("does not exist locally with the tag"), "{err}");
+}
+
+/// Docker Hub's scheme: a 401 with a `Bearer` challenge, a token from the
+/// realm (with basic credentials when logged in, anonymously otherwise),
+/// one token per scope reused for every request of the pull.
+#[test]
+fn bearer_tokens_from_the_realm() {
+    let img = Arc::new(TinyImage::new(10_000));
+    let i = img.clone();
+    let addr: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let a = addr.clone();
+    let server = FaultServer::start(
+        "127.0.0.1",
+        Arc::new(move |req: &Seen, _| {
+            if req.path.starts_with("/token?") {
+                let token = match req.headers.get("authorization").map(String::as_str) {
+                    Some("Basic YWxpY2U6czNjcmV0") => "alice-token",
+                    Some(_) => return Reply::Full(401, vec![], vec![]),
+                    None => "anonymous-token",
+                };
+                let body = format!("{{\"token\":\"{token}\",\"expires_in\":300}}");
+                return Reply::Full(200, vec![], body.into_bytes());
+            }
+            let ok = matches!(
+                req.headers.get("authorization").map(String::as_str),
+                Some("Bearer alice-token" | "Bearer anonymous-token")
+            );
+            if !ok {
+                let realm = format!("http://{}/token", a.get().unwrap());
+                let scope = if req.path == "/v2/" {
+                    String::new()
+                } else {
+                    ",scope=\"repository:x/tok:pull\"".to_string()
+                };
+                return Reply::Full(
+                    401,
+                    vec![(
+                        "WWW-Authenticate".into(),
+                        format!("Bearer realm=\"{realm}\",service=\"fault\"{scope}"),
+                    )],
+                    vec![],
+                );
+            }
+            i.answer(req)
+        }),
+    );
+    addr.set(server.addr.clone()).unwrap();
+    let name = format!("{}/x/tok:1", server.addr);
+    let tokens = |s: &FaultServer| -> Vec<Seen> {
+        s.seen()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/token?"))
+            .collect()
+    };
+    // Anonymous.
+    let e = fault_env();
+    let (_, err) = e.ok(&["pull", &name]);
+    assert_eq!(digest_line(&err), sha256_hex(&img.manifest));
+    let t = tokens(&server);
+    assert_eq!(t.len(), 1, "one token for the pull scope, reused: {t:?}");
+    assert!(t[0].path.contains("service=fault"), "{:?}", t[0]);
+    assert!(
+        t[0].path.contains("scope=repository%3Ax%2Ftok%3Apull"),
+        "{:?}",
+        t[0]
+    );
+    assert!(!t[0].headers.contains_key("authorization"));
+    // Logged in: the realm gets the credentials, the registry the token.
+    let e = fault_env();
+    let out = e.login(&server.addr, "alice", "wrong");
+    assert_eq!(out.status.code(), Some(1));
+    let out = e.login(&server.addr, "alice", "s3cret");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, err) = e.ok(&["pull", &name]);
+    assert_eq!(digest_line(&err), sha256_hex(&img.manifest));
+    let last = tokens(&server).pop().unwrap();
+    assert_eq!(
+        last.headers.get("authorization").map(String::as_str),
+        Some("Basic YWxpY2U6czNjcmV0")
+    );
+    assert!(server
+        .seen()
+        .iter()
+        .any(|r| r.headers.get("authorization").map(String::as_str) == Some("Bearer alice-token")));
+    e.check_clean();
+}
+
+/// A blob larger than the chunk size goes up in PATCH chunks; the image
+/// arrives whole (skopeo copies it, kiln pulls it back).
+#[test]
+fn chunked_upload() {
+    let e = Env::new();
+    e.ok(&["pull", "-q", "debian:bookworm-slim"]);
+    let local = e.manifest_digest("debian:bookworm-slim");
+    let repo = unique("chunked");
+    let name = format!("{}/{repo}:1", fx("KILN_REGISTRY"));
+    let out = e
+        .cmd()
+        .env("KILN_REGISTRY_CHUNK_SIZE", (4 << 20).to_string())
+        .args(["push", "debian:bookworm-slim", &name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), local);
+    let log = std::fs::read_to_string(fx("KILN_REGISTRY_LOG")).unwrap();
+    let patches = log
+        .lines()
+        .filter(|l| l.contains(&format!("\"PATCH /v2/{repo}/blobs/uploads/")))
+        .count();
+    // The Debian layer is about 29 MB: at least 7 chunks of 4 MiB.
+    assert!(patches >= 7, "{patches} PATCH requests");
+    let dir = tempfile::tempdir().unwrap();
+    run(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("dir:{}", dir.path().join("d").display()),
+    ]));
+    let mut other = Env::new();
+    other.registries_conf = None;
+    let (_, err) = other.ok(&["pull", &name]);
+    assert_eq!(digest_line(&err), local);
+    other.check_clean();
+}

@@ -77,18 +77,29 @@ pub(crate) fn run(cli: &Cli, args: &PullArgs) -> Result<u8> {
     Ok(0)
 }
 
-struct PullOptions<'a> {
-    platform: &'a Platform,
-    concurrency: usize,
-    quiet: bool,
+/// How to pull.
+pub(crate) struct PullOptions<'a> {
+    /// Which manifest of an index.
+    pub(crate) platform: &'a Platform,
+    /// Layers at a time.
+    pub(crate) concurrency: usize,
+    /// No progress output.
+    pub(crate) quiet: bool,
 }
 
-struct Outcome {
-    digest: kiln_oci::Digest,
-    new: bool,
+/// What a pull did.
+pub(crate) struct Outcome {
+    /// The digest the reference resolved to (an index's, for a
+    /// multi-platform image), as Docker prints it.
+    pub(crate) digest: kiln_oci::Digest,
+    /// Whether the image under that name changed.
+    pub(crate) new: bool,
 }
 
-fn pull(
+/// Pull one image (a reference with a tag or digest) into `store`: the
+/// entry point for `run`, `create` and `build` when an image is missing
+/// (`registry::client()` and `registry::runtime()` give the other arguments).
+pub(crate) fn pull(
     cli: &Cli,
     store: &Store,
     client: &Client,

@@ -38,6 +38,14 @@ pub(crate) fn run(cli: &Cli, args: &PushArgs) -> Result<u8> {
         bail!("cannot push to a digest reference ({dest_text}): give a tag");
     }
     let dest = dest.with_default_tag();
+    // Without a destination the image must be known by that name (an id
+    // prefix would otherwise read as a Docker Hub repository).
+    if args.destination.is_none() && !image.names.contains(&dest) {
+        bail!(
+            "an image does not exist locally with the tag: {}",
+            dest.familiar()
+        );
+    }
     let tag = dest.tag().unwrap_or("latest").to_string();
     let client = client()?;
     let rt = runtime()?;

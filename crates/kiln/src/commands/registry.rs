@@ -26,6 +26,15 @@ pub(crate) fn client() -> Result<Client> {
     {
         opts.backoff = Duration::from_millis(ms);
     }
+    // Blobs larger than this go up in chunks of this size (default 32 MiB;
+    // tests set a small one to exercise chunked uploads).
+    if let Some(n) = std::env::var("KILN_REGISTRY_CHUNK_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+    {
+        opts.chunk_size = n;
+    }
     Ok(Client::new(conf, Box::new(creds), opts))
 }
 

@@ -1868,3 +1868,42 @@ impl Read for ChanReader {
         Ok(n)
     }
 }
+
+/// Write the merged file system of `image` into the empty directory `dir`
+/// (`-o type=local`): files, directories, symlinks and hard links with
+/// their modes and owners (devices, fifos and sockets are skipped).
+pub fn export_rootfs(store: &Store, image: &ImageRecord, dir: &Path) -> Result<(), StepError> {
+    let tree = layers_tree(store, &image.layers);
+    let empty = LayeredTree::new(Vec::new());
+    let sources = vec!["/".to_string()];
+    let spec = CopySpec {
+        add: false,
+        sources: &sources,
+        contents: &[],
+        dest: "/",
+        workdir: "/",
+        chown: None,
+        chmod: None,
+        parents: false,
+        exclude: &[],
+        unpack: Some(false),
+        from_context: false,
+        now: now_secs(),
+    };
+    let plan = copy::plan(&spec, &tree, &empty)?;
+    plan.stage(&empty, dir)?;
+    Ok(())
+}
+
+/// Write the merged file system of `image` as one tar into `out`
+/// (`-o type=tar`), staged under the store's `ingest/` first.
+pub fn export_rootfs_tar<W: io::Write>(
+    store: &Store,
+    image: &ImageRecord,
+    out: W,
+) -> Result<W, StepError> {
+    let staging = StagingDir::new(store)?;
+    export_rootfs(store, image, &staging.path)?;
+    let (_, out) = write_layer(&staging.path, out, &WriteOptions::default())?;
+    Ok(out)
+}

@@ -483,9 +483,10 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
     pub(crate) compression: String,
 
-    /// Also write the image out: `type=docker,dest=FILE` (docker-archive)
-    /// or `type=oci,dest=FILE` (oci-archive); `type=image` (the default)
-    /// only stores it
+    /// Also write the image out: `type=docker,dest=FILE` (docker-archive),
+    /// `type=oci,dest=FILE` (oci-archive), `type=local,dest=DIR` or
+    /// `type=tar,dest=FILE` (its files); `type=image` (the default) only
+    /// stores it
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=FILE")]
     pub(crate) output: Option<String>,
 

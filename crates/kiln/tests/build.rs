@@ -1358,3 +1358,73 @@ fn explain_cache_names_what_changed() {
     let log = build_plain(&t, &[c]);
     assert!(!log.contains("MISS"), "{log}");
 }
+
+/// `-o type=local,dest=DIR` and `-o type=tar,dest=FILE`: the image's merged
+/// files, with their owners, modes and links; the same in both.
+#[test]
+fn output_local_and_tar_are_the_merged_rootfs() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let ctx = context(
+        &t,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY --chown=5:6 a /app/a\nCOPY --chmod=700 a /bin/tool\n",
+            ),
+            ("a", "A"),
+        ],
+    );
+    let out = t.dir.path().join("rootfs");
+    let tarfile = t.dir.path().join("rootfs.tar");
+    build(
+        &t,
+        &[
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    build(
+        &t,
+        &[
+            "-o",
+            &format!("type=tar,dest={}", tarfile.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let l = listing(&out);
+    assert!(l["app/a"].starts_with("f 644 5:6 1 "), "{}", l["app/a"]);
+    assert!(
+        l["bin/tool"].starts_with("f 700 0:0 1 "),
+        "{}",
+        l["bin/tool"]
+    );
+    assert!(
+        l["bin/busybox"].starts_with("f 755 0:0 "),
+        "{}",
+        l["bin/busybox"]
+    );
+    assert_eq!(l["bin/sh"], "l 777 0:0 0 /bin/busybox");
+    // The tar holds the same tree: extract it with GNU tar and compare.
+    let x = t.dir.path().join("x");
+    fs::create_dir(&x).unwrap();
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "-xpf"])
+        .arg(&tarfile)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(listing(&x), l);
+    // A non-empty directory is refused.
+    let err = t.fails(&[
+        "build",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not empty"), "{err}");
+}

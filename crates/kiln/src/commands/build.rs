@@ -476,6 +476,12 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         other => bail!("invalid --compression {other:?}: gzip or zstd"),
     };
     let output = parse_output(args.output.as_deref())?;
+    if let Some((Output::Local, dest)) = &output {
+        // Refused before anything is built.
+        if std::fs::read_dir(dest).is_ok_and(|mut rd| rd.next().is_some()) {
+            bail!("--output dest={} is not empty", dest.display());
+        }
+    }
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         options.source_date_epoch = epoch.trim().parse().ok();
     }
@@ -505,8 +511,12 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         other => anyhow::Error::from(other),
     })?;
     let id = result.image.id().to_string();
-    if let Some((format, dest)) = &output {
-        write_archive(&store, &result.image, &tags, *format, dest)?;
+    match &output {
+        Some((Output::Archive(format), dest)) => {
+            write_archive(&store, &result.image, &tags, *format, dest)?
+        }
+        Some((out, dest)) => write_rootfs(&store, &result.image, *out, dest)?,
+        None => {}
     }
     if let Some(p) = &args.iidfile {
         std::fs::write(p, &id).with_context(|| format!("failed to write {}", p.display()))?;
@@ -550,11 +560,11 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
 
 /// `-o type=…,dest=…`: the archive format and file, or `None` for
 /// `type=image` (the store only).
-fn parse_output(value: Option<&str>) -> Result<Option<(SaveFormat, PathBuf)>> {
+fn parse_output(value: Option<&str>) -> Result<Option<(Output, PathBuf)>> {
     let Some(value) = value else {
         return Ok(None);
     };
-    let mut kind = None;
+    let mut kind: Option<String> = None;
     let mut dest = None;
     for part in value.split(',') {
         match part.split_once('=') {
@@ -568,13 +578,78 @@ fn parse_output(value: Option<&str>) -> Result<Option<(SaveFormat, PathBuf)>> {
     }
     let format = match kind.as_deref() {
         Some("image") => return Ok(None),
-        Some("docker") => SaveFormat::DockerArchive,
-        Some("oci") => SaveFormat::OciArchive,
-        Some(other) => bail!("--output type={other} is not supported yet: image, docker or oci"),
+        Some("docker") => Output::Archive(SaveFormat::DockerArchive),
+        Some("oci") => Output::Archive(SaveFormat::OciArchive),
+        Some("local") => Output::Local,
+        Some("tar") => Output::Tar,
+        Some(other) => {
+            bail!("--output type={other} is not supported yet: image, docker, oci, local or tar")
+        }
         None => bail!("invalid --output {value:?}: type= is missing"),
     };
     let dest = dest.ok_or_else(|| anyhow::anyhow!("--output type=… needs dest=FILE"))?;
     Ok(Some((format, dest)))
+}
+
+/// What `-o` writes besides the image in the store.
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    /// A docker-archive or oci-archive.
+    Archive(SaveFormat),
+    /// The root file system into a new directory.
+    Local,
+    /// The root file system as one tar.
+    Tar,
+}
+
+/// Write the root file system of the built image (`type=local|tar`).
+fn write_rootfs(
+    store: &kiln_store::Store,
+    image: &kiln_store::ImageRecord,
+    output: Output,
+    dest: &std::path::Path,
+) -> Result<()> {
+    use std::io::Write;
+    match output {
+        Output::Local => {
+            match std::fs::read_dir(dest) {
+                Ok(mut rd) => {
+                    if rd.next().is_some() {
+                        bail!("--output dest={} is not empty", dest.display());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dest)
+                        .with_context(|| format!("failed to create {}", dest.display()))?;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("failed to read {}", dest.display()))
+                }
+            }
+            kiln_build::export_rootfs(store, image, dest)
+                .with_context(|| format!("failed to write the image into {}", dest.display()))
+        }
+        Output::Tar => {
+            let dir = dest
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let (file, tmp) = kiln_fs::atomic::create_temp(dir)
+                .with_context(|| format!("failed to create a file in {}", dir.display()))?;
+            let result = (|| {
+                let out = std::io::BufWriter::with_capacity(1 << 20, file);
+                let mut out = kiln_build::export_rootfs_tar(store, image, out)?;
+                out.flush()?;
+                kiln_fs::atomic::commit(&tmp, dest)?;
+                Ok::<_, anyhow::Error>(())
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result.with_context(|| format!("failed to write {}", dest.display()))
+        }
+        Output::Archive(_) => Ok(()),
+    }
 }
 
 /// Write the built image as an archive, renamed into place when whole.

@@ -94,6 +94,9 @@ pub(crate) enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage the build cache (hidden with `build`, until RUN works)
+    #[command(hide = true, subcommand)]
+    Builder(BuilderCommand),
     /// Internal commands for benchmarks and debugging (unstable)
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
@@ -316,6 +319,20 @@ pub(crate) struct DfArgs {
     /// Format output: table, json, or a Go template
     #[arg(long, value_name = "FORMAT")]
     pub(crate) format: Option<String>,
+}
+
+/// `kiln builder …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum BuilderCommand {
+    /// Remove the build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuilderPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

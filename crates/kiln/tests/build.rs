@@ -327,12 +327,20 @@ fn rebuild_is_cached_and_a_changed_file_invalidates_from_its_step() {
     let (files, _) = saved_files(&t, "x");
     assert_eq!(files["b"].data, b"changed");
     // Cache records keep their layers through a collection: a build after
-    // the image was removed and the store pruned still hits.
+    // the image was removed (its content collected) still hits.
     t.ok(&["rmi", "x"]);
-    t.ok(&["system", "prune", "-f"]);
     let log = build_plain(&t, &["-t", "x", c]);
     assert_eq!(cached_steps(&log), 3, "{log}");
     assert_eq!(inspect(&t, "x")["Id"], second);
+    t.ok(&["system", "check"]);
+    // `builder prune` (and `system prune`) remove the cache.
+    let out = t.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Deleted build cache records: 5"), "{out}");
+    let log = build_plain(&t, &["-t", "x", c]);
+    assert_eq!(cached_steps(&log), 0, "{log}");
+    t.ok(&["system", "prune", "-f"]);
+    let log = build_plain(&t, &["-t", "x", c]);
+    assert_eq!(cached_steps(&log), 0, "{log}");
     t.ok(&["system", "check"]);
     // --no-cache builds every step.
     let log = build_plain(&t, &["--no-cache", c]);

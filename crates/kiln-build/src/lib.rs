@@ -26,6 +26,6 @@ pub mod tree;
 
 pub use solve::{
     export_rootfs, export_rootfs_tar, BuildError, BuildOptions, BuildResult, Builder, Event, Graph,
-    MountSource, Reporter, ResolvedMount, RunError, RunRequest, Silent, Status, StepError,
-    StepRunner, StoreImages, Vertex,
+    MountSource, Reporter, ResolvedMount, RunError, RunRequest, SecretSource, Silent, Status,
+    StepError, StepRunner, StoreImages, Vertex,
 };

@@ -200,6 +200,11 @@ pub struct RunRequest<'a> {
     /// `RUN --mount`s, with their targets made absolute and their sources
     /// found (see [`MountSource`]).
     pub mounts: &'a [ResolvedMount],
+    /// `--secret`s of the build, by id (for the step's secret mounts).
+    pub secrets: &'a BTreeMap<String, SecretSource>,
+    /// `--ssh` agent sockets of the build, by id (`default` for a bare
+    /// `--ssh default`).
+    pub ssh: &'a BTreeMap<String, Vec<PathBuf>>,
     /// `RUN --network` (`None`: the build's default).
     pub network: Option<NetworkMode>,
     /// The platform built for.
@@ -252,6 +257,18 @@ pub enum MountSource {
     /// Nothing from the build: tmpfs, and secret and ssh mounts, whose
     /// contents the runtime takes from the build's `--secret`/`--ssh`.
     None,
+}
+
+/// Where a build secret (`--secret id=…`) comes from. The build never
+/// reads it: only the runtime does, into the step's container (a tmpfs
+/// file or an environment variable), so a secret reaches no layer, key,
+/// history or log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `src=FILE`.
+    File(PathBuf),
+    /// `env=VAR`: the value of this variable of kiln's environment.
+    Env(String),
 }
 
 /// Runs RUN steps in containers; implemented by the runtime.
@@ -346,6 +363,10 @@ pub struct BuildOptions {
     /// `SOURCE_DATE_EPOCH`: new layers' mtimes clamped and history times
     /// set to it.
     pub source_date_epoch: Option<u64>,
+    /// `--secret id=…,src=…|env=…`.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh ID[=SOCKET…]`.
+    pub ssh: BTreeMap<String, Vec<PathBuf>>,
 }
 
 impl Default for BuildOptions {
@@ -362,6 +383,8 @@ impl Default for BuildOptions {
             tags: Vec::new(),
             layer: NewLayerOptions::default(),
             source_date_epoch: None,
+            secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
         }
     }
 }
@@ -1654,6 +1677,8 @@ impl<'a> Builder<'a> {
                 lower: &lower,
                 upper,
                 mounts: &resolved,
+                secrets: &self.opts.secrets,
+                ssh: &self.opts.ssh,
                 network: run.network,
                 platform: &platform,
                 line: step.line,
@@ -1817,7 +1842,30 @@ impl<'a> Builder<'a> {
                     }
                     MountSource::Cache { dir }
                 }
-                MountType::Tmpfs | MountType::Secret | MountType::Ssh => MountSource::None,
+                MountType::Secret | MountType::Ssh => {
+                    let id = m.cache_id.clone().unwrap_or_else(|| "default".into());
+                    let given = if m.kind == MountType::Secret {
+                        self.opts.secrets.contains_key(&id)
+                    } else {
+                        self.opts.ssh.contains_key(&id)
+                    };
+                    if !given && m.required {
+                        return Err(StepError::Mount {
+                            reason: format!(
+                                "{} {id} is required but was not given (--{} {id}…)",
+                                m.kind.name(),
+                                m.kind.name()
+                            ),
+                        });
+                    }
+                    if !given {
+                        // An optional secret or agent that was not given is
+                        // not mounted, as in BuildKit.
+                        continue;
+                    }
+                    MountSource::None
+                }
+                MountType::Tmpfs => MountSource::None,
             };
             out.push(ResolvedMount {
                 mount: m.clone(),

@@ -362,10 +362,14 @@ fn run_mounts_are_resolved_and_keyed_by_content() {
     let text = "FROM scratch AS dep\nCOPY stage-file /out/f\n\nFROM scratch\nWORKDIR /w\nRUN --mount=type=bind,from=dep,source=/out,target=/dep --mount=source=src,target=src --mount=type=cache,id=ccache,target=/c,sharing=locked,uid=7,mode=0700 --mount=type=secret,id=tok build\n";
     let build = lowered(text, &BTreeMap::new(), None);
     let runner = MountRunner::default();
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         context: Some(ctx.clone()),
         ..BuildOptions::default()
     };
+    opts.secrets.insert(
+        "tok".into(),
+        kiln_build::SecretSource::Env("NOT_READ_BY_THE_BUILD".into()),
+    );
     let run = |runner: &MountRunner| {
         Builder::new(&store, &opts, &Silent, Some(runner))
             .build(&build)
@@ -416,4 +420,32 @@ fn run_mounts_are_resolved_and_keyed_by_content() {
     fs::write(ctx.join("stage-file"), "2").unwrap();
     run(&runner);
     assert_eq!(runner.seen.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn required_secrets_must_be_given_and_optional_ones_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let runner = MountRunner::default();
+    let opts = BuildOptions::default();
+    let build = lowered(
+        "FROM scratch\nRUN --mount=type=secret,id=opt --mount=type=secret,id=need,required x\n",
+        &BTreeMap::new(),
+        None,
+    );
+    let err = Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&build)
+        .unwrap_err();
+    assert!(err.to_string().contains("secret need is required"), "{err}");
+    let mut opts = BuildOptions::default();
+    opts.secrets.insert(
+        "need".into(),
+        kiln_build::SecretSource::File(dir.path().join("s")),
+    );
+    Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&build)
+        .unwrap();
+    let seen = runner.seen.lock().unwrap();
+    assert_eq!(seen[0].len(), 1, "the optional secret is not mounted");
+    assert_eq!(seen[0][0].mount.cache_id.as_deref(), Some("need"));
 }

@@ -69,7 +69,7 @@ pub(crate) enum Command {
     /// container runtime for RUN, which is not there yet (COPY, ADD and
     /// config-only Dockerfiles build; a RUN fails naming its line).
     #[command(hide = true)]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List images
     Images(ImagesArgs),
     /// Manage images
@@ -491,6 +491,16 @@ pub(crate) struct BuildArgs {
     /// command, an ARG or ENV value, which file)
     #[arg(long)]
     pub(crate) explain_cache: bool,
+
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or
+    /// `id=ID,env=VAR`; may be repeated. Never stored in the image
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub(crate) secrets: Vec<String>,
+
+    /// An ssh agent socket for `RUN --mount=type=ssh`: `default`
+    /// ($SSH_AUTH_SOCK) or `ID=SOCKET[,SOCKET…]`; may be repeated
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub(crate) ssh: Vec<String>,
 
     /// Build this stage (name or index) without the cache; may be repeated
     #[arg(long = "no-cache-filter", value_name = "STAGE")]

@@ -1436,3 +1436,46 @@ fn output_local_and_tar_are_the_merged_rootfs() {
     ]);
     assert!(err.contains("not empty"), "{err}");
 }
+
+/// `--secret` and `--ssh` are checked before building; a secret's content
+/// is never read into anything the build stores.
+#[test]
+fn secret_and_ssh_flags() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a")],
+    );
+    let c = ctx.to_str().unwrap();
+    let err = t.fails(&["build", "--secret", "id=tok,src=/nonexistent/file", c]);
+    assert!(
+        err.contains("--secret tok") && err.contains("not a file"),
+        "{err}"
+    );
+    let err = t.fails(&["build", "--secret", "src=x", c]);
+    assert!(err.contains("id= is missing"), "{err}");
+    let secret = t.dir.path().join("secret");
+    fs::write(&secret, "s3cr3t-value").unwrap();
+    build(
+        &t,
+        &[
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+            "--ssh",
+            "agent=/nonexistent.sock",
+            c,
+        ],
+    );
+    // The value is nowhere in the store.
+    let out = Command::new("grep")
+        .args(["-r", "-l", "s3cr3t-value"])
+        .arg(t.root())
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -20,7 +20,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use kiln_build::{BuildError, BuildOptions, Builder, Event, Reporter, Silent, Status, StoreImages};
+use kiln_build::{
+    BuildError, BuildOptions, Builder, Event, Reporter, SecretSource, Silent, Status, StoreImages,
+};
 use kiln_dockerfile::diagnostic::{render, Located};
 use kiln_dockerfile::ignore::IgnoreRules;
 use kiln_dockerfile::lint::Finding;
@@ -448,6 +450,8 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         options.jobs = j.max(1);
     }
     options.no_cache_filter = args.no_cache_filter.clone();
+    options.secrets = parse_secrets(&args.secrets)?;
+    options.ssh = parse_ssh(&args.ssh)?;
     if args.explain_cache {
         // Steps are remembered per context and Dockerfile.
         let ctx = if no_context {
@@ -682,4 +686,71 @@ fn write_archive(
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("failed to write {}", dest.display()))
+}
+
+/// `--secret id=ID,src=FILE|env=VAR` (Docker's: `type=file|env`, `source`
+/// for `src`, and an id alone reads the environment variable of that name
+/// or else the file of that name).
+fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>> {
+    let mut out = BTreeMap::new();
+    for spec in raw {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        let mut kind = None;
+        for part in spec.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", v)) if v == "file" || v == "env" => kind = Some(v.to_string()),
+                _ => bail!("invalid --secret {spec:?}: expected id=ID,src=FILE or id=ID,env=VAR"),
+            }
+        }
+        let id = id.ok_or_else(|| anyhow::anyhow!("invalid --secret {spec:?}: id= is missing"))?;
+        let source = match (src, env, kind.as_deref()) {
+            (Some(p), None, None | Some("file")) => SecretSource::File(p),
+            (None, Some(v), None | Some("env")) => SecretSource::Env(v),
+            (None, None, Some("env")) => SecretSource::Env(id.clone()),
+            (None, None, Some("file")) => SecretSource::File(PathBuf::from(&id)),
+            (None, None, None) => {
+                if std::env::var_os(&id).is_some() {
+                    SecretSource::Env(id.clone())
+                } else {
+                    SecretSource::File(PathBuf::from(&id))
+                }
+            }
+            _ => bail!("invalid --secret {spec:?}: give src= or env=, not both"),
+        };
+        if let SecretSource::File(p) = &source {
+            // Checked now, not when a RUN needs it; its content is never
+            // read by the build itself.
+            if !p.is_file() {
+                bail!("--secret {id}: {} is not a file", p.display());
+            }
+        }
+        out.insert(id, source);
+    }
+    Ok(out)
+}
+
+/// `--ssh default` (the agent at $SSH_AUTH_SOCK) or `--ssh ID=SOCKET,…`.
+fn parse_ssh(raw: &[String]) -> Result<BTreeMap<String, Vec<PathBuf>>> {
+    let mut out = BTreeMap::new();
+    for spec in raw {
+        let (id, paths) = match spec.split_once('=') {
+            Some((id, p)) => (id.to_string(), p.split(',').map(PathBuf::from).collect()),
+            None => {
+                let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                    anyhow::anyhow!("--ssh {spec}: SSH_AUTH_SOCK is not set; give ID=SOCKET")
+                })?;
+                (spec.clone(), vec![PathBuf::from(sock)])
+            }
+        };
+        if id.is_empty() {
+            bail!("invalid --ssh {spec:?}: the id is empty");
+        }
+        out.insert(id, paths);
+    }
+    Ok(out)
 }

@@ -1313,7 +1313,7 @@ fn outputs_compression_and_no_cache_filter() {
         log.contains("#5 [stage-1 3/3] COPY b /b\n#5 CACHED"),
         "{log}"
     );
-    let bad = t.output(&["build", "-o", "type=local,dest=x", c]);
+    let bad = t.output(&["build", "-o", "type=registry,name=x", c]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not supported yet"));
 }

@@ -30,7 +30,7 @@ use thiserror::Error;
 pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
 /// Default `PATH` of a `FROM scratch` stage (BuildKit's, for Linux).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str = kiln_dockerfile::lower::DEFAULT_PATH;
 
 /// A config instruction that cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -5,12 +5,16 @@
 //! integers, so no two different sequences hash alike), starting with the
 //! format version and the step's kind, then its parent's key, then the
 //! step's full definition in a fixed order (see `solve`): for RUN the
-//! command, environment, user, working directory, mounts, network,
-//! platform and the build args it sees; for COPY/ADD the resolved
+//! command, environment (proxy args excepted, as in BuildKit), user,
+//! working directory, mounts (a bind's files by content: the bound stage's
+//! key, the image's config digest, a content hash of the bound context
+//! path), network, platform and the build args it sees; for COPY/ADD the
+//! resolved
 //! destination, flags and a content hash of exactly the files selected
 //! (paths, modes, owners as the step sets them, bytes; never mtimes); for
 //! WORKDIR the path and user; for a base image its config digest and
-//! platform. Secret values never enter a key: a secret mount contributes
+//! platform. `COPY --link` keys have no parent (the layer does not depend
+//! on what is below it). Secret values never enter a key: a secret mount contributes
 //! its id and target only. Changing what a key covers means a new
 //! version string, so old records are never misread.
 

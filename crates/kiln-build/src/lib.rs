@@ -25,6 +25,7 @@ pub mod solve;
 pub mod tree;
 
 pub use solve::{
-    BuildError, BuildOptions, BuildResult, Builder, Event, Graph, Reporter, RunError, RunRequest,
-    Silent, Status, StepError, StepRunner, StoreImages, Vertex,
+    export_rootfs, export_rootfs_tar, BuildError, BuildOptions, BuildResult, Builder, Event, Graph,
+    MountSource, Reporter, ResolvedMount, RunError, RunRequest, SecretSource, Silent, Status,
+    StepError, StepRunner, StoreImages, Vertex,
 };

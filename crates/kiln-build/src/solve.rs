@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_dockerfile::instructions::{Instruction, Run};
 use kiln_dockerfile::lower::{Base, Build, ImageEnv, LowerOptions, Source, Stage, Step};
-use kiln_dockerfile::mounts::{Mount, NetworkMode};
+use kiln_dockerfile::mounts::{CacheSharing, Mount, MountType, NetworkMode};
 use kiln_fs::layer::{write_layer, WriteOptions};
 use kiln_oci::config::History;
 use kiln_oci::media_types::layer_compression;
@@ -93,6 +93,12 @@ pub enum StepError {
     ImageNotFound {
         /// The reference.
         name: String,
+    },
+    /// A RUN --mount that cannot be set up.
+    #[error("invalid --mount: {reason}")]
+    Mount {
+        /// Why.
+        reason: String,
     },
     /// A base image for another platform.
     #[error("image {name} is for {image}, not {wanted} (only the host's platform can be built)")]
@@ -191,14 +197,78 @@ pub struct RunRequest<'a> {
     /// An empty directory: the overlay upper directory, where the step's
     /// changes must be left (whiteouts in overlay form).
     pub upper: &'a Path,
-    /// `RUN --mount`s.
-    pub mounts: &'a [Mount],
+    /// `RUN --mount`s, with their targets made absolute and their sources
+    /// found (see [`MountSource`]).
+    pub mounts: &'a [ResolvedMount],
+    /// `--secret`s of the build, by id (for the step's secret mounts).
+    pub secrets: &'a BTreeMap<String, SecretSource>,
+    /// `--ssh` agent sockets of the build, by id (`default` for a bare
+    /// `--ssh default`).
+    pub ssh: &'a BTreeMap<String, Vec<PathBuf>>,
     /// `RUN --network` (`None`: the build's default).
     pub network: Option<NetworkMode>,
     /// The platform built for.
     pub platform: &'a Platform,
     /// The Dockerfile line, for messages.
     pub line: usize,
+}
+
+/// A `RUN --mount` with its target and source worked out by the build.
+#[derive(Debug, Clone)]
+pub struct ResolvedMount {
+    /// The mount as written (after expansion): type, options, ids.
+    pub mount: Mount,
+    /// Where it goes in the container: absolute, relative targets joined
+    /// to WORKDIR (`None`: an env-only secret, or ssh at its default).
+    pub target: Option<String>,
+    /// Where its files come from.
+    pub source: MountSource,
+}
+
+/// Where the files of a mount come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A bind of a stage or an image (`from=`): its snapshot directories,
+    /// bottom first (overlay lower directories), and `path` inside them
+    /// (`source=`, resolved in their root).
+    Layers {
+        /// Snapshot directories, bottom first.
+        lower: Vec<PathBuf>,
+        /// The path inside, absolute.
+        path: String,
+    },
+    /// A bind of the build context (no `from=`): the context directory and
+    /// `path` inside it (resolved in it; `.dockerignore` applies to what the
+    /// step may see, as in BuildKit, only through the cache key).
+    Context {
+        /// The context directory.
+        dir: PathBuf,
+        /// The path inside, absolute.
+        path: String,
+    },
+    /// A cache directory kept between builds under the store
+    /// (`cache/mounts/<hash of the id>`), made with the mount's mode and
+    /// owner on first use. With `sharing=locked` the build holds an
+    /// exclusive lock on it while the step runs.
+    Cache {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Nothing from the build: tmpfs, and secret and ssh mounts, whose
+    /// contents the runtime takes from the build's `--secret`/`--ssh`.
+    None,
+}
+
+/// Where a build secret (`--secret id=…`) comes from. The build never
+/// reads it: only the runtime does, into the step's container (a tmpfs
+/// file or an environment variable), so a secret reaches no layer, key,
+/// history or log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `src=FILE`.
+    File(PathBuf),
+    /// `env=VAR`: the value of this variable of kiln's environment.
+    Env(String),
 }
 
 /// Runs RUN steps in containers; implemented by the runtime.
@@ -293,6 +363,10 @@ pub struct BuildOptions {
     /// `SOURCE_DATE_EPOCH`: new layers' mtimes clamped and history times
     /// set to it.
     pub source_date_epoch: Option<u64>,
+    /// `--secret id=…,src=…|env=…`.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh ID[=SOCKET…]`.
+    pub ssh: BTreeMap<String, Vec<PathBuf>>,
 }
 
 impl Default for BuildOptions {
@@ -309,6 +383,8 @@ impl Default for BuildOptions {
             tags: Vec::new(),
             layer: NewLayerOptions::default(),
             source_date_epoch: None,
+            secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
         }
     }
 }
@@ -1103,7 +1179,7 @@ impl<'a> Builder<'a> {
                 }
                 Instruction::Run(run) => {
                     let (new_key, layer, created, created_by) = self
-                        .run_step(&cx, run, step, &image, &layers, &key, build)
+                        .run_step(&cx, run, step, &image, &layers, &key, deps, context, build)
                         .map_err(&err)?;
                     key = new_key;
                     layers.push(layer);
@@ -1524,6 +1600,8 @@ impl<'a> Builder<'a> {
         image: &ImageConfig,
         layers: &[LayerRecord],
         parent_key: &str,
+        deps: &BTreeMap<usize, Arc<StageResult>>,
+        context: &dyn Tree,
         build: &Build,
     ) -> Result<(String, LayerRecord, String, String), StepError> {
         let runner = self.runner.ok_or(StepError::RunUnsupported)?;
@@ -1557,6 +1635,10 @@ impl<'a> Builder<'a> {
         k.field("workdir", workdir.as_bytes());
         let mounts: Vec<String> = run.mounts.iter().map(|m| format!("{m:?}")).collect();
         k.list("mounts", &mounts);
+        let resolved =
+            self.resolve_mounts(run, &workdir, deps, context, build, cx.lease, &mut k)?;
+        // `sharing=locked` caches: held for the step (released on drop).
+        let _locks = lock_caches(&resolved)?;
         k.field("network", format!("{:?}", run.network).as_bytes());
         k.field("security", format!("{:?}", run.security).as_bytes());
         k.field("platform", platform.to_string().as_bytes());
@@ -1594,7 +1676,9 @@ impl<'a> Builder<'a> {
                 workdir: &workdir,
                 lower: &lower,
                 upper,
-                mounts: &run.mounts,
+                mounts: &resolved,
+                secrets: &self.opts.secrets,
+                ssh: &self.opts.ssh,
                 network: run.network,
                 platform: &platform,
                 line: step.line,
@@ -1613,6 +1697,183 @@ impl<'a> Builder<'a> {
             created,
             run_created_by(&argv, &run.build_args),
         ))
+    }
+
+    /// Targets and sources of a RUN's mounts, and their part of its key:
+    /// a bind's files by content (the stage's key, the image's config, a
+    /// content hash of the context path, as BuildKit keys them); caches,
+    /// tmpfs, secrets and ssh by their definition only (never a secret's
+    /// value, which the build does not even read).
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_mounts(
+        &self,
+        run: &Run,
+        workdir: &str,
+        deps: &BTreeMap<usize, Arc<StageResult>>,
+        context: &dyn Tree,
+        build: &Build,
+        lease: &Lease<'_>,
+        key: &mut KeyHasher,
+    ) -> Result<Vec<ResolvedMount>, StepError> {
+        let mut out = Vec::new();
+        for m in &run.mounts {
+            let target = m.target_in(workdir).map_err(|e| StepError::Mount {
+                reason: e.to_string(),
+            })?;
+            let path = crate::tree::clean_abs(m.source.as_deref().unwrap_or("/"));
+            let source = match m.kind {
+                MountType::Bind => match m.from.as_deref().map(|f| build.resolve_source(f)) {
+                    Some(Source::Stage(i)) => {
+                        let r = deps.get(&i).ok_or_else(|| StepError::Mount {
+                            reason: format!("stage {i} was not built"),
+                        })?;
+                        key.field("mount-stage", r.key.as_bytes());
+                        let tree = r.tree(self.store);
+                        MountSource::Layers {
+                            lower: r
+                                .layers
+                                .iter()
+                                .map(|l| self.store.snapshot_path(&l.chain_id))
+                                .collect(),
+                            path: tree.resolve(&path, true).map_err(|source| StepError::Io {
+                                action: "resolve",
+                                path: PathBuf::from(&path),
+                                source,
+                            })?,
+                        }
+                    }
+                    Some(Source::Image(name)) => {
+                        let base = load_image(self.store, &name)?;
+                        lease.protect(base.record.blobs(), base.record.snapshots())?;
+                        key.field(
+                            "mount-image",
+                            base.record.config.digest.to_string().as_bytes(),
+                        );
+                        let tree = layers_tree(self.store, &base.record.layers);
+                        MountSource::Layers {
+                            lower: base
+                                .record
+                                .layers
+                                .iter()
+                                .map(|l| self.store.snapshot_path(&l.chain_id))
+                                .collect(),
+                            path: tree.resolve(&path, true).map_err(|source| StepError::Io {
+                                action: "resolve",
+                                path: PathBuf::from(&path),
+                                source,
+                            })?,
+                        }
+                    }
+                    None => {
+                        // The context's files at `path`, by content.
+                        let sources = vec![path.clone()];
+                        let spec = CopySpec {
+                            add: false,
+                            sources: &sources,
+                            contents: &[],
+                            dest: "/",
+                            workdir: "/",
+                            chown: None,
+                            chmod: None,
+                            parents: false,
+                            exclude: &[],
+                            unpack: Some(false),
+                            from_context: true,
+                            now: 0,
+                        };
+                        let plan = copy::plan(&spec, context, &LayeredTree::new(Vec::new()))?;
+                        plan.hash(key)?;
+                        let dir = self.opts.context.clone().ok_or_else(|| StepError::Mount {
+                            reason: "a bind mount of the context, but the build has no context"
+                                .into(),
+                        })?;
+                        MountSource::Context {
+                            dir,
+                            path: context
+                                .resolve(&path, true)
+                                .map_err(|source| StepError::Io {
+                                    action: "resolve",
+                                    path: PathBuf::from(&path),
+                                    source,
+                                })?,
+                        }
+                    }
+                },
+                MountType::Cache => {
+                    let id = m
+                        .cache_id
+                        .clone()
+                        .or_else(|| target.clone())
+                        .unwrap_or_default();
+                    let mut h = KeyHasher::new("cache-mount", None);
+                    h.field("id", id.as_bytes());
+                    let name = h.finish();
+                    let dir = self
+                        .store
+                        .root()
+                        .join("cache/mounts")
+                        .join(name.trim_start_matches("sha256:"));
+                    if !dir.is_dir() {
+                        fs::create_dir_all(&dir).map_err(|source| StepError::Io {
+                            action: "create",
+                            path: dir.clone(),
+                            source,
+                        })?;
+                        let mode = m.file_mode().unwrap_or(0o755);
+                        rustix::fs::chown(
+                            &dir,
+                            Some(rustix::fs::Uid::from_raw(m.uid.unwrap_or(0))),
+                            Some(rustix::fs::Gid::from_raw(m.gid.unwrap_or(0))),
+                        )
+                        .map_err(|e| StepError::Io {
+                            action: "chown",
+                            path: dir.clone(),
+                            source: e.into(),
+                        })?;
+                        fs::set_permissions(
+                            &dir,
+                            std::os::unix::fs::PermissionsExt::from_mode(mode),
+                        )
+                        .map_err(|source| StepError::Io {
+                            action: "chmod",
+                            path: dir.clone(),
+                            source,
+                        })?;
+                    }
+                    MountSource::Cache { dir }
+                }
+                MountType::Secret | MountType::Ssh => {
+                    let id = m.cache_id.clone().unwrap_or_else(|| "default".into());
+                    let given = if m.kind == MountType::Secret {
+                        self.opts.secrets.contains_key(&id)
+                    } else {
+                        self.opts.ssh.contains_key(&id)
+                    };
+                    if !given && m.required {
+                        return Err(StepError::Mount {
+                            reason: format!(
+                                "{} {id} is required but was not given (--{} {id}…)",
+                                m.kind.name(),
+                                m.kind.name()
+                            ),
+                        });
+                    }
+                    if !given {
+                        // An optional secret or agent that was not given is
+                        // not mounted, as in BuildKit.
+                        continue;
+                    }
+                    MountSource::None
+                }
+                MountType::Tmpfs => MountSource::None,
+            };
+            out.push(ResolvedMount {
+                mount: m.clone(),
+                target,
+                source,
+            });
+        }
+        Ok(out)
     }
 
     /// Write the target stage as an image into the store and tag it.
@@ -1691,6 +1952,36 @@ impl<'a> Builder<'a> {
         self.store.add_image(&record, &self.opts.tags)?;
         Ok((record, config))
     }
+}
+
+/// Exclusive locks on the `sharing=locked` cache directories of a step,
+/// held until dropped.
+fn lock_caches(mounts: &[ResolvedMount]) -> Result<Vec<fs::File>, StepError> {
+    let mut locks = Vec::new();
+    for m in mounts {
+        if let (MountSource::Cache { dir }, CacheSharing::Locked) = (&m.source, m.mount.sharing) {
+            let path = dir.with_extension("lock");
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|source| StepError::Io {
+                    action: "open",
+                    path: path.clone(),
+                    source,
+                })?;
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+                StepError::Io {
+                    action: "lock",
+                    path: path.clone(),
+                    source: e.into(),
+                }
+            })?;
+            locks.push(f);
+        }
+    }
+    Ok(locks)
 }
 
 /// How a staged directory is to be written.
@@ -1867,4 +2158,43 @@ impl Read for ChanReader {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// Write the merged file system of `image` into the empty directory `dir`
+/// (`-o type=local`): files, directories, symlinks and hard links with
+/// their modes and owners (devices, fifos and sockets are skipped).
+pub fn export_rootfs(store: &Store, image: &ImageRecord, dir: &Path) -> Result<(), StepError> {
+    let tree = layers_tree(store, &image.layers);
+    let empty = LayeredTree::new(Vec::new());
+    let sources = vec!["/".to_string()];
+    let spec = CopySpec {
+        add: false,
+        sources: &sources,
+        contents: &[],
+        dest: "/",
+        workdir: "/",
+        chown: None,
+        chmod: None,
+        parents: false,
+        exclude: &[],
+        unpack: Some(false),
+        from_context: false,
+        now: now_secs(),
+    };
+    let plan = copy::plan(&spec, &tree, &empty)?;
+    plan.stage(&empty, dir)?;
+    Ok(())
+}
+
+/// Write the merged file system of `image` as one tar into `out`
+/// (`-o type=tar`), staged under the store's `ingest/` first.
+pub fn export_rootfs_tar<W: io::Write>(
+    store: &Store,
+    image: &ImageRecord,
+    out: W,
+) -> Result<W, StepError> {
+    let staging = StagingDir::new(store)?;
+    export_rootfs(store, image, &staging.path)?;
+    let (_, out) = write_layer(&staging.path, out, &WriteOptions::default())?;
+    Ok(out)
 }

@@ -334,3 +334,118 @@ fn explain_names_the_build_arg_a_run_saw_change() {
         assert_eq!(explained, vec![format!("explain {want}")]);
     }
 }
+
+/// A runner that records the mounts it was given.
+#[derive(Default)]
+struct MountRunner {
+    seen: Mutex<Vec<Vec<kiln_build::ResolvedMount>>>,
+}
+
+impl StepRunner for MountRunner {
+    fn run(&self, req: &RunRequest<'_>, _output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
+        self.seen.lock().unwrap().push(req.mounts.to_vec());
+        fs::write(req.upper.join("ran"), "").unwrap();
+        Ok(())
+    }
+}
+
+#[test]
+fn run_mounts_are_resolved_and_keyed_by_content() {
+    use kiln_build::MountSource;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(ctx.join("src")).unwrap();
+    fs::write(ctx.join("src/main.c"), "int main;").unwrap();
+    fs::write(ctx.join("README"), "r").unwrap();
+    fs::write(ctx.join("stage-file"), "1").unwrap();
+    let text = "FROM scratch AS dep\nCOPY stage-file /out/f\n\nFROM scratch\nWORKDIR /w\nRUN --mount=type=bind,from=dep,source=/out,target=/dep --mount=source=src,target=src --mount=type=cache,id=ccache,target=/c,sharing=locked,uid=7,mode=0700 --mount=type=secret,id=tok build\n";
+    let build = lowered(text, &BTreeMap::new(), None);
+    let runner = MountRunner::default();
+    let mut opts = BuildOptions {
+        context: Some(ctx.clone()),
+        ..BuildOptions::default()
+    };
+    opts.secrets.insert(
+        "tok".into(),
+        kiln_build::SecretSource::Env("NOT_READ_BY_THE_BUILD".into()),
+    );
+    let run = |runner: &MountRunner| {
+        Builder::new(&store, &opts, &Silent, Some(runner))
+            .build(&build)
+            .unwrap()
+    };
+    run(&runner);
+    let seen = runner.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[0].target.as_deref(), Some("/dep"));
+    match &seen[0].source {
+        MountSource::Layers { lower, path } => {
+            assert_eq!(path, "/out");
+            assert!(lower[0].join("out/f").is_file());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(seen[1].target.as_deref(), Some("/w/src"));
+    assert_eq!(
+        seen[1].source,
+        MountSource::Context {
+            dir: ctx.clone(),
+            path: "/src".into()
+        }
+    );
+    match &seen[2].source {
+        MountSource::Cache { dir } => {
+            use std::os::unix::fs::MetadataExt;
+            let m = fs::metadata(dir).unwrap();
+            assert_eq!((m.uid(), m.mode() & 0o7777), (7, 0o700));
+            assert!(dir.starts_with(store.root().join("cache/mounts")));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(seen[3].source, MountSource::None);
+    drop(seen);
+    // Nothing changed: cached.
+    run(&runner);
+    assert_eq!(runner.seen.lock().unwrap().len(), 1);
+    // A file outside the bound path: still cached.
+    fs::write(ctx.join("README"), "changed").unwrap();
+    run(&runner);
+    assert_eq!(runner.seen.lock().unwrap().len(), 1);
+    // A file under the bound context path: the RUN runs again.
+    fs::write(ctx.join("src/main.c"), "int main(void);").unwrap();
+    run(&runner);
+    assert_eq!(runner.seen.lock().unwrap().len(), 2);
+    // The stage it binds changed: again.
+    fs::write(ctx.join("stage-file"), "2").unwrap();
+    run(&runner);
+    assert_eq!(runner.seen.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn required_secrets_must_be_given_and_optional_ones_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let runner = MountRunner::default();
+    let opts = BuildOptions::default();
+    let build = lowered(
+        "FROM scratch\nRUN --mount=type=secret,id=opt --mount=type=secret,id=need,required x\n",
+        &BTreeMap::new(),
+        None,
+    );
+    let err = Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&build)
+        .unwrap_err();
+    assert!(err.to_string().contains("secret need is required"), "{err}");
+    let mut opts = BuildOptions::default();
+    opts.secrets.insert(
+        "need".into(),
+        kiln_build::SecretSource::File(dir.path().join("s")),
+    );
+    Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&build)
+        .unwrap();
+    let seen = runner.seen.lock().unwrap();
+    assert_eq!(seen[0].len(), 1, "the optional secret is not mounted");
+    assert_eq!(seen[0][0].mount.cache_id.as_deref(), Some("need"));
+}

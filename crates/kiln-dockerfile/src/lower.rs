@@ -47,6 +47,10 @@ use crate::mounts::{self, MountError, MountType};
 use crate::shell::{Env, Lexer, ShellError};
 use crate::span::Span;
 
+/// The `PATH` of a `FROM scratch` stage on Linux (BuildKit's
+/// `system.DefaultPathEnv`).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Names of the proxy build args that need no declaration.
 pub const PROXY_ARGS: [&str; 5] = [
     "HTTP_PROXY",
@@ -857,10 +861,19 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Build, LowerErr
                 healthcheck: None,
                 ..finished[*j].clone()
             },
-            Base::Scratch => StageState {
-                env_known: true,
-                ..StageState::default()
-            },
+            // BuildKit's empty image has a default PATH (not on Windows),
+            // which `$PATH` in the stage expands to.
+            Base::Scratch => {
+                let mut env = EnvList::default();
+                if stages[i].platform.os != "windows" {
+                    env.set("PATH", DEFAULT_PATH);
+                }
+                StageState {
+                    env,
+                    env_known: true,
+                    ..StageState::default()
+                }
+            }
             Base::Image(img) => match opts.images.env(img, &stages[i].platform) {
                 Some(pairs) => {
                     let mut env = EnvList::default();

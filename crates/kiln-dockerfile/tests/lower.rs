@@ -727,3 +727,18 @@ fn check_expose_invalid_format() {
         Rule::ExposeInvalidFormat
     ));
 }
+
+/// `FROM scratch` has BuildKit's default PATH, so `$PATH` expands to it
+/// (and UndefinedVar does not fire for it).
+#[test]
+fn scratch_has_the_default_path() {
+    let b = build("FROM scratch\nENV PATH=/opt/bin:$PATH\n");
+    let Instruction::Env(kv) = step(&b, 0, 0) else {
+        panic!("not ENV")
+    };
+    assert_eq!(
+        kv[0].value,
+        format!("/opt/bin:{}", kiln_dockerfile::lower::DEFAULT_PATH)
+    );
+    assert!(!has("FROM scratch\nENV X=$PATH\n", Rule::UndefinedVar));
+}

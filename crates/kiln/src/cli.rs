@@ -69,7 +69,7 @@ pub(crate) enum Command {
     /// container runtime for RUN, which is not there yet (COPY, ADD and
     /// config-only Dockerfiles build; a RUN fails naming its line).
     #[command(hide = true)]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List images
     Images(ImagesArgs),
     /// Manage images
@@ -102,6 +102,9 @@ pub(crate) enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage the build cache (hidden with `build`, until RUN works)
+    #[command(hide = true, subcommand)]
+    Builder(BuilderCommand),
     /// Internal commands for benchmarks and debugging (unstable)
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
@@ -359,6 +362,20 @@ pub(crate) struct DfArgs {
     pub(crate) format: Option<String>,
 }
 
+/// `kiln builder …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum BuilderCommand {
+    /// Remove the build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuilderPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub(crate) force: bool,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct SystemPruneArgs {
     /// Remove all unused images, not just dangling ones
@@ -525,6 +542,16 @@ pub(crate) struct BuildArgs {
     #[arg(long)]
     pub(crate) explain_cache: bool,
 
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or
+    /// `id=ID,env=VAR`; may be repeated. Never stored in the image
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub(crate) secrets: Vec<String>,
+
+    /// An ssh agent socket for `RUN --mount=type=ssh`: `default`
+    /// ($SSH_AUTH_SOCK) or `ID=SOCKET[,SOCKET…]`; may be repeated
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub(crate) ssh: Vec<String>,
+
     /// Build this stage (name or index) without the cache; may be repeated
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     pub(crate) no_cache_filter: Vec<String>,
@@ -533,9 +560,10 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
     pub(crate) compression: String,
 
-    /// Also write the image out: `type=docker,dest=FILE` (docker-archive)
-    /// or `type=oci,dest=FILE` (oci-archive); `type=image` (the default)
-    /// only stores it
+    /// Also write the image out: `type=docker,dest=FILE` (docker-archive),
+    /// `type=oci,dest=FILE` (oci-archive), `type=local,dest=DIR` or
+    /// `type=tar,dest=FILE` (its files); `type=image` (the default) only
+    /// stores it
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=FILE")]
     pub(crate) output: Option<String>,
 

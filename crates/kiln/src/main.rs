@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
+use crate::cli::{BuilderCommand, Cli, Command, ImageCommand, SystemCommand};
 
 /// mimalloc instead of glibc's malloc: the frontend (and later the tar and
 /// JSON work) makes many small allocations, and glibc's malloc/free were a
@@ -69,6 +69,9 @@ fn main() -> ExitCode {
             SystemCommand::Prune(args) => commands::system::prune(&cli, args),
             SystemCommand::Check(args) => commands::system::check(&cli, args),
         },
+        Command::Builder(BuilderCommand::Prune(args)) => {
+            commands::system::builder_prune(&cli, args)
+        }
         Command::Debug(cmd) => commands::debug::run(cmd),
         Command::Run(args) => commands::container::run(&cli, args),
         Command::Create(args) => commands::container::create(&cli, args),

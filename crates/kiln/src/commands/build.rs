@@ -20,7 +20,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use kiln_build::{BuildError, BuildOptions, Builder, Event, Reporter, Silent, Status, StoreImages};
+use kiln_build::{
+    BuildError, BuildOptions, Builder, Event, Reporter, SecretSource, Silent, Status, StoreImages,
+};
 use kiln_dockerfile::diagnostic::{render, Located};
 use kiln_dockerfile::ignore::IgnoreRules;
 use kiln_dockerfile::lint::Finding;
@@ -448,6 +450,8 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         options.jobs = j.max(1);
     }
     options.no_cache_filter = args.no_cache_filter.clone();
+    options.secrets = parse_secrets(&args.secrets)?;
+    options.ssh = parse_ssh(&args.ssh)?;
     if args.explain_cache {
         // Steps are remembered per context and Dockerfile.
         let ctx = if no_context {
@@ -476,6 +480,12 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         other => bail!("invalid --compression {other:?}: gzip or zstd"),
     };
     let output = parse_output(args.output.as_deref())?;
+    if let Some((Output::Local, dest)) = &output {
+        // Refused before anything is built.
+        if std::fs::read_dir(dest).is_ok_and(|mut rd| rd.next().is_some()) {
+            bail!("--output dest={} is not empty", dest.display());
+        }
+    }
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         options.source_date_epoch = epoch.trim().parse().ok();
     }
@@ -505,8 +515,12 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         other => anyhow::Error::from(other),
     })?;
     let id = result.image.id().to_string();
-    if let Some((format, dest)) = &output {
-        write_archive(&store, &result.image, &tags, *format, dest)?;
+    match &output {
+        Some((Output::Archive(format), dest)) => {
+            write_archive(&store, &result.image, &tags, *format, dest)?
+        }
+        Some((out, dest)) => write_rootfs(&store, &result.image, *out, dest)?,
+        None => {}
     }
     if let Some(p) = &args.iidfile {
         std::fs::write(p, &id).with_context(|| format!("failed to write {}", p.display()))?;
@@ -550,11 +564,11 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
 
 /// `-o type=…,dest=…`: the archive format and file, or `None` for
 /// `type=image` (the store only).
-fn parse_output(value: Option<&str>) -> Result<Option<(SaveFormat, PathBuf)>> {
+fn parse_output(value: Option<&str>) -> Result<Option<(Output, PathBuf)>> {
     let Some(value) = value else {
         return Ok(None);
     };
-    let mut kind = None;
+    let mut kind: Option<String> = None;
     let mut dest = None;
     for part in value.split(',') {
         match part.split_once('=') {
@@ -568,13 +582,78 @@ fn parse_output(value: Option<&str>) -> Result<Option<(SaveFormat, PathBuf)>> {
     }
     let format = match kind.as_deref() {
         Some("image") => return Ok(None),
-        Some("docker") => SaveFormat::DockerArchive,
-        Some("oci") => SaveFormat::OciArchive,
-        Some(other) => bail!("--output type={other} is not supported yet: image, docker or oci"),
+        Some("docker") => Output::Archive(SaveFormat::DockerArchive),
+        Some("oci") => Output::Archive(SaveFormat::OciArchive),
+        Some("local") => Output::Local,
+        Some("tar") => Output::Tar,
+        Some(other) => {
+            bail!("--output type={other} is not supported yet: image, docker, oci, local or tar")
+        }
         None => bail!("invalid --output {value:?}: type= is missing"),
     };
     let dest = dest.ok_or_else(|| anyhow::anyhow!("--output type=… needs dest=FILE"))?;
     Ok(Some((format, dest)))
+}
+
+/// What `-o` writes besides the image in the store.
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    /// A docker-archive or oci-archive.
+    Archive(SaveFormat),
+    /// The root file system into a new directory.
+    Local,
+    /// The root file system as one tar.
+    Tar,
+}
+
+/// Write the root file system of the built image (`type=local|tar`).
+fn write_rootfs(
+    store: &kiln_store::Store,
+    image: &kiln_store::ImageRecord,
+    output: Output,
+    dest: &std::path::Path,
+) -> Result<()> {
+    use std::io::Write;
+    match output {
+        Output::Local => {
+            match std::fs::read_dir(dest) {
+                Ok(mut rd) => {
+                    if rd.next().is_some() {
+                        bail!("--output dest={} is not empty", dest.display());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dest)
+                        .with_context(|| format!("failed to create {}", dest.display()))?;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("failed to read {}", dest.display()))
+                }
+            }
+            kiln_build::export_rootfs(store, image, dest)
+                .with_context(|| format!("failed to write the image into {}", dest.display()))
+        }
+        Output::Tar => {
+            let dir = dest
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let (file, tmp) = kiln_fs::atomic::create_temp(dir)
+                .with_context(|| format!("failed to create a file in {}", dir.display()))?;
+            let result = (|| {
+                let out = std::io::BufWriter::with_capacity(1 << 20, file);
+                let mut out = kiln_build::export_rootfs_tar(store, image, out)?;
+                out.flush()?;
+                kiln_fs::atomic::commit(&tmp, dest)?;
+                Ok::<_, anyhow::Error>(())
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result.with_context(|| format!("failed to write {}", dest.display()))
+        }
+        Output::Archive(_) => Ok(()),
+    }
 }
 
 /// Write the built image as an archive, renamed into place when whole.
@@ -607,4 +686,71 @@ fn write_archive(
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("failed to write {}", dest.display()))
+}
+
+/// `--secret id=ID,src=FILE|env=VAR` (Docker's: `type=file|env`, `source`
+/// for `src`, and an id alone reads the environment variable of that name
+/// or else the file of that name).
+fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>> {
+    let mut out = BTreeMap::new();
+    for spec in raw {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        let mut kind = None;
+        for part in spec.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", v)) if v == "file" || v == "env" => kind = Some(v.to_string()),
+                _ => bail!("invalid --secret {spec:?}: expected id=ID,src=FILE or id=ID,env=VAR"),
+            }
+        }
+        let id = id.ok_or_else(|| anyhow::anyhow!("invalid --secret {spec:?}: id= is missing"))?;
+        let source = match (src, env, kind.as_deref()) {
+            (Some(p), None, None | Some("file")) => SecretSource::File(p),
+            (None, Some(v), None | Some("env")) => SecretSource::Env(v),
+            (None, None, Some("env")) => SecretSource::Env(id.clone()),
+            (None, None, Some("file")) => SecretSource::File(PathBuf::from(&id)),
+            (None, None, None) => {
+                if std::env::var_os(&id).is_some() {
+                    SecretSource::Env(id.clone())
+                } else {
+                    SecretSource::File(PathBuf::from(&id))
+                }
+            }
+            _ => bail!("invalid --secret {spec:?}: give src= or env=, not both"),
+        };
+        if let SecretSource::File(p) = &source {
+            // Checked now, not when a RUN needs it; its content is never
+            // read by the build itself.
+            if !p.is_file() {
+                bail!("--secret {id}: {} is not a file", p.display());
+            }
+        }
+        out.insert(id, source);
+    }
+    Ok(out)
+}
+
+/// `--ssh default` (the agent at $SSH_AUTH_SOCK) or `--ssh ID=SOCKET,…`.
+fn parse_ssh(raw: &[String]) -> Result<BTreeMap<String, Vec<PathBuf>>> {
+    let mut out = BTreeMap::new();
+    for spec in raw {
+        let (id, paths) = match spec.split_once('=') {
+            Some((id, p)) => (id.to_string(), p.split(',').map(PathBuf::from).collect()),
+            None => {
+                let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                    anyhow::anyhow!("--ssh {spec}: SSH_AUTH_SOCK is not set; give ID=SOCKET")
+                })?;
+                (spec.clone(), vec![PathBuf::from(sock)])
+            }
+        };
+        if id.is_empty() {
+            bail!("invalid --ssh {spec:?}: the id is empty");
+        }
+        out.insert(id, paths);
+    }
+    Ok(out)
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::{CheckArgs, Cli, DfArgs, SystemPruneArgs};
+use crate::cli::{BuilderPruneArgs, CheckArgs, Cli, DfArgs, SystemPruneArgs};
 use crate::commands::images::{go_time, print_pruned};
 use crate::commands::{confirm, open_store};
 use crate::format::units::human_size;
@@ -134,8 +134,29 @@ pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
     }
     let store = open_store(cli)?;
     let (events, bytes) = store.prune_images(args.all)?;
+    // "unused build cache", as the warning says: every record (kiln has no
+    // build running in another process to keep one for; a running build
+    // holds its layers under its lease).
+    store.build_cache_clear()?;
     let gc = store.gc()?;
     print_pruned(&mut std::io::stdout().lock(), &events, bytes + gc.bytes)?;
+    Ok(0)
+}
+
+/// `kiln builder prune`: remove the build cache.
+pub(crate) fn builder_prune(cli: &Cli, args: &BuilderPruneArgs) -> Result<u8> {
+    if !args.force {
+        eprintln!("WARNING! This will remove all build cache.");
+        if !confirm("Are you sure you want to continue?")? {
+            return Ok(0);
+        }
+    }
+    let store = open_store(cli)?;
+    let records = store.build_cache_clear()?;
+    let gc = store.gc()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Deleted build cache records: {records}")?;
+    writeln!(out, "Total reclaimed space: {}", human_size(gc.bytes))?;
     Ok(0)
 }
 

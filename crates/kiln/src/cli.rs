@@ -134,6 +134,8 @@ pub(crate) enum Command {
     Commit(crate::cli_container::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(crate::cli_container::DiffArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(crate::cli_container::PortArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(crate::cli_container::CpArgs),
     /// Export a container's filesystem as a tar archive

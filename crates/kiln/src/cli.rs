@@ -509,6 +509,11 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Option<String>,
 
+    /// Pull the base images: always (also a bare --pull), missing (default) or never
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = false,
+          default_missing_value = "always", default_value_t = crate::commands::pull::PullPolicy::Missing)]
+    pub(crate) pull: crate::commands::pull::PullPolicy,
+
     /// Instead of building: list the targets, outline the build
     /// arguments, or run the build checks
     #[arg(long, value_enum, value_name = "REQUEST")]

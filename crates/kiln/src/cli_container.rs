@@ -58,6 +58,12 @@ pub(crate) struct CreateArgs {
     /// Mount a tmpfs directory (PATH[:OPTIONS])
     #[arg(long = "tmpfs", value_name = "PATH[:OPTIONS]")]
     pub(crate) tmpfs: Vec<String>,
+    /// Pull the image before creating: always, missing (default) or never
+    #[arg(long, value_enum, default_value_t = crate::commands::pull::PullPolicy::Missing)]
+    pub(crate) pull: crate::commands::pull::PullPolicy,
+    /// Platform of the image to pull (os/arch[/variant]); default the host's
+    #[arg(long, value_name = "PLATFORM")]
+    pub(crate) platform: Option<String>,
     /// Connect a container to a network: bridge (default), host or none
     #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     pub(crate) network: Option<String>,

@@ -511,6 +511,13 @@ fn start_detached(
 pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     report((|| {
         let store = open_store(cli)?;
+        crate::commands::pull::ensure_image(
+            cli,
+            &store,
+            &args.create.image,
+            args.create.pull,
+            args.create.platform.as_deref(),
+        )?;
         let record = create_record(&store, &args.create)?;
         if args.detach {
             return match start_detached(cli, &store, &record.id)? {
@@ -533,6 +540,13 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
 pub(crate) fn create(cli: &Cli, args: &CreateArgs) -> Result<u8> {
     report((|| {
         let store = open_store(cli)?;
+        crate::commands::pull::ensure_image(
+            cli,
+            &store,
+            &args.image,
+            args.pull,
+            args.platform.as_deref(),
+        )?;
         let record = create_record(&store, args)?;
         println!("{}", record.id);
         Ok(0)

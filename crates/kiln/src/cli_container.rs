@@ -263,9 +263,9 @@ pub(crate) struct CommitArgs {
     /// Commit message
     #[arg(short, long)]
     pub(crate) message: Option<String>,
-    /// Pause container during commit (accepted; kiln reads the upper
-    /// directory as it is)
-    #[arg(short, long, default_value_t = true)]
+    /// Pause container during commit (default true; --pause=false to not)
+    #[arg(short, long, default_value_t = true, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set, require_equals = true)]
     pub(crate) pause: bool,
     /// The container
     #[arg(value_name = "CONTAINER")]

@@ -1087,3 +1087,97 @@ fn published_ports_reach_the_container() {
     );
     t.ok(&["rm", "-f", "all", "base"]);
 }
+
+#[test]
+fn commit_pauses_a_running_container_and_thaws_it() {
+    let t = busybox();
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /count; usleep 2000; done",
+    ]);
+    let read = || {
+        t.ok(&["exec", "busy", "cat", "/count"])
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read() == 0 {
+        assert!(Instant::now() < deadline, "the loop never wrote");
+    }
+    // Without the freeze, this races the loop's truncate-and-write of
+    // /count ("shrank while being read"); frozen, it never does.
+    for _ in 0..3 {
+        let id = t.ok(&["commit", "busy", "snap:1"]);
+        assert!(id.starts_with("sha256:"), "{id}");
+    }
+    // Thawed afterwards: the loop goes on.
+    let before = read();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(read() > before, "the container stayed frozen after commit");
+    t.ok(&["kill", "busy"]);
+    t.ok(&["commit", "--pause=false", "busy", "snap:2"]);
+    t.ok(&["rm", "-f", "busy"]);
+    let n: u64 = t
+        .ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "snap:1",
+            "cat",
+            "/count",
+        ])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n > 0);
+}
+
+#[test]
+fn keyctl_is_refused() {
+    // A static program calling keyctl(2) directly: busybox has no keyctl.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("k.c");
+    std::fs::write(
+        &src,
+        "#include <errno.h>\n#include <stdio.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+         int main(void){long r=syscall(SYS_keyctl,0/*GET_KEYRING_ID*/,-3/*SESSION*/,1);\
+         if(r<0&&errno==EPERM){puts(\"EPERM\");return 0;}printf(\"r=%ld errno=%d\\n\",r,errno);return 1;}\n",
+    )
+    .unwrap();
+    let bin = dir.path().join("k");
+    let cc = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("cc is installed by scripts/install-deps.sh");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let t = busybox();
+    let v = format!("{}:/k:ro", bin.display());
+    let out = t.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &v,
+        "busybox",
+        "/k",
+    ]);
+    assert_eq!(stdout(&out), "EPERM\n", "{}", stderr(&out));
+    assert_eq!(code(&out), 0);
+}

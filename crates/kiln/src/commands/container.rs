@@ -1185,7 +1185,18 @@ pub(crate) fn commit(cli: &Cli, args: &CommitArgs) -> Result<u8> {
         author: args.author.clone(),
         created_by: Some(quote_command(&c)),
     };
+    // A running container is frozen while its changes are read (Docker's
+    // default), so that the layer is one moment of its file system.
+    let _frozen = if args.pause && c.state == ContainerState::Running && c.process_alive() {
+        Some(
+            kiln_runtime::freeze::freeze(&c.id)
+                .with_context(|| format!("failed to pause container {}", c.name))?,
+        )
+    } else {
+        None
+    };
     let record = store.commit(&image.record, &upper, &opts, &names)?;
+    drop(_frozen);
     println!("{}", record.id());
     Ok(0)
 }

@@ -63,6 +63,16 @@ fn assert_nothing_left(t: &TestStore, id: &str) {
     }
     let ps = t.ok(&["ps", "-a", "-q", "--no-trunc"]);
     assert!(!ps.contains(id), "{ps}");
+    // No veth, no address (the kernel deletes a veth with its namespace,
+    // asynchronously: give it a moment).
+    let veth = Path::new("/sys/class/net").join(format!("kv{}", &id[..12]));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while veth.exists() {
+        assert!(Instant::now() < deadline, "{} left", veth.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ipam = std::fs::read_to_string("/run/kiln-tests/network/ipam.json").unwrap_or_default();
+    assert!(!ipam.contains(id), "address of {id} not released: {ipam}");
 }
 
 #[test]
@@ -435,6 +445,21 @@ fn rm_leaves_nothing_behind() {
     let id = out.trim();
     t.ok(&["start", "-a", id]);
     t.ok(&["rm", id]);
+    assert_nothing_left(&t, id);
+    // Detached with a published port, removed by force while running.
+    let id = t.ok(&[
+        "run",
+        "-d",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let id = id.trim();
+    let ipam = std::fs::read_to_string("/run/kiln-tests/network/ipam.json").unwrap();
+    assert!(ipam.contains(id), "{ipam}");
+    t.ok(&["rm", "-f", id]);
     assert_nothing_left(&t, id);
 }
 

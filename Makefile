@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench bench-layers bench-registry build docs clean
+.PHONY: test deps lint unit fuzz bench bench-layers bench-registry bench-run build docs clean
 
 ## test: install what the tests need, check formatting and lints, run every test
 test: deps lint unit
@@ -50,6 +50,10 @@ bench-layers: deps
 ## bench-registry: pull and re-push of the fixture's Debian image against docker pull, podman pull and skopeo copy (root)
 bench-registry: deps
 	./bench/registry.sh
+
+## bench-run: `run --rm busybox true` against runc run, docker run and podman run; monitor RSS; 20 in parallel (root)
+bench-run: deps
+	./bench/run.sh
 
 clean:
 	$(CARGO) clean

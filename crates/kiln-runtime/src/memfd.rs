@@ -41,7 +41,7 @@ pub fn running_sealed() -> bool {
     }
     match rustix::fs::statfs("/proc/self/exe") {
         Ok(st) => {
-            i64::from(st.f_type) == OVERLAYFS_SUPER_MAGIC
+            st.f_type == OVERLAYFS_SUPER_MAGIC
                 && rustix::fs::statvfs("/proc/self/exe")
                     .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
         }

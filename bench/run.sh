@@ -67,9 +67,16 @@ if bash scripts/fixtures/dockerd.sh start >/dev/null 2>&1; then
   docker load -q -i "$FIX/busybox.docker-archive.tar" >/dev/null
   cmds+=(-n "docker-none" "docker run --rm --network none busybox true")
 fi
+# podman on this host needs runc and cgroupfs (no systemd, hybrid
+# cgroups): its own containers.conf, the system's is left alone.
+if command -v podman >/dev/null; then
+  export CONTAINERS_CONF=$WORK/containers.conf
+  printf '[containers]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >"$CONTAINERS_CONF"
+fi
 if command -v podman >/dev/null; then
   podman load -q -i "$FIX/busybox.docker-archive.tar" >/dev/null
-  cmds+=(-n "podman-none" "podman run --rm --network none busybox true")
+  # Explicit limits: podman raises nproc/nofile beyond what this host allows.
+  cmds+=(-n "podman-none" "podman run --rm --network none --ulimit nproc=1024:1024 --ulimit nofile=1024:1024 busybox true")
 fi
 hyperfine -N --runs "$RUNS" --warmup 3 --export-json "$WORK/run.json" "${cmds[@]}" >&2
 

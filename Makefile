@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench bench-layers bench-registry bench-run build docs clean
+.PHONY: test deps lint unit fuzz bench bench-layers bench-registry bench-run build docs demo clean
 
 ## test: install what the tests need, check formatting and lints, run every test
 test: deps lint unit
@@ -26,6 +26,10 @@ unit: deps
 		| tee target/test.log | grep -E '^(test result|.*conformance:|     Running)' || status=$$?; \
 		bash scripts/fixtures/registry.sh stop >/dev/null 2>&1 || true; \
 		if [ $$status -ne 0 ]; then echo "tests failed; the whole log:"; cat target/test.log; exit 1; fi
+
+## demo: kiln's main job end to end: build the WSGI example, run it with a published port, curl it (root)
+demo:
+	./scripts/demo.sh
 
 ## build: the release binary at target/release/kiln
 build: deps

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench bench-layers bench-registry bench-run build docs demo clean
+.PHONY: test deps lint unit fuzz bench bench-layers bench-registry bench-run bench-build build docs demo clean
 
 ## test: install what the tests need, check formatting and lints, run every test
 test: deps lint unit
@@ -54,6 +54,10 @@ bench-layers: deps
 ## bench-registry: pull and re-push of the fixture's Debian image against docker pull, podman pull and skopeo copy (root)
 bench-registry: deps
 	./bench/registry.sh
+
+## bench-build: kiln build vs docker build (BuildKit) and buildah bud --layers: cold, no change, one file changed (root)
+bench-build: deps
+	./bench/build.sh
 
 ## bench-run: `run --rm busybox true` against runc run, docker run and podman run; monitor RSS; 20 in parallel (root)
 bench-run: deps

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench bench-layers bench-registry bench-run bench-build build docs demo clean
+.PHONY: test deps lint unit fuzz bench bench-frontend bench-layers bench-registry bench-run bench-build build docs demo clean
 
 ## test: install what the tests need, check formatting and lints, run every test
 test: deps lint unit
@@ -43,8 +43,11 @@ docs:
 fuzz: deps
 	./fuzz/run.sh 600
 
-## bench: criterion benchmarks of the frontend; results in bench/RESULTS.md
-bench: deps
+## bench: every benchmark in one go (root): frontend, layers, registry, run, build; each appends to bench/RESULTS.md
+bench: deps bench-frontend bench-layers bench-registry bench-run bench-build
+
+## bench-frontend: criterion benchmarks of the Dockerfile frontend
+bench-frontend: deps
 	$(CARGO) bench -p kiln-dockerfile --bench frontend
 
 ## bench-layers: layer write/apply against tar|zstd, tar|pigz and zstd -d|tar (root; installs hyperfine, pigz, zstd, debootstrap)

@@ -102,6 +102,9 @@ pub(crate) enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::cli_volume::VolumeCommand),
     /// Manage the build cache (hidden with `build`, until RUN works)
     #[command(hide = true, subcommand)]
     Builder(BuilderCommand),

@@ -23,6 +23,7 @@ fn percent(part: u64, whole: u64) -> String {
 pub(crate) fn df(cli: &Cli, args: &DfArgs) -> Result<u8> {
     let store = open_store(cli)?;
     let u = store.disk_usage()?;
+    let volumes = crate::commands::volume::usage(&store)?;
     let active = u.images.iter().filter(|i| i.containers > 0).count();
     let rows = vec![
         json!({
@@ -41,10 +42,10 @@ pub(crate) fn df(cli: &Cli, args: &DfArgs) -> Result<u8> {
         }),
         json!({
             "Type": "Local Volumes",
-            "TotalCount": "0",
-            "Active": "0",
-            "Size": human_size(0),
-            "Reclaimable": human_size(0),
+            "TotalCount": volumes.0.to_string(),
+            "Active": volumes.1.to_string(),
+            "Size": human_size(volumes.2),
+            "Reclaimable": format!("{}{}", human_size(volumes.3), percent(volumes.3, volumes.2)),
         }),
         json!({
             "Type": "Build Cache",

@@ -387,6 +387,9 @@ pub(crate) struct SystemPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub(crate) volumes: bool,
 }
 
 #[derive(Debug, Args)]

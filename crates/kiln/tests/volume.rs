@@ -324,6 +324,20 @@ fn image_volumes_are_copied_up_into_anonymous_volumes() {
         )
     );
     assert_eq!(volume_names(&t), vec!["named", "nc"]);
+    // `system df` counts volumes; `system prune --volumes` removes the
+    // unused anonymous ones.
+    t.ok(&["run", "--name", "c3", "-v", "/anon", "busybox", "true"]);
+    t.ok(&["rm", "c3"]);
+    let df = t.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(df.contains("Local Volumes 3 0"), "{df}");
+    let pruned = t.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(pruned.starts_with("Deleted Volumes:\n"), "{pruned}");
+    assert!(anonymous(&t).is_empty());
     let pruned = t.ok(&["volume", "prune", "-f", "-a", "--filter", "label!=keep"]);
     assert!(pruned.starts_with("Deleted Volumes:\n"), "{pruned}");
     assert!(volume_names(&t).is_empty());

@@ -126,21 +126,43 @@ pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
         } else {
             "all dangling images"
         };
+        let volumes = if args.volumes {
+            "  - anonymous volumes not used by at least one container\n"
+        } else {
+            ""
+        };
         eprintln!(
-            "WARNING! This will remove:\n  - all stopped containers\n  - {images}\n  - unused build cache\n"
+            "WARNING! This will remove:\n  - all stopped containers\n{volumes}  - {images}\n  - unused build cache\n"
         );
         if !confirm("Are you sure you want to continue?")? {
             return Ok(0);
         }
     }
     let store = open_store(cli)?;
+    let mut volume_bytes = 0;
+    if args.volumes {
+        let removed = store.remove_volumes_where(|v, _| v.anonymous, false)?;
+        if !removed.is_empty() {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "Deleted Volumes:")?;
+            for (n, b) in &removed {
+                writeln!(out, "{n}")?;
+                volume_bytes += b;
+            }
+            writeln!(out)?;
+        }
+    }
     let (events, bytes) = store.prune_images(args.all)?;
     // "unused build cache", as the warning says: every record (kiln has no
     // build running in another process to keep one for; a running build
     // holds its layers under its lease).
     store.build_cache_clear()?;
     let gc = store.gc()?;
-    print_pruned(&mut std::io::stdout().lock(), &events, bytes + gc.bytes)?;
+    print_pruned(
+        &mut std::io::stdout().lock(),
+        &events,
+        bytes + gc.bytes + volume_bytes,
+    )?;
     Ok(0)
 }
 

@@ -292,8 +292,9 @@ pub(crate) fn resolve_mounts(
     image_volumes: &[String],
 ) -> Result<Vec<String>> {
     for path in image_volumes {
-        let clean = path.trim_end_matches('/');
-        let clean = if clean.is_empty() { "/" } else { clean };
+        // Docker makes a relative `VOLUME` path absolute.
+        let clean = format!("/{}", path.trim_matches('/'));
+        let clean = clean.as_str();
         if mounts
             .iter()
             .any(|m| m.target.trim_end_matches('/') == clean.trim_end_matches('/'))

@@ -382,6 +382,7 @@ fn prepare_and_run(
             ),
         )
     })?;
+    crate::volume::copy_up_all(&root, &cfg.opts.mounts).map_err(fail(125))?;
     drop(root);
     let mut opts = cfg.opts.clone();
     if !opts.env.iter().any(|e| e.starts_with("HOME=")) {

@@ -12,12 +12,14 @@ use kiln_oci::config::ContainerConfig;
 /// Docker's default PATH, used when neither the image nor `-e` sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A mount requested with `-v`, `--mount` or `--tmpfs`.
+/// A mount requested with `-v`, `--mount` or `--tmpfs`, or an anonymous
+/// volume for one of the image's `VOLUME` entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountRequest {
-    /// `bind` or `tmpfs`.
+    /// `bind`, `volume` or `tmpfs`.
     pub kind: MountKind,
-    /// Host path (bind) or empty (tmpfs).
+    /// Host path (bind; for a volume its `_data` directory, resolved by the
+    /// caller from the store) or empty (tmpfs).
     pub source: String,
     /// Absolute path in the container.
     pub target: String,
@@ -26,6 +28,13 @@ pub struct MountRequest {
     /// Extra options (`size=64m`, `mode=1777`).
     #[serde(default)]
     pub options: Vec<String>,
+    /// The volume's name (volumes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `volume-nocopy`: do not copy the image's content at the target into
+    /// an empty volume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_copy: bool,
 }
 
 /// Kinds of mounts.
@@ -34,6 +43,9 @@ pub struct MountRequest {
 pub enum MountKind {
     /// A host directory or file.
     Bind,
+    /// A volume: a bind mount of its `_data` directory, filled from the
+    /// image at the target on first use (see [`crate::volume`]).
+    Volume,
     /// A fresh tmpfs.
     Tmpfs,
 }

@@ -320,7 +320,7 @@ pub fn build(
     mounts.push(bind_ro(files.hosts, "/etc/hosts", opts.read_only));
     for m in &opts.mounts {
         match m.kind {
-            MountKind::Bind => {
+            MountKind::Bind | MountKind::Volume => {
                 let mut o = vec!["rbind".to_string(), "rprivate".to_string()];
                 if m.readonly {
                     o.push("ro".into());

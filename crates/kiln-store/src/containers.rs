@@ -307,10 +307,10 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(id: &str, name: &str) -> ContainerRecord {
+    pub(crate) fn record(id: &str, name: &str) -> ContainerRecord {
         ContainerRecord {
             id: id.repeat(64 / id.len()),
             name: name.into(),

@@ -14,6 +14,8 @@
 //! - [`archive`]: `save` and `load` of docker-archive and oci-archive tars,
 //!   and `import` of a root file system.
 //!
+//! - [`volumes`]: named and anonymous volumes (`volumes/<name>/_data`).
+//!
 //! It does not print, and knows nothing of registries or containers beyond
 //! the records it keeps for them.
 
@@ -30,6 +32,7 @@ mod meta;
 pub mod records;
 mod store;
 pub mod usage;
+pub mod volumes;
 
 pub use build_cache::BuildCacheRecord;
 pub use containers::{ContainerError, ContainerRecord, ContainerState};
@@ -37,3 +40,4 @@ pub use content::{ContentStore, Ingest, StoreError};
 pub use meta::MetaError;
 pub use records::{ImageRecord, LayerRecord, SnapshotRecord};
 pub use store::{Error, Image, Removal, Store};
+pub use volumes::{VolumeError, VolumeRecord};

@@ -34,6 +34,8 @@ pub(crate) const CONTAINERS: TableDefinition<'_, &str, &[u8]> = TableDefinition:
 /// reads `blobs` and `snapshots` lists to keep them alive).
 pub(crate) const BUILD_CACHE: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("build_cache");
+/// Volumes by name → [`crate::volumes::VolumeRecord`] (JSON).
+pub(crate) const VOLUMES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("volumes");
 
 /// Database trouble.
 #[derive(Debug, Error)]
@@ -192,6 +194,7 @@ impl Txn {
         redb_try!(&p, self.txn.open_table(LEASES))?;
         redb_try!(&p, self.txn.open_table(CONTAINERS))?;
         redb_try!(&p, self.txn.open_table(BUILD_CACHE))?;
+        redb_try!(&p, self.txn.open_table(VOLUMES))?;
         Ok(())
     }
 

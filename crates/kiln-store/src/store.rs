@@ -82,6 +82,9 @@ pub enum Error {
     /// A container lookup or change failed.
     #[error(transparent)]
     Container(#[from] crate::containers::ContainerError),
+    /// A volume lookup or change failed.
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
     /// Content an image needs is missing.
     #[error("image {image}: {what} {digest} is not in the store")]
     Missing {

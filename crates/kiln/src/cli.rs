@@ -102,6 +102,9 @@ pub(crate) enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::cli_volume::VolumeCommand),
     /// Manage the build cache (hidden with `build`, until RUN works)
     #[command(hide = true, subcommand)]
     Builder(BuilderCommand),
@@ -386,6 +389,9 @@ pub(crate) struct SystemPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub(crate) volumes: bool,
 }
 
 #[derive(Debug, Args)]

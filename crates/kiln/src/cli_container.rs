@@ -235,7 +235,7 @@ pub(crate) struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     pub(crate) force: bool,
-    /// Remove anonymous volumes (kiln has none yet)
+    /// Remove anonymous volumes associated with the container
     #[arg(short, long)]
     pub(crate) volumes: bool,
     /// Containers

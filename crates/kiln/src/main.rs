@@ -7,6 +7,7 @@
 
 mod cli;
 mod cli_container;
+mod cli_volume;
 mod commands;
 mod format;
 
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
             SystemCommand::Prune(args) => commands::system::prune(&cli, args),
             SystemCommand::Check(args) => commands::system::check(&cli, args),
         },
+        Command::Volume(sub) => commands::volume::run(&cli, sub),
         Command::Builder(BuilderCommand::Prune(args)) => {
             commands::system::builder_prune(&cli, args)
         }

@@ -107,33 +107,44 @@ fn parse_signal(s: &str) -> Result<Signal> {
     Signal::from_str(&name).map_err(|_| anyhow!("invalid signal: {s}"))
 }
 
+/// `-v HOST:CTR[:MODE]` (a bind mount), `-v NAME:CTR[:MODE]` (a named
+/// volume, made if absent) or `-v CTR` (an anonymous volume). A volume's
+/// `source` is its name (empty for an anonymous one) until
+/// [`super::volume::resolve_mounts`] turns it into its directory.
 fn parse_volume(v: &str) -> Result<MountRequest> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
+        [d] => ("", *d, ""),
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
         _ => bail!("invalid volume specification: {v:?}"),
     };
-    if !src.starts_with('/') {
-        bail!("invalid volume specification {v:?}: named volumes are not supported yet, give an absolute host path");
-    }
     if !dst.starts_with('/') {
         bail!("invalid volume specification {v:?}: the container path must be absolute");
     }
+    let kind = if src.starts_with('/') {
+        MountKind::Bind
+    } else {
+        MountKind::Volume
+    };
     let mut readonly = false;
+    let mut no_copy = false;
     for m in mode.split(',').filter(|m| !m.is_empty()) {
         match m {
             "ro" => readonly = true,
+            "nocopy" if kind == MountKind::Volume => no_copy = true,
             "rw" | "z" | "Z" => {}
             _ => bail!("invalid mode {m:?} in volume {v:?}"),
         }
     }
     Ok(MountRequest {
-        kind: MountKind::Bind,
+        kind,
         source: src.into(),
         target: dst.into(),
         readonly,
         options: Vec::new(),
+        name: None,
+        no_copy,
     })
 }
 
@@ -142,31 +153,42 @@ fn parse_mount(spec: &str) -> Result<MountRequest> {
     let mut source = String::new();
     let mut target = String::new();
     let mut readonly = false;
+    let mut no_copy = false;
     let mut options = Vec::new();
+    let flag = |v: &str| v.is_empty() || v == "true" || v == "1";
     for field in spec.split(',') {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
         match k {
             "type" => {
                 kind = Some(match v {
                     "bind" => MountKind::Bind,
+                    "volume" => MountKind::Volume,
                     "tmpfs" => MountKind::Tmpfs,
-                    other => bail!("mount type {other:?} is not supported (bind, tmpfs)"),
+                    other => bail!("mount type {other:?} is not supported (bind, volume, tmpfs)"),
                 })
             }
             "source" | "src" => source = v.into(),
             "target" | "destination" | "dst" => target = v.into(),
-            "readonly" | "ro" => readonly = v.is_empty() || v == "true" || v == "1",
+            "readonly" | "ro" => readonly = flag(v),
+            "volume-nocopy" => no_copy = flag(v),
             "tmpfs-size" => options.push(format!("size={}", parse_bytes(v)?)),
             "tmpfs-mode" => options.push(format!("mode={v}")),
             _ => bail!("unexpected key {k:?} in mount {spec:?}"),
         }
     }
-    let kind = kind.ok_or_else(|| anyhow!("mount {spec:?} needs type=bind or type=tmpfs"))?;
+    let kind =
+        kind.ok_or_else(|| anyhow!("mount {spec:?} needs type=bind, type=volume or type=tmpfs"))?;
     if !target.starts_with('/') {
         bail!("mount {spec:?}: the target must be an absolute path");
     }
     if kind == MountKind::Bind && !source.starts_with('/') {
         bail!("mount {spec:?}: the source must be an absolute host path");
+    }
+    if kind == MountKind::Volume && source.starts_with('/') {
+        bail!("mount {spec:?}: the source of a volume is its name, not a path (use type=bind)");
+    }
+    if no_copy && kind != MountKind::Volume {
+        bail!("mount {spec:?}: volume-nocopy is for type=volume");
     }
     Ok(MountRequest {
         kind,
@@ -174,6 +196,8 @@ fn parse_mount(spec: &str) -> Result<MountRequest> {
         target,
         readonly,
         options,
+        name: None,
+        no_copy,
     })
 }
 
@@ -203,8 +227,22 @@ fn parse_ulimit(s: &str) -> Result<Ulimit> {
     })
 }
 
-/// Make the container record for `args` (nothing runs yet).
+/// Make the container record for `args` (nothing runs yet). If that
+/// fails, the anonymous volumes made for it are removed again.
 fn create_record(store: &Store, args: &CreateArgs) -> Result<ContainerRecord> {
+    let mut anonymous = Vec::new();
+    let r = make_record(store, args, &mut anonymous);
+    if r.is_err() {
+        let _ = store.remove_anonymous_volumes(&anonymous);
+    }
+    r
+}
+
+fn make_record(
+    store: &Store,
+    args: &CreateArgs,
+    anonymous: &mut Vec<String>,
+) -> Result<ContainerRecord> {
     let image = store.resolve(&args.image)?;
     let bytes = store.content().read(image.record.id())?;
     let image_config: ImageConfig = serde_json::from_slice(&bytes)
@@ -252,8 +290,16 @@ fn create_record(store: &Store, args: &CreateArgs) -> Result<ContainerRecord> {
                 .filter(|o| !o.is_empty())
                 .map(String::from)
                 .collect(),
+            name: None,
+            no_copy: false,
         });
     }
+    let image_volumes: Vec<String> = cfg.volumes.keys().cloned().collect();
+    anonymous.extend(super::volume::resolve_mounts(
+        store,
+        &mut mounts,
+        &image_volumes,
+    )?);
     let network = match args.network.as_deref() {
         None | Some("bridge" | "default") => NetworkMode::Bridge,
         Some("none") => NetworkMode::None,
@@ -694,6 +740,8 @@ pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
     if opts.auto_remove {
         monitor::cleanup_dir(&c.id, &cfg.dir);
         let _ = store.remove_container(&c.id);
+        // Docker removes a `--rm` container's anonymous volumes too.
+        let _ = store.remove_anonymous_volumes(&kiln_store::volumes::volumes_of(&c.host_config));
     }
     Ok(u8::try_from(outcome.code).unwrap_or(EXIT_KILN))
 }
@@ -1077,6 +1125,10 @@ pub(crate) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8> {
             }
             monitor::cleanup_dir(&c.id, &store.container_dir(&c.id));
             store.remove_container(&c.id)?;
+            if args.volumes {
+                let names = kiln_store::volumes::volumes_of(&c.host_config);
+                store.remove_anonymous_volumes(&names)?;
+            }
             Ok(())
         });
         match r {
@@ -1479,6 +1531,11 @@ pub(crate) fn inspect_object(store: &Store, c: &ContainerRecord) -> Value {
         "Name": format!("/{}", c.name),
         "Driver": "overlay",
         "HostConfig": c.host_config,
+        "Mounts": super::volume::inspect_mounts(
+            &serde_json::from_value::<RunOptions>(c.host_config.clone())
+                .map(|o| o.mounts)
+                .unwrap_or_default(),
+        ),
         "GraphDriver": {
             "Name": "overlay",
             "Data": {

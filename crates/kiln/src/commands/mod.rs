@@ -9,6 +9,7 @@ pub(crate) mod pull;
 pub(crate) mod push;
 pub(crate) mod registry;
 pub(crate) mod system;
+pub(crate) mod volume;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;

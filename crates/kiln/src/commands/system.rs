@@ -23,6 +23,7 @@ fn percent(part: u64, whole: u64) -> String {
 pub(crate) fn df(cli: &Cli, args: &DfArgs) -> Result<u8> {
     let store = open_store(cli)?;
     let u = store.disk_usage()?;
+    let volumes = crate::commands::volume::usage(&store)?;
     let active = u.images.iter().filter(|i| i.containers > 0).count();
     let rows = vec![
         json!({
@@ -41,10 +42,10 @@ pub(crate) fn df(cli: &Cli, args: &DfArgs) -> Result<u8> {
         }),
         json!({
             "Type": "Local Volumes",
-            "TotalCount": "0",
-            "Active": "0",
-            "Size": human_size(0),
-            "Reclaimable": human_size(0),
+            "TotalCount": volumes.0.to_string(),
+            "Active": volumes.1.to_string(),
+            "Size": human_size(volumes.2),
+            "Reclaimable": format!("{}{}", human_size(volumes.3), percent(volumes.3, volumes.2)),
         }),
         json!({
             "Type": "Build Cache",
@@ -125,14 +126,32 @@ pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
         } else {
             "all dangling images"
         };
+        let volumes = if args.volumes {
+            "  - anonymous volumes not used by at least one container\n"
+        } else {
+            ""
+        };
         eprintln!(
-            "WARNING! This will remove:\n  - all stopped containers\n  - {images}\n  - unused build cache\n"
+            "WARNING! This will remove:\n  - all stopped containers\n{volumes}  - {images}\n  - unused build cache\n"
         );
         if !confirm("Are you sure you want to continue?")? {
             return Ok(0);
         }
     }
     let store = open_store(cli)?;
+    let mut volume_bytes = 0;
+    if args.volumes {
+        let removed = store.remove_volumes_where(|v, _| v.anonymous, false)?;
+        if !removed.is_empty() {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "Deleted Volumes:")?;
+            for (n, b) in &removed {
+                writeln!(out, "{n}")?;
+                volume_bytes += b;
+            }
+            writeln!(out)?;
+        }
+    }
     let (events, bytes) = store.prune_images(args.all)?;
     // "unused build cache", as the warning says: every record (kiln has no
     // build running in another process to keep one for; a running build
@@ -144,7 +163,11 @@ pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
     if net.state_dir.exists() {
         kiln_runtime::network::release_stale(&net, &|id| store.container(id).is_ok())?;
     }
-    print_pruned(&mut std::io::stdout().lock(), &events, bytes + gc.bytes)?;
+    print_pruned(
+        &mut std::io::stdout().lock(),
+        &events,
+        bytes + gc.bytes + volume_bytes,
+    )?;
     Ok(0)
 }
 

@@ -191,7 +191,6 @@ pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
     }
 }
 
-
 fn err<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> String {
     move |e| format!("{what}: {e}")
 }
@@ -230,12 +229,8 @@ fn prepare_and_run(
     let rootfs = &overlay.target;
     let u = user::resolve_in_root(rootfs, &cfg.user).map_err(|e| e.to_string())?;
     let root = inroot::open_root(rootfs).map_err(err("failed to open the root file system"))?;
-    inroot::mkdir_all(&root, &cfg.cwd).map_err(|e| {
-        format!(
-            "failed to create the working directory {}: {e}",
-            cfg.cwd
-        )
-    })?;
+    inroot::mkdir_all(&root, &cfg.cwd)
+        .map_err(|e| format!("failed to create the working directory {}: {e}", cfg.cwd))?;
     drop(root);
 
     let mut env = cfg.env.clone();

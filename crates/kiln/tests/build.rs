@@ -1531,7 +1531,7 @@ fn run_steps_see_args_env_user_and_workdir_and_change_the_image() {
     let df = r#"FROM busybox
 ARG GREETING=hello
 ENV APPDIR=/srv/app
-RUN echo "$GREETING from $APPDIR" > /greeting && rm /etc/shadow && echo "marker-first-run"
+RUN echo "$GREETING from $APPDIR" > /greeting && rm /etc/shadow && echo "marker-$((40+2))-ran"
 WORKDIR /work/dir
 RUN pwd > /pwd.txt && echo "cwd=$(pwd)"
 USER 65534
@@ -1545,7 +1545,7 @@ RUN cat /etc/resolv.conf > /dev/null && echo "hosts-lines=$(grep -c localhost /e
     let c = ctx.to_str().unwrap();
     let log = build_plain(&t, &["--build-arg", "GREETING=hi", "-t", "ran", c]);
     for want in [
-        "marker-first-run",
+        "marker-42-ran",
         "cwd=/work/dir",
         "uid-numeric=65534",
         "uid-named=65534:65534 home=/home host=buildkitsandbox",
@@ -1558,7 +1558,9 @@ RUN cat /etc/resolv.conf > /dev/null && echo "hosts-lines=$(grep -c localhost /e
     assert_eq!(files["pwd.txt"].data, b"/work/dir\n");
     // The deletion is a whiteout in the RUN's layer.
     assert!(
-        layers.iter().any(|l| l.iter().any(|e| e == "etc/.wh.shadow")),
+        layers
+            .iter()
+            .any(|l| l.iter().any(|e| e == "etc/.wh.shadow")),
         "{layers:?}"
     );
     // The root of a RUN's layer keeps the image's mode (not the build's
@@ -1588,13 +1590,16 @@ RUN cat /etc/resolv.conf > /dev/null && echo "hosts-lines=$(grep -c localhost /e
     assert_eq!(out, "hi from /srv/app\n0\n");
     // A second build is all cached: no RUN runs again.
     let log = build_plain(&t, &["--build-arg", "GREETING=hi", "-t", "ran", c]);
-    assert!(!log.contains("marker-first-run"), "{log}");
+    assert!(!log.contains("marker-42-ran"), "{log}");
     // Every step but FROM: the five RUNs and the WORKDIR.
     assert_eq!(cached_steps(&log), 6, "{log}");
     // History records the RUNs as BuildKit does.
     let h = config(&t, "ran")["history"].clone();
     let text = h.to_string();
-    assert!(text.contains("RUN |1 GREETING=hi /bin/sh -c echo"), "{text}");
+    assert!(
+        text.contains("RUN |1 GREETING=hi /bin/sh -c echo"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -1605,7 +1610,10 @@ fn failing_and_lingering_run_steps() {
     let ctx = context(
         &t,
         "fail",
-        &[("Dockerfile", "FROM busybox\nRUN echo before-exit\nRUN exit 3\n")],
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo before-exit\nRUN exit 3\n",
+        )],
     );
     let (ok, log) = build_within(&t, &[ctx.to_str().unwrap()], 120);
     assert!(!ok, "{log}");

@@ -35,7 +35,6 @@ use crate::cli::BuildStepArgs;
 /// Exit status of a step process that could not even start (as `run`).
 const EXIT_KILN: u8 = 125;
 
-
 /// Runs RUN steps in containers through `kiln __build-step`.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerSteps {
@@ -145,11 +144,7 @@ fn mounts(req: &RunRequest<'_>) -> Result<Vec<StepMount>, RunError> {
                 });
             }
             MountType::Ssh => {
-                let id = m
-                    .mount
-                    .cache_id
-                    .clone()
-                    .unwrap_or_else(|| "default".into());
+                let id = m.mount.cache_id.clone().unwrap_or_else(|| "default".into());
                 let Some(socket) = req.ssh.get(&id).and_then(|s| s.first()) else {
                     continue;
                 };

@@ -485,14 +485,11 @@ fn wait(pid: i32, sfd: &SignalFd) -> i32 {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return 137,
         }
-        match sfd.read_signal() {
-            Ok(Some(si)) => {
-                let sig = si.ssi_signo as i32;
-                if sig != Signal::SIGCHLD as i32 && sig != Signal::SIGPIPE as i32 {
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
+        if let Ok(Some(si)) = sfd.read_signal() {
+            let sig = si.ssi_signo as i32;
+            if sig != Signal::SIGCHLD as i32 && sig != Signal::SIGPIPE as i32 {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
-            Ok(None) | Err(_) => {}
         }
     }
 }

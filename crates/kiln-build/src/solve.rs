@@ -165,7 +165,7 @@ pub enum StepError {
 #[derive(Debug, Error)]
 pub enum RunError {
     /// The command ran and exited non-zero (or was killed).
-    #[error("process {argv:?} did not complete successfully: exit code: {code}")]
+    #[error("process \"{}\" did not complete successfully: exit code: {code}", argv.join(" "))]
     Exit {
         /// The command.
         argv: Vec<String>,

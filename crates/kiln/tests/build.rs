@@ -690,12 +690,17 @@ fn run_and_missing_images_fail_clearly_and_change_nothing() {
     t.ok(&["images"]);
     let before = t.state();
     let missing = context(&t, "missing", &[("Dockerfile", "FROM nosuch/image:1\n")]);
-    let err = t.fails(&["build", missing.to_str().unwrap()]);
+    let err = t.fails(&["build", "--pull", "never", missing.to_str().unwrap()]);
     assert!(err.contains("Dockerfile:1:"), "{err}");
     assert!(
         err.contains("nosuch/image:1") && err.contains("not in the local store"),
         "{err}"
     );
+    assert_eq!(t.state(), before, "nothing was built");
+    // By default it is pulled; no registry has it (none is configured
+    // here): a pull error naming it, and nothing changed.
+    let err = t.fails(&["build", missing.to_str().unwrap()]);
+    assert!(err.contains("failed to pull nosuch/image:1"), "{err}");
     assert_eq!(t.state(), before, "nothing was built");
     // The build command is listed in --help.
     let help = t.ok(&["--help"]);
@@ -1661,6 +1666,7 @@ RUN --mount=type=bind,from=data,source=/data,target=/mnt/rw,rw echo x > /mnt/rw/
 RUN --mount=type=bind,source=ctx.txt,target=/ctx.txt cat /ctx.txt && ! touch /ctx.txt 2>/dev/null
 RUN --mount=type=tmpfs,target=/scratchpad grep -q " /scratchpad tmpfs" /proc/mounts && echo hi > /scratchpad/x && echo tmpfs-ok
 RUN --network=none echo "ifaces=$(awk 'NR>2{printf "%s", $1}' /proc/net/dev)"
+RUN echo "default-net=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d. -f1-2) $(ip route | grep -c '^default via')"
 "#;
     let ctx = context(
         &t,
@@ -1680,6 +1686,8 @@ RUN --network=none echo "ifaces=$(awk 'NR>2{printf "%s", $1}' /proc/net/dev)"
         "context-file-content",
         "tmpfs-ok",
         "ifaces=lo:",
+        // Without --network: the step's own namespace on the (test) bridge.
+        "default-net=10.213 1",
     ] {
         assert!(log.contains(want), "{want} missing in:\n{log}");
     }

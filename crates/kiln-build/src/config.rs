@@ -551,6 +551,30 @@ mod tests {
     }
 
     #[test]
+    fn run_heredocs_go_to_the_shell() {
+        use kiln_dockerfile::instructions::InlineFile;
+        let file = |name: &str, data: &str| InlineFile {
+            name: name.into(),
+            data: data.into(),
+            expand: true,
+            chomp: false,
+        };
+        let mut c = cl(&["<<EOT"], true);
+        c.files = vec![file("EOT", "echo a\necho b\n")];
+        assert_eq!(run_argv(&[], &c), ["/bin/sh", "-c", "echo a\necho b\n"]);
+        let mut c = cl(&["cat <<EOT > /f"], true);
+        c.files = vec![file("EOT", "x\n")];
+        assert_eq!(
+            run_argv(&[], &c),
+            ["/bin/sh", "-c", "cat <<EOT > /f\nx\nEOT"]
+        );
+        let c = cl(&["echo hi"], true);
+        assert_eq!(run_argv(&[], &c), ["/bin/sh", "-c", "echo hi"]);
+        assert!(is_heredoc_marker("<<-'EOF'"));
+        assert!(!is_heredoc_marker("<<EOF cat"));
+    }
+
+    #[test]
     fn env_replaces_in_place_and_history_strings() {
         let mut img = scratch(&"linux/amd64".parse().unwrap());
         let mut st = StageConfig::default();

@@ -1631,14 +1631,20 @@ fn failing_and_lingering_run_steps() {
     // Background processes and zombies do not keep a step alive: init
     // reaps the orphans and the PID namespace ends with the command.
     let df = "FROM busybox\n\
-              RUN sleep 1000 & echo backgrounded\n\
+              RUN sleep 1000 & echo \"backgrounded pid=$$\"\n\
               RUN (sleep 0.1 &) ; sleep 0.4; echo \"zombies=$(cat /proc/[0-9]*/status | grep -c '^State:.*Z')\"\n\
-              RUN exec sh -c 'sh -c \"exit 0\" & sh -c \"sleep 1000\" & exec true'\n";
+              RUN exec sh -c 'sh -c \"exit 0\" & sh -c \"sleep 1000\" & exec true'\n\
+              RUN <<EOT\necho heredoc-script-$((1+1))\nEOT\n\
+              RUN cat <<EOT > /hd.txt && grep -q inside /hd.txt && echo heredoc-file-ok\ninside\nEOT\n";
     let ctx = context(&t, "linger", &[("Dockerfile", df)]);
     let (ok, log) = build_within(&t, &[ctx.to_str().unwrap()], 120);
     assert!(ok, "{log}");
-    assert!(log.contains("backgrounded"), "{log}");
+    // The command is not PID 1: kiln's init is.
+    assert!(log.contains("backgrounded pid=2\n"), "{log}");
     assert!(log.contains("zombies=0"), "{log}");
+    // Heredocs: a bare one is the script, others are read by the shell.
+    assert!(log.contains("heredoc-script-2"), "{log}");
+    assert!(log.contains("heredoc-file-ok"), "{log}");
     // No step container is left behind.
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(

@@ -14,10 +14,16 @@ NAME=wsgi-example-$$
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+# The host's CA bundle, for pip behind a TLS-inspecting proxy (see the
+# Dockerfile); harmless elsewhere.
+CA=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+secret=()
+[ -s "$CA" ] && secret=(--secret "id=ca,src=$CA")
+
 step "kiln build -t wsgi-example:multistage ."
-"$KILN" build -t wsgi-example:multistage .
+"$KILN" build "${secret[@]}" -t wsgi-example:multistage .
 step "kiln build -t wsgi-example:single -f Dockerfile.single ."
-"$KILN" build -t wsgi-example:single -f Dockerfile.single .
+"$KILN" build "${secret[@]}" -t wsgi-example:single -f Dockerfile.single .
 
 step "kiln run -d -p 127.0.0.1:$PORT:8000 wsgi-example:multistage"
 "$KILN" run -d --name "$NAME" -p "127.0.0.1:$PORT:8000" wsgi-example:multistage

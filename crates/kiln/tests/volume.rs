@@ -276,6 +276,29 @@ fn image_volumes_are_copied_up_into_anonymous_volumes() {
     assert_eq!(m["Source"], data.display().to_string());
     assert_eq!(m["RW"], true);
     assert_eq!(by_dest("/named")["Name"], "named");
+    assert_eq!(
+        t.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "volume=named",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "c1\n"
+    );
+    assert_eq!(
+        t.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "volume=/data",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "c1\n"
+    );
+    assert_eq!(t.ok(&["ps", "-aq", "--filter", "volume=other"]), "");
     // The volume outlives a second start: not copied over again.
     t.ok(&["start", "-a", "c1"]);
     assert!(data.join("new").exists());

@@ -731,6 +731,12 @@ fn matches_filter(c: &ContainerRecord, f: &str) -> Result<bool> {
                 .and_then(|l| l.get(lk))
                 .is_some_and(|x| lv.is_none_or(|lv| x.as_str() == Some(lv)))
         }
+        // A volume's name or a mount's destination, as Docker.
+        "volume" => serde_json::from_value::<RunOptions>(c.host_config.clone())
+            .map(|o| o.mounts)
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.name.as_deref() == Some(v) || m.target == v),
         _ => bail!("invalid filter '{k}'"),
     })
 }

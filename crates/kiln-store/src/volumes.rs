@@ -204,7 +204,10 @@ impl Store {
         let record = VolumeRecord {
             name: name.into(),
             driver: "local".into(),
-            created: kiln_oci::time::format_rfc3339(std::time::SystemTime::now()),
+            // Whole seconds, as Docker shows `CreatedAt`.
+            created: kiln_oci::time::format_rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(crate::lease::now()),
+            ),
             labels,
             options,
             anonymous,

@@ -155,7 +155,11 @@ fn named_volumes_persist_and_follow_dockers_rules() {
         v[0]["Mountpoint"],
         t.root().join("volumes/data/_data").display().to_string()
     );
-    assert!(v[0]["CreatedAt"].as_str().unwrap().starts_with("20"));
+    let created = v[0]["CreatedAt"].as_str().unwrap();
+    assert!(
+        created.starts_with("20") && created.ends_with('Z') && created.len() == 20,
+        "{created}"
+    );
     assert_eq!(
         t.ok(&[
             "volume",

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench bench-layers bench-registry build docs clean
+.PHONY: test deps lint unit fuzz bench bench-frontend bench-layers bench-registry bench-run bench-build build docs demo clean
 
 ## test: install what the tests need, check formatting and lints, run every test
 test: deps lint unit
@@ -27,6 +27,10 @@ unit: deps
 		bash scripts/fixtures/registry.sh stop >/dev/null 2>&1 || true; \
 		if [ $$status -ne 0 ]; then echo "tests failed; the whole log:"; cat target/test.log; exit 1; fi
 
+## demo: kiln's main job end to end: build the WSGI example, run it with a published port, curl it (root)
+demo:
+	./scripts/demo.sh
+
 ## build: the release binary at target/release/kiln
 build: deps
 	$(CARGO) build --release --locked -p kiln
@@ -39,8 +43,11 @@ docs:
 fuzz: deps
 	./fuzz/run.sh 600
 
-## bench: criterion benchmarks of the frontend; results in bench/RESULTS.md
-bench: deps
+## bench: every benchmark in one go (root): frontend, layers, registry, run, build; each appends to bench/RESULTS.md
+bench: deps bench-frontend bench-layers bench-registry bench-run bench-build
+
+## bench-frontend: criterion benchmarks of the Dockerfile frontend
+bench-frontend: deps
 	$(CARGO) bench -p kiln-dockerfile --bench frontend
 
 ## bench-layers: layer write/apply against tar|zstd, tar|pigz and zstd -d|tar (root; installs hyperfine, pigz, zstd, debootstrap)
@@ -50,6 +57,14 @@ bench-layers: deps
 ## bench-registry: pull and re-push of the fixture's Debian image against docker pull, podman pull and skopeo copy (root)
 bench-registry: deps
 	./bench/registry.sh
+
+## bench-build: kiln build vs docker build (BuildKit) and buildah bud --layers: cold, no change, one file changed (root)
+bench-build: deps
+	./bench/build.sh
+
+## bench-run: `run --rm busybox true` against runc run, docker run and podman run; monitor RSS; 20 in parallel (root)
+bench-run: deps
+	./bench/run.sh
 
 clean:
 	$(CARGO) clean

@@ -78,6 +78,12 @@ if [ "${KILN_BENCH_DOCKER:-0}" = 1 ] && bash scripts/fixtures/dockerd.sh start >
   eval "$(bash scripts/fixtures/dockerd.sh env)"
   DOCKER_OK=1
 fi
+# podman on this host needs runc and cgroupfs (no systemd, hybrid
+# cgroups): its own containers.conf, the system's is left alone.
+if command -v podman >/dev/null; then
+  export CONTAINERS_CONF=$WORK/containers.conf
+  printf '[containers]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >"$CONTAINERS_CONF"
+fi
 PODMAN_OK=0
 command -v podman >/dev/null && PODMAN_OK=1
 

@@ -89,7 +89,7 @@ pub enum BuildError {
 #[derive(Debug, Error)]
 pub enum StepError {
     /// A base or `--from` image that is not in the local store.
-    #[error("image {name} is not in the local store (pulling from a registry is not implemented yet: load or import it first)")]
+    #[error("image {name} is not in the local store (pull it, or build with --pull)")]
     ImageNotFound {
         /// The reference.
         name: String,

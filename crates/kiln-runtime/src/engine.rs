@@ -291,8 +291,8 @@ impl External {
         c
     }
 
-    /// `create` then `start`; returns the container's pid.
-    pub fn run(
+    /// `create`; returns the container's pid (see [`External::start`]).
+    pub fn create(
         &self,
         id: &str,
         bundle: &Path,
@@ -335,6 +335,11 @@ impl External {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| EngineError::Create("the runtime wrote no pid".into()))?;
+        Ok(pid)
+    }
+
+    /// `start` of a container made by [`External::create`].
+    pub fn start(&self, id: &str) -> Result<(), EngineError> {
         let out = self
             .cmd()
             .arg("start")
@@ -346,7 +351,7 @@ impl External {
                 String::from_utf8_lossy(&out.stderr).trim().to_string(),
             ));
         }
-        Ok(pid)
+        Ok(())
     }
 
     /// `delete --force`.

@@ -10,6 +10,7 @@
 //! here (signals, fork, ioctl), each block under a `// SAFETY:` comment.
 
 pub mod engine;
+pub mod freeze;
 pub mod init;
 pub mod inroot;
 pub mod memfd;

@@ -1,9 +1,17 @@
-//! Running kiln from a sealed memfd copy of itself (runc's defence against
-//! CVE-2019-5736): the monitor re-executes itself from an anonymous,
-//! sealed, read-only in-memory file before it creates a container, so
-//! every process it forks (the container's init, the built-in init) has a
-//! `/proc/PID/exe` that cannot be written, and the host binary is never
-//! reachable from inside a container.
+//! Running kiln from a copy of itself that cannot be written (runc's
+//! defence against CVE-2019-5736): the monitor re-executes itself before it
+//! creates a container, so every process it forks (the container's init,
+//! the built-in init) has a `/proc/PID/exe` that cannot be written, and the
+//! host binary is never reachable from inside a container.
+//!
+//! The cheap way first, as runc ≥ 1.2 does: a private, detached,
+//! read-only overlayfs whose only layers are kiln's own directory (and an
+//! empty one: overlayfs wants two lower layers when it has no upper one),
+//! made with the new mount API (`fsopen`, `fsmount`) and never attached to
+//! any path; kiln is executed from it with `fexecve`. Nothing is copied,
+//! and the file it runs from is on a file system that has no writable
+//! layer at all. Where that is not possible (no overlayfs, an old kernel),
+//! a sealed memfd copy of the binary (`memfd_create`, `F_SEAL_WRITE`…).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -14,11 +22,31 @@ use rustix::fs::{MemfdFlags, SealFlags};
 /// The name the memfd carries (`/proc/self/exe` reads `/memfd:NAME`).
 const NAME: &str = "kiln-sealed";
 
-/// Whether this process already runs from the sealed copy.
+/// Set in the environment of the re-executed process.
+const MARKER: &str = "KILN_SEALED_EXEC";
+/// `statfs(2)`'s f_type of overlayfs.
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// Whether this process already runs from the sealed copy: a sealed memfd,
+/// or (when the re-exec said so) a file on a read-only overlayfs.
 pub fn running_sealed() -> bool {
-    std::fs::read_link("/proc/self/exe")
+    let memfd = std::fs::read_link("/proc/self/exe")
         .map(|p| p.to_string_lossy().starts_with(&format!("/memfd:{NAME}")))
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if memfd {
+        return true;
+    }
+    if std::env::var_os(MARKER).is_none() {
+        return false;
+    }
+    match rustix::fs::statfs("/proc/self/exe") {
+        Ok(st) => {
+            st.f_type == OVERLAYFS_SUPER_MAGIC
+                && rustix::fs::statvfs("/proc/self/exe")
+                    .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+        }
+        Err(_) => false,
+    }
 }
 
 /// Re-execute this process, with the same arguments and environment, from
@@ -31,6 +59,72 @@ pub fn reexec_sealed() -> io::Error {
 }
 
 fn try_reexec() -> io::Result<std::convert::Infallible> {
+    match overlay_copy() {
+        Ok(file) => {
+            let e = exec_fd(&file, true);
+            tracing::debug!(error = %e, "exec from a read-only overlay failed; copying to a memfd");
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "no read-only overlay of kiln; copying to a memfd");
+        }
+    }
+    let file = memfd_copy()?;
+    Err(exec_fd(&file, false))
+}
+
+/// kiln's binary opened through a detached read-only overlayfs of its
+/// directory (see the module docs).
+fn overlay_copy() -> io::Result<File> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    let exe = std::fs::read_link("/proc/self/exe")?;
+    let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "kiln's path has no directory",
+        ));
+    };
+    if !exe.is_absolute() || exe.to_string_lossy().contains(':') {
+        // A deleted binary (` (deleted)`), a memfd, or a path overlayfs'
+        // lowerdir syntax cannot carry.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "kiln's path cannot be an overlay layer",
+        ));
+    }
+    let empty = empty_dir()?;
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    let lower = format!("{}:{}", dir.display(), empty.display());
+    fsconfig_set_string(&fs, "lowerdir", lower.as_str())?;
+    fsconfig_create(&fs)?;
+    let mnt = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )?;
+    let fd = rustix::fs::openat(
+        &mnt,
+        name,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// An empty directory to be overlayfs' second lower layer.
+fn empty_dir() -> io::Result<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from("/run/kiln/empty");
+    std::fs::create_dir_all(&dir)?;
+    if std::fs::read_dir(&dir)?.next().is_some() {
+        return Err(io::Error::other(format!("{} is not empty", dir.display())));
+    }
+    Ok(dir)
+}
+
+/// A sealed memfd copy of kiln's binary.
+fn memfd_copy() -> io::Result<File> {
     let fd = rustix::fs::memfd_create(NAME, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
     let mut src = File::open("/proc/self/exe")?;
     let mut dst = File::from(fd);
@@ -39,6 +133,12 @@ fn try_reexec() -> io::Result<std::convert::Infallible> {
         &dst,
         SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
     )?;
+    Ok(dst)
+}
+
+/// `fexecve` of `file` with this process's arguments and environment
+/// (plus the marker when it runs from the overlay). Returns on failure.
+fn exec_fd(file: &File, marker: bool) -> io::Error {
     let args: Vec<CString> = std::env::args_os()
         .filter_map(|a| CString::new(a.into_encoded_bytes()).ok())
         .collect();
@@ -49,11 +149,18 @@ fn try_reexec() -> io::Result<std::convert::Infallible> {
             kv.extend(v.into_encoded_bytes());
             CString::new(kv).ok()
         })
+        .filter(|kv: &CString| !kv.as_bytes().starts_with(format!("{MARKER}=").as_bytes()))
         .collect();
-    // The memfd is close-on-exec: fexecve of an ELF file does not need it
+    let mut env = env;
+    if marker {
+        if let Ok(m) = CString::new(format!("{MARKER}=1")) {
+            env.push(m);
+        }
+    }
+    // The file is close-on-exec: fexecve of an ELF file does not need it
     // open afterwards, and nothing inherits it.
-    let e = nix::unistd::fexecve(std::os::fd::AsRawFd::as_raw_fd(&dst), &args, &env)
+    let e = nix::unistd::fexecve(std::os::fd::AsRawFd::as_raw_fd(file), &args, &env)
         .err()
         .unwrap_or(nix::errno::Errno::EINVAL);
-    Err(io::Error::from_raw_os_error(e as i32))
+    io::Error::from_raw_os_error(e as i32)
 }

@@ -10,6 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe, Pid};
 
 use crate::engine::{self, EngineError, Stdio};
+use crate::network::{self, Attachment, NetworkConfig, NetworkState, PortProxy};
 use crate::options::{NetworkMode, RunOptions};
 use crate::rootfs::Overlay;
 use crate::spec::{self, Generated};
@@ -36,6 +38,9 @@ pub trait Recorder {
     fn started(&mut self, pid: u32) -> Result<(), String>;
     /// It ended with `code` (or never started: `error`).
     fn finished(&mut self, code: i32, error: Option<&str>);
+    /// Its network is set up (before [`Recorder::started`]), or its
+    /// published ports are bound (after).
+    fn network(&mut self, state: &NetworkState) -> Result<(), String>;
 }
 
 /// One container to run.
@@ -52,6 +57,8 @@ pub struct MonitorConfig {
     /// Copy the container's output to this process's stdout/stderr and
     /// this process's stdin to the container (foreground `run`, `start -a`).
     pub attach: bool,
+    /// The bridge network (used with [`NetworkMode::Bridge`]).
+    pub network: NetworkConfig,
 }
 
 /// How the container ended.
@@ -96,7 +103,8 @@ pub fn cgroup_path(id: &str) -> String {
 pub fn run(cfg: &MonitorConfig, rec: &mut dyn Recorder, ready: Option<OwnedFd>) -> Outcome {
     let mut overlay = Overlay::in_dir(&cfg.dir, cfg.lowers.clone());
     overlay.volatile = cfg.opts.auto_remove;
-    let out = match prepare_and_run(cfg, &overlay, rec, ready.as_ref()) {
+    let mut net = Net::default();
+    let out = match prepare_and_run(cfg, &overlay, rec, ready.as_ref(), &mut net) {
         Ok(code) => Outcome { code, error: None },
         Err((code, msg)) => {
             if let Some(fd) = &ready {
@@ -109,8 +117,32 @@ pub fn run(cfg: &MonitorConfig, rec: &mut dyn Recorder, ready: Option<OwnedFd>) 
             }
         }
     };
+    net.release(cfg);
     cleanup(cfg, &overlay);
     out
+}
+
+/// What the monitor set up on the host network, to undo at the end.
+#[derive(Default)]
+struct Net {
+    attachment: Option<Attachment>,
+    proxy: Option<PortProxy>,
+}
+
+impl Net {
+    /// Stop serving the published ports, leave the bridge (after the
+    /// container ended: the kernel already removed its veth with its
+    /// namespace, so this mostly frees the address).
+    fn release(&mut self, cfg: &MonitorConfig) {
+        if let Some(p) = self.proxy.take() {
+            p.stop();
+        }
+        if let Some(a) = self.attachment.take() {
+            if let Err(e) = network::detach(&cfg.network, &cfg.id, &a) {
+                tracing::warn!(error = %e, id = %cfg.id, "failed to detach the container's network");
+            }
+        }
+    }
 }
 
 /// Remove what a run leaves behind: runtime state and cgroup, the mount.
@@ -196,55 +228,134 @@ fn fail<E: std::fmt::Display>(code: i32) -> impl FnOnce(E) -> Failure {
     move |e| (code, e.to_string())
 }
 
-fn write_etc_files(cfg: &MonitorConfig) -> io::Result<(PathBuf, PathBuf, PathBuf)> {
+/// Writes the container's `/etc/hostname`, `/etc/hosts` and
+/// `/etc/resolv.conf` (bound into it read-write, as Docker does). With the
+/// host's network, the host's hosts and resolv.conf (plus `--add-host`,
+/// `--dns`); otherwise Docker's generated ones (see `network/files.rs`),
+/// `hosts` rewritten in place with the address once it is known.
+fn write_etc_files(
+    cfg: &MonitorConfig,
+    ip: Option<IpAddr>,
+) -> io::Result<(PathBuf, PathBuf, PathBuf)> {
     let hosts = cfg.dir.join("hosts");
     let hostname = cfg.dir.join("hostname");
     let resolv = cfg.dir.join("resolv.conf");
     let h = &cfg.opts.hostname;
     fs::write(&hostname, format!("{h}\n"))?;
-    if cfg.opts.network == NetworkMode::Host {
-        fs::write(&hosts, fs::read("/etc/hosts").unwrap_or_default())?;
-    } else {
-        fs::write(
-            &hosts,
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-                 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-                 ff02::2\tip6-allrouters\n127.0.1.1\t{h}\n"
-            ),
-        )?;
-    }
-    // The host's resolver; loopback name servers mean nothing in another
-    // network namespace (Docker drops them too); `--dns` replaces them.
-    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let dns = &cfg.opts.dns;
-    let mut text: String = host_resolv
-        .lines()
-        .filter(|l| {
-            let ns = l.trim_start().starts_with("nameserver");
-            if ns && !dns.is_empty() {
-                return false;
-            }
-            cfg.opts.network == NetworkMode::Host
-                || !(ns
-                    && l.split_whitespace()
-                        .nth(1)
-                        .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let extra: Vec<(String, IpAddr)> = cfg
+        .opts
+        .extra_hosts
+        .iter()
+        .map(|(n, a)| {
+            a.parse::<IpAddr>()
+                .map(|ip| (n.clone(), ip))
+                .map_err(|_| invalid(format!("invalid IP address in add-host: {a:?}")))
         })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for d in dns {
-        text.push_str(&format!("nameserver {d}\n"));
-    }
-    if !cfg.opts.extra_hosts.is_empty() {
-        let mut hosts_text = fs::read_to_string(&hosts)?;
-        for (name, ip) in &cfg.opts.extra_hosts {
+        .collect::<io::Result<_>>()?;
+    let dns: Vec<IpAddr> = cfg
+        .opts
+        .dns
+        .iter()
+        .map(|d| {
+            d.parse::<IpAddr>()
+                .map_err(|_| invalid(format!("{d} is not an ip address")))
+        })
+        .collect::<io::Result<_>>()?;
+    let host_resolv = fs::read_to_string(network::host_resolv_conf_path()).unwrap_or_default();
+    let (hosts_text, resolv_text) = if cfg.opts.network == NetworkMode::Host {
+        let mut hosts_text = fs::read_to_string("/etc/hosts").unwrap_or_default();
+        for (name, ip) in &extra {
             hosts_text.push_str(&format!("{ip}\t{name}\n"));
         }
-        fs::write(&hosts, hosts_text)?;
-    }
-    fs::write(&resolv, text)?;
+        let resolv_text = if dns.is_empty()
+            && cfg.opts.dns_search.is_empty()
+            && cfg.opts.dns_options.is_empty()
+        {
+            fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+        } else {
+            network::resolv_conf(
+                &host_resolv,
+                &dns,
+                &cfg.opts.dns_search,
+                &cfg.opts.dns_options,
+            )
+        };
+        (hosts_text, resolv_text)
+    } else {
+        (
+            network::hosts_file(h, ip, &extra),
+            network::resolv_conf(
+                &host_resolv,
+                &dns,
+                &cfg.opts.dns_search,
+                &cfg.opts.dns_options,
+            ),
+        )
+    };
+    fs::write(&hosts, hosts_text)?;
+    fs::write(&resolv, resolv_text)?;
     Ok((hosts, hostname, resolv))
+}
+
+/// Puts the created (not yet started) container `pid` on its network:
+/// bridge (address, veth, `/etc/hosts` with the address) or loopback only.
+fn connect(
+    cfg: &MonitorConfig,
+    pid: i32,
+    rec: &mut dyn Recorder,
+    net: &mut Net,
+) -> Result<(), Failure> {
+    match cfg.opts.network {
+        NetworkMode::Host => Ok(()),
+        NetworkMode::None => {
+            let ns = network::open_netns(pid as u32).map_err(fail(125))?;
+            network::loopback_up(ns.as_fd()).map_err(fail(125))
+        }
+        NetworkMode::Bridge => {
+            network::ensure_bridge(&cfg.network).map_err(fail(125))?;
+            let ns = network::open_netns(pid as u32).map_err(fail(125))?;
+            let a = network::attach(&cfg.network, &cfg.id, ns.as_fd()).map_err(fail(125))?;
+            drop(ns);
+            let ip = IpAddr::V4(a.ip);
+            net.attachment = Some(a.clone());
+            write_etc_files(cfg, Some(ip)).map_err(fail(125))?;
+            rec.network(&NetworkState {
+                bridge: cfg.network.bridge.clone(),
+                attachment: Some(a),
+                ports: Vec::new(),
+            })
+            .map_err(|e| (125, e))
+        }
+    }
+}
+
+/// Serves the published ports of the running container (after it started:
+/// the proxy runs threads). A port that cannot be bound fails the run, as
+/// Docker's "port is already allocated".
+fn publish(cfg: &MonitorConfig, rec: &mut dyn Recorder, net: &mut Net) -> Result<(), Failure> {
+    let Some(a) = net.attachment.clone() else {
+        return Ok(());
+    };
+    if cfg.opts.publish.is_empty() {
+        return Ok(());
+    }
+    let proxy = PortProxy::start(&cfg.opts.publish, IpAddr::V4(a.ip)).map_err(|e| {
+        (
+            125,
+            format!(
+                "driver failed programming external connectivity on endpoint {}: {e}",
+                cfg.id
+            ),
+        )
+    })?;
+    let state = NetworkState {
+        bridge: cfg.network.bridge.clone(),
+        attachment: Some(a),
+        ports: proxy.bound().to_vec(),
+    };
+    net.proxy = Some(proxy);
+    rec.network(&state).map_err(|e| (125, e))
 }
 
 fn prepare_and_run(
@@ -252,6 +363,7 @@ fn prepare_and_run(
     overlay: &Overlay,
     rec: &mut dyn Recorder,
     ready: Option<&OwnedFd>,
+    net: &mut Net,
 ) -> Result<i32, Failure> {
     let state = state_root(&cfg.dir);
     // A run that died left runtime state behind: clear it.
@@ -276,7 +388,7 @@ fn prepare_and_run(
     if !opts.env.iter().any(|e| e.starts_with("HOME=")) {
         opts.env.push(format!("HOME={}", u.home));
     }
-    let (hosts, hostname, resolv) = write_etc_files(cfg).map_err(fail(125))?;
+    let (hosts, hostname, resolv) = write_etc_files(cfg, None).map_err(fail(125))?;
     let files = Generated {
         hosts: &hosts,
         hostname: &hostname,
@@ -315,7 +427,7 @@ fn prepare_and_run(
             }
             let sfd_early = block_signals().map_err(fail(125))?;
             let pid = ext
-                .run(&cfg.id, &bundle, stdio, &cfg.dir.join("runtime.pid"))
+                .create(&cfg.id, &bundle, stdio, &cfg.dir.join("runtime.pid"))
                 .map_err(|e| {
                     // The runtime reports on the stderr it was given,
                     // which is the container's.
@@ -351,10 +463,17 @@ fn prepare_and_run(
     // container's processes were cloned before, with the mask unchanged).
     let sfd = block_signals().map_err(fail(125))?;
 
+    connect(cfg, pid, rec, net)?;
     if let Some(c) = &mut container {
         engine::start(c).map_err(|e| (e.exit_code(), e.to_string()))?;
+    } else if let Some(ext) = &external {
+        ext.start(&cfg.id)
+            .map_err(|e| (e.exit_code(), e.to_string()))?;
     }
-    if let Err(e) = rec.started(pid as u32) {
+    if let Err(e) = rec
+        .started(pid as u32)
+        .and_then(|()| publish(cfg, rec, net).map_err(|f| f.1))
+    {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);
         return Err((125, e));

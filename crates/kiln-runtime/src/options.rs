@@ -54,8 +54,11 @@ pub enum MountKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
-    /// A network namespace with only loopback.
+    /// Its own network namespace on kiln's bridge (the default): an
+    /// address, a default route, outbound NAT, published ports.
     #[default]
+    Bridge,
+    /// A network namespace with only loopback.
     None,
     /// The host's network namespace.
     Host,
@@ -142,6 +145,16 @@ pub struct RunOptions {
     /// `--dns` servers (replace the host's in /etc/resolv.conf).
     #[serde(default)]
     pub dns: Vec<String>,
+    /// `--dns-search` domains.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option` options.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `-p` and `-P`: ports to publish on the host (bridge network only);
+    /// host port 0 is chosen when the container starts.
+    #[serde(default)]
+    pub publish: Vec<crate::network::PortMapping>,
 }
 
 /// Options that cannot be turned into a container.

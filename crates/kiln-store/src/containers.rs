@@ -104,6 +104,10 @@ pub struct ContainerRecord {
     /// Whether `stop`/`kill` asked it to end (Docker does not restart those).
     #[serde(default)]
     pub stopped_by_user: bool,
+    /// The runtime's record of its network (address, published ports) for
+    /// the current or last run; `null` before it ran.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub network: serde_json::Value,
 }
 
 impl ContainerRecord {
@@ -337,6 +341,7 @@ pub(crate) mod tests {
             started_at: None,
             finished_at: None,
             stopped_by_user: false,
+            network: serde_json::Value::Null,
         }
     }
 

@@ -137,6 +137,8 @@ pub(crate) enum Command {
     Commit(crate::cli_container::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(crate::cli_container::DiffArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(crate::cli_container::PortArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(crate::cli_container::CpArgs),
     /// Export a container's filesystem as a tar archive
@@ -512,6 +514,11 @@ pub(crate) struct BuildArgs {
     /// Target platform (os/arch[/variant]); default the host's
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Option<String>,
+
+    /// Pull the base images: always (also a bare --pull), missing (default) or never
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = false,
+          default_missing_value = "always", default_value_t = crate::commands::pull::PullPolicy::Missing)]
+    pub(crate) pull: crate::commands::pull::PullPolicy,
 
     /// Instead of building: list the targets, outline the build
     /// arguments, or run the build checks

@@ -58,15 +58,36 @@ pub(crate) struct CreateArgs {
     /// Mount a tmpfs directory (PATH[:OPTIONS])
     #[arg(long = "tmpfs", value_name = "PATH[:OPTIONS]")]
     pub(crate) tmpfs: Vec<String>,
-    /// Connect a container to a network: none or host
+    /// Pull the image before creating: always, missing (default) or never
+    #[arg(long, value_enum, default_value_t = crate::commands::pull::PullPolicy::Missing)]
+    pub(crate) pull: crate::commands::pull::PullPolicy,
+    /// Platform of the image to pull (os/arch[/variant]); default the host's
+    #[arg(long, value_name = "PLATFORM")]
+    pub(crate) platform: Option<String>,
+    /// Connect a container to a network: bridge (default), host or none
     #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     pub(crate) network: Option<String>,
-    /// Add a custom host-to-IP mapping (host:ip)
+    /// Publish a container's port(s) to the host ([IP:][HOST:]CONTAINER[-END][/tcp|udp])
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub(crate) publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub(crate) publish_all: bool,
+    /// Expose a port or a range of ports (PORT[-END][/PROTO])
+    #[arg(long = "expose", value_name = "PORT")]
+    pub(crate) expose: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip; ip host-gateway is the bridge's gateway)
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub(crate) add_host: Vec<String>,
     /// Set custom DNS servers
     #[arg(long, value_name = "IP")]
     pub(crate) dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub(crate) dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
+    pub(crate) dns_option: Vec<String>,
     /// Signal to stop the container
     #[arg(long = "stop-signal", value_name = "SIGNAL")]
     pub(crate) stop_signal: Option<String>,
@@ -242,9 +263,9 @@ pub(crate) struct CommitArgs {
     /// Commit message
     #[arg(short, long)]
     pub(crate) message: Option<String>,
-    /// Pause container during commit (accepted; kiln reads the upper
-    /// directory as it is)
-    #[arg(short, long, default_value_t = true)]
+    /// Pause container during commit (default true; --pause=false to not)
+    #[arg(short, long, default_value_t = true, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set, require_equals = true)]
     pub(crate) pause: bool,
     /// The container
     #[arg(value_name = "CONTAINER")]
@@ -252,6 +273,17 @@ pub(crate) struct CommitArgs {
     /// The new image's name
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub(crate) name: Option<String>,
+}
+
+/// `kiln port`.
+#[derive(Debug, Args)]
+pub(crate) struct PortArgs {
+    /// The container
+    #[arg(value_name = "CONTAINER")]
+    pub(crate) container: String,
+    /// Only this port of the container (PORT[/PROTO])
+    #[arg(value_name = "PRIVATE_PORT")]
+    pub(crate) port: Option<String>,
 }
 
 /// `kiln diff`.

@@ -88,6 +88,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => commands::container::exec(&cli, args),
         Command::Commit(args) => commands::container::commit(&cli, args),
         Command::Diff(args) => commands::container::diff(&cli, args),
+        Command::Port(args) => commands::container::port(&cli, args),
         Command::Cp(args) => commands::container::cp(&cli, args),
         Command::Export(args) => commands::container::export(&cli, args),
         Command::Monitor(args) => commands::container::monitor(&cli, args),

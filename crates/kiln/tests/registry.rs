@@ -1325,3 +1325,54 @@ fn chunked_upload() {
     assert_eq!(digest_line(&err), local);
     other.check_clean();
 }
+
+#[test]
+fn run_create_and_build_pull_what_is_missing() {
+    let e = Env::new();
+    // --pull never: a missing image is an error, nothing fetched.
+    let out = e.output(&["run", "--rm", "--pull", "never", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let (images, _) = e.ok(&["images", "-q"]);
+    assert_eq!(images, "");
+    // run pulls it through the docker.io mirror, as Docker does.
+    let (out, err) = e.ok(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(out, "hi\n");
+    assert!(
+        err.starts_with("Unable to find image 'busybox:latest' locally\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Status: Downloaded newer image for busybox"),
+        "{err}"
+    );
+    // Present now: no pull, no message.
+    let (_, err) = e.ok(&["create", "--name", "c1", "busybox", "true"]);
+    assert_eq!(err, "");
+    // --pull always asks the registry again.
+    let (_, err) = e.ok(&["create", "--pull", "always", "busybox", "true"]);
+    assert!(
+        err.contains("Status: Image is up to date for busybox"),
+        "{err}"
+    );
+    // A build FROM an image not in the store pulls it.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM debian:bookworm-slim\nLABEL pulled=yes\n",
+    )
+    .unwrap();
+    let (_, err) = e.ok(&["build", "-t", "pulled:1", ctx.path().to_str().unwrap()]);
+    assert!(
+        err.contains("Unable to find image 'debian:bookworm-slim' locally"),
+        "{err}"
+    );
+    let (label, _) = e.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.Labels.pulled}}",
+        "pulled:1",
+    ]);
+    assert_eq!(label.trim(), "yes");
+    e.check_clean();
+}

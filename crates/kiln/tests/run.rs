@@ -63,6 +63,16 @@ fn assert_nothing_left(t: &TestStore, id: &str) {
     }
     let ps = t.ok(&["ps", "-a", "-q", "--no-trunc"]);
     assert!(!ps.contains(id), "{ps}");
+    // No veth, no address (the kernel deletes a veth with its namespace,
+    // asynchronously: give it a moment).
+    let veth = Path::new("/sys/class/net").join(format!("kv{}", &id[..12]));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while veth.exists() {
+        assert!(Instant::now() < deadline, "{} left", veth.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ipam = std::fs::read_to_string("/run/kiln-tests/network/ipam.json").unwrap_or_default();
+    assert!(!ipam.contains(id), "address of {id} not released: {ipam}");
 }
 
 #[test]
@@ -178,7 +188,7 @@ fn environment_user_and_workdir() {
     // traffic).
     let out = t.ok(&[
         "run", "--rm", "-h", "h2", "--add-host", "db:10.1.2.3", "--dns", "192.0.2.53", "busybox", "sh", "-c",
-        "cat /etc/hostname; grep -c h2 /etc/hosts; tail -1 /etc/hosts; grep nameserver /etc/resolv.conf",
+        "cat /etc/hostname; grep -c h2 /etc/hosts; grep db /etc/hosts; grep nameserver /etc/resolv.conf",
     ]);
     assert_eq!(out, "h2\n1\n10.1.2.3\tdb\nnameserver 192.0.2.53\n");
     assert_eq!(
@@ -435,6 +445,21 @@ fn rm_leaves_nothing_behind() {
     let id = out.trim();
     t.ok(&["start", "-a", id]);
     t.ok(&["rm", id]);
+    assert_nothing_left(&t, id);
+    // Detached with a published port, removed by force while running.
+    let id = t.ok(&[
+        "run",
+        "-d",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let id = id.trim();
+    let ipam = std::fs::read_to_string("/run/kiln-tests/network/ipam.json").unwrap();
+    assert!(ipam.contains(id), "{ipam}");
+    t.ok(&["rm", "-f", id]);
     assert_nothing_left(&t, id);
 }
 
@@ -847,4 +872,337 @@ fn logs_follow_until_the_container_ends() {
     assert!(start.elapsed() < Duration::from_secs(10));
     assert_eq!(t.ok(&["logs", "--tail", "2", "lf"]), "line2\nline3\n");
     t.ok(&["rm", "lf"]);
+}
+
+/// GET / from 127.0.0.1:port, retried while the server starts.
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match attempt {
+            Ok(b) if b.contains("200 OK") => return b,
+            other => assert!(Instant::now() < deadline, "GET :{port}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const HTTPD: &str = "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+#[test]
+fn bridge_network_addresses_and_files() {
+    let t = busybox();
+    let out = t.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "web1",
+        "--add-host",
+        "db:192.0.2.7",
+        "--add-host",
+        "gw:host-gateway",
+        "--dns",
+        "192.0.2.53",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route; cat /etc/hosts /etc/resolv.conf",
+    ]);
+    let addr = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address on eth0: {out}"))
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(addr.starts_with("10.213."), "{out}");
+    assert!(out.contains("default via 10.213.0.1"), "{out}");
+    assert!(out.contains(&format!("{addr}\tweb1\n")), "{out}");
+    assert!(out.contains("192.0.2.7\tdb\n"), "{out}");
+    assert!(out.contains("10.213.0.1\tgw\n"), "{out}");
+    assert!(out.contains("nameserver 192.0.2.53\n"), "{out}");
+    // none: loopback only, and up.
+    let out = t.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o link; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-ok",
+    ]);
+    assert_eq!(
+        out.lines().filter(|l| l.contains(": ")).count(),
+        1,
+        "only lo: {out}"
+    );
+    assert!(out.contains(": lo:") && out.ends_with("lo-ok\n"), "{out}");
+    let out = t.output(&["run", "--rm", "--network", "nosuch", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("network nosuch not found"),
+        "{}",
+        stderr(&out)
+    );
+    // Two containers talk over the bridge.
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--hostname",
+        "srv",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let inspect = t.ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        "srv",
+    ]);
+    let ip = inspect.trim();
+    assert!(ip.starts_with("10.213."), "{inspect}");
+    let url = format!("http://{ip}:8080/");
+    let got = t.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("for i in $(seq 50); do wget -qO- {url} && exit 0; sleep 0.1; done; exit 1"),
+    ]);
+    assert_eq!(got, "hello from srv\n");
+    t.ok(&["rm", "-f", "srv"]);
+    // The address is free again and reused by the next container.
+    let again = t.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0",
+    ]);
+    assert!(
+        again.contains(&format!(" {ip}/")),
+        "{again} (expected {ip} reused)"
+    );
+}
+
+#[test]
+fn published_ports_reach_the_container() {
+    let t = busybox();
+    // A random host port for the container's 8080, and `kiln port`.
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "web",
+        "-p",
+        "8080",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let p = t.ok(&["port", "web", "8080/tcp"]);
+    let first = p.lines().next().unwrap();
+    assert!(first.starts_with("0.0.0.0:"), "{p}");
+    let port: u16 = first.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(http_get(port).contains("hello from web"));
+    let all = t.ok(&["port", "web"]);
+    assert!(
+        all.starts_with(&format!("8080/tcp -> 0.0.0.0:{port}")),
+        "{all}"
+    );
+    let ps = t.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert!(ps.contains(&format!("0.0.0.0:{port}->8080/tcp")), "{ps}");
+    let out = t.output(&["port", "web", "9999"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("No public port '9999/tcp' published for web"),
+        "{}",
+        stderr(&out)
+    );
+    // A fixed host port on 127.0.0.1; the same port again is refused.
+    let fixed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("127.0.0.1:{fixed}:8080");
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--hostname",
+        "fixed",
+        "-p",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    assert!(http_get(fixed).contains("hello from fixed"));
+    let out = t.output(&[
+        "run", "-d", "--name", "clash", "-p", &spec, "busybox", "sh", "-c", HTTPD,
+    ]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&fixed.to_string()),
+        "{}",
+        stderr(&out)
+    );
+    t.ok(&["rm", "-f", "web", "fixed", "clash"]);
+    // Released with the container.
+    std::net::TcpListener::bind(("127.0.0.1", fixed)).expect("port still bound after rm -f");
+    // -P publishes the image's EXPOSE.
+    t.ok(&["run", "--name", "base", "busybox", "true"]);
+    t.ok(&["commit", "-c", "EXPOSE 8080/tcp", "base", "exposed:1"]);
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "all",
+        "--hostname",
+        "all",
+        "-P",
+        "exposed:1",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let p = t.ok(&["port", "all", "8080"]);
+    let port: u16 = p
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(http_get(port).contains("hello from all"));
+    let ports = t.ok(&[
+        "inspect",
+        "--format",
+        "{{json .NetworkSettings.Ports}}",
+        "all",
+    ]);
+    assert!(
+        ports.contains(&format!("\"HostPort\":\"{port}\"")),
+        "{ports}"
+    );
+    t.ok(&["rm", "-f", "all", "base"]);
+}
+
+#[test]
+fn commit_pauses_a_running_container_and_thaws_it() {
+    let t = busybox();
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /count; usleep 2000; done",
+    ]);
+    let read = || {
+        t.ok(&["exec", "busy", "cat", "/count"])
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read() == 0 {
+        assert!(Instant::now() < deadline, "the loop never wrote");
+    }
+    // Without the freeze, this races the loop's truncate-and-write of
+    // /count ("shrank while being read"); frozen, it never does.
+    for _ in 0..3 {
+        let id = t.ok(&["commit", "busy", "snap:1"]);
+        assert!(id.starts_with("sha256:"), "{id}");
+    }
+    // Thawed afterwards: the loop goes on.
+    let before = read();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(read() > before, "the container stayed frozen after commit");
+    t.ok(&["kill", "busy"]);
+    t.ok(&["commit", "--pause=false", "busy", "snap:2"]);
+    t.ok(&["rm", "-f", "busy"]);
+    let n: u64 = t
+        .ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "snap:1",
+            "cat",
+            "/count",
+        ])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n > 0);
+}
+
+#[test]
+fn keyctl_is_refused() {
+    // A static program calling keyctl(2) directly: busybox has no keyctl.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("k.c");
+    std::fs::write(
+        &src,
+        "#include <errno.h>\n#include <stdio.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+         int main(void){long r=syscall(SYS_keyctl,0/*GET_KEYRING_ID*/,-3/*SESSION*/,1);\
+         if(r<0&&errno==EPERM){puts(\"EPERM\");return 0;}printf(\"r=%ld errno=%d\\n\",r,errno);return 1;}\n",
+    )
+    .unwrap();
+    let bin = dir.path().join("k");
+    let cc = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("cc is installed by scripts/install-deps.sh");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let t = busybox();
+    let v = format!("{}:/k:ro", bin.display());
+    let out = t.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &v,
+        "busybox",
+        "/k",
+    ]);
+    assert_eq!(stdout(&out), "EPERM\n", "{}", stderr(&out));
+    assert_eq!(code(&out), 0);
 }

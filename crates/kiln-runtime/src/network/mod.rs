@@ -140,6 +140,37 @@ impl NetworkConfig {
         }
     }
 
+    /// [`NetworkConfig::for_store`], with the bridge, the subnet and the
+    /// address book's directory replaced by `KILN_BRIDGE`, `KILN_SUBNET`
+    /// (`a.b.c.d/len`) and `KILN_NETWORK_DIR` when they are set: a second
+    /// store root (a test's, a CI job's) must not share `kiln0` with the
+    /// default one without sharing its address book, so it gets its own
+    /// bridge, or several stores share one bridge and one directory (the
+    /// tests do). Every kiln command of one store must see the same values.
+    pub fn from_env(store_root: &Path) -> Result<Self, NetworkError> {
+        let mut cfg = Self::for_store(store_root);
+        if let Some(d) = std::env::var_os("KILN_NETWORK_DIR") {
+            cfg.state_dir = PathBuf::from(d);
+        }
+        if let Some(b) = std::env::var_os("KILN_BRIDGE") {
+            cfg.bridge = b.to_string_lossy().into_owned();
+        }
+        if let Ok(s) = std::env::var("KILN_SUBNET") {
+            let bad = |reason| NetworkError::InvalidSubnet {
+                subnet: s.clone(),
+                reason,
+            };
+            let (addr, len) = s
+                .split_once('/')
+                .ok_or_else(|| bad("expected a.b.c.d/len"))?;
+            let addr: Ipv4Addr = addr.parse().map_err(|_| bad("not an IPv4 address"))?;
+            let len: u8 = len.parse().map_err(|_| bad("not a prefix length"))?;
+            cfg.subnet = (addr, len);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// The gateway (the bridge's own address): the first host address.
     pub fn gateway(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.subnet.0) + 1)
@@ -301,6 +332,22 @@ pub struct Attachment {
     pub mac: MacAddr,
     /// Name of the host end of the veth pair.
     pub host_veth: String,
+}
+
+/// A container's network as the runtime records it (for `inspect`,
+/// `kiln port`, `ps`): its attachment to the bridge and the ports the
+/// proxy bound.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkState {
+    /// The bridge it is attached to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bridge: String,
+    /// Its address and interface (bridge network only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+    /// Published ports as bound (host port 0 replaced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
 }
 
 /// Errors of the network module.

@@ -409,7 +409,14 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         tags.push(r.with_default_tag());
     }
     let store = super::open_store(cli)?;
-    let images = StoreImages::new(&store);
+    let store_images = StoreImages::new(&store);
+    let images = super::pull::PullingImages::new(
+        cli,
+        &store,
+        &store_images,
+        args.pull,
+        args.platform.clone(),
+    );
     let opts = LowerOptions {
         build_args: &build_args,
         target: args.target.as_deref(),
@@ -421,7 +428,11 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     let lowered = lower::lower(&df, &opts).map_err(|e| match e.kind {
         LowerErrorKind::UnknownTarget { .. } => anyhow::anyhow!("{e}"),
         _ => located(&src, &e),
-    })?;
+    });
+    if let Some(e) = images.take_error() {
+        return Err(e);
+    }
+    let lowered = lowered?;
     let quiet = args.quiet || cli.progress == Progress::Quiet;
     if !quiet {
         for f in &lowered.findings {

@@ -25,6 +25,7 @@ use kiln_oci::config::ContainerConfig;
 use kiln_oci::time::parse_rfc3339;
 use kiln_oci::{ImageConfig, Reference};
 use kiln_runtime::monitor::{self, MonitorConfig, Recorder};
+use kiln_runtime::network::{self, NetworkConfig, NetworkState, PortMapping};
 use kiln_runtime::options::{
     self as ropts, MountKind, MountRequest, NetworkMode, RunOptions, SeccompMode, Ulimit,
 };
@@ -36,7 +37,7 @@ use serde_json::{json, Value};
 use crate::cli::Cli;
 use crate::cli_container::{
     CommitArgs, CpArgs, CreateArgs, DiffArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs,
-    MonitorArgs, PsArgs, RestartArgs, RmArgs, RunArgs, StartArgs, StopArgs, WaitArgs,
+    MonitorArgs, PortArgs, PsArgs, RestartArgs, RmArgs, RunArgs, StartArgs, StopArgs, WaitArgs,
 };
 use crate::commands::{open_store, store_root};
 use crate::format::render;
@@ -300,10 +301,44 @@ fn make_record(
         &image_volumes,
     )?);
     let network = match args.network.as_deref() {
-        None | Some("none") => NetworkMode::None,
+        None | Some("bridge" | "default") => NetworkMode::Bridge,
+        Some("none") => NetworkMode::None,
         Some("host") => NetworkMode::Host,
-        Some(n) => bail!("network {n:?} is not supported yet (none, host)"),
+        Some(n) => bail!("network {n} not found (kiln has bridge, host and none)"),
     };
+    let net_cfg = NetworkConfig::from_env(store.root())?;
+    let mut publish = Vec::new();
+    for p in &args.publish {
+        publish.extend(network::parse_publish(p)?);
+    }
+    // EXPOSE of the image and --expose; -P publishes them all.
+    let mut exposed: Vec<String> = cfg.exposed_ports.keys().cloned().collect();
+    for e in &args.expose {
+        for m in network::publish_all(std::slice::from_ref(e))? {
+            let key = format!("{}/{}", m.container_port, m.proto);
+            if !exposed.contains(&key) {
+                exposed.push(key);
+            }
+        }
+    }
+    if args.publish_all {
+        for m in network::publish_all(&exposed)? {
+            if !publish
+                .iter()
+                .any(|p| p.container_port == m.container_port && p.proto == m.proto)
+            {
+                publish.push(m);
+            }
+        }
+    }
+    if network != NetworkMode::Bridge && !publish.is_empty() {
+        // Docker ignores them with the host's network and refuses nothing;
+        // a silent no-op would surprise: say it.
+        bail!(
+            "published ports need the bridge network (--network {})",
+            args.network.as_deref().unwrap_or_default()
+        );
+    }
     let mut seccomp = SeccompMode::Default;
     let mut no_new_privileges = false;
     for o in &args.security_opt {
@@ -359,12 +394,8 @@ fn make_record(
             .add_host
             .iter()
             .map(|h| {
-                let (name, ip) = h.split_once(':').ok_or_else(|| {
-                    anyhow!("invalid argument {h:?} for --add-host: expected HOST:IP")
-                })?;
-                ip.parse::<std::net::IpAddr>()
-                    .map_err(|_| anyhow!("invalid IP address in add-host: {ip:?}"))?;
-                Ok((name.to_string(), ip.to_string()))
+                let (name, ip) = network::parse_add_host(h, network::host_gateway(&net_cfg))?;
+                Ok((name, ip.to_string()))
             })
             .collect::<Result<_>>()?,
         dns: args
@@ -376,6 +407,9 @@ fn make_record(
                     .map_err(|_| anyhow!("{d} is not an ip address"))
             })
             .collect::<Result<_>>()?,
+        dns_search: args.dns_search.clone(),
+        dns_options: args.dns_option.clone(),
+        publish,
     };
     if let Some(r) = &opts.runtime {
         if !Path::new(r).is_absolute() {
@@ -441,6 +475,7 @@ fn make_record(
         started_at: None,
         finished_at: None,
         stopped_by_user: false,
+        network: Value::Null,
     };
     store.create_container(&record)?;
     Ok(record)
@@ -522,6 +557,13 @@ fn start_detached(
 pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     report((|| {
         let store = open_store(cli)?;
+        crate::commands::pull::ensure_image(
+            cli,
+            &store,
+            &args.create.image,
+            args.create.pull,
+            args.create.platform.as_deref(),
+        )?;
         let record = create_record(&store, &args.create)?;
         if args.detach {
             return match start_detached(cli, &store, &record.id)? {
@@ -544,6 +586,13 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
 pub(crate) fn create(cli: &Cli, args: &CreateArgs) -> Result<u8> {
     report((|| {
         let store = open_store(cli)?;
+        crate::commands::pull::ensure_image(
+            cli,
+            &store,
+            &args.image,
+            args.pull,
+            args.platform.as_deref(),
+        )?;
         let record = create_record(&store, args)?;
         println!("{}", record.id);
         Ok(0)
@@ -619,6 +668,15 @@ impl Recorder for StoreRecorder<'_> {
             .ok_or_else(|| "the container was removed".to_string())
     }
 
+    fn network(&mut self, state: &NetworkState) -> std::result::Result<(), String> {
+        let value = serde_json::to_value(state).map_err(|e| e.to_string())?;
+        self.store
+            .update_container(&self.id, |c| c.network = value)
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .ok_or_else(|| "the container was removed".to_string())
+    }
+
     fn finished(&mut self, code: i32, error: Option<&str>) {
         let _ = self.store.update_container(&self.id, |c| {
             // A container whose process never started stays "Created",
@@ -667,6 +725,7 @@ pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
         lowers: c.snapshots.iter().map(|s| store.snapshot_path(s)).collect(),
         opts: opts.clone(),
         attach: args.attach,
+        network: NetworkConfig::from_env(store.root())?,
     };
     let mut rec = StoreRecorder {
         store: &store,
@@ -784,7 +843,7 @@ pub(crate) fn ps(cli: &Cli, args: &PsArgs) -> Result<u8> {
                 "RunningFor": created_ago,
                 "Status": status_text(&c, now),
                 "State": c.state.as_str(),
-                "Ports": "",
+                "Ports": ports_text(&c),
                 "Names": c.name,
                 "Labels": c.config.get("Labels").cloned().unwrap_or(json!({})),
                 "Mounts": "",
@@ -1184,7 +1243,18 @@ pub(crate) fn commit(cli: &Cli, args: &CommitArgs) -> Result<u8> {
         author: args.author.clone(),
         created_by: Some(quote_command(&c)),
     };
+    // A running container is frozen while its changes are read (Docker's
+    // default), so that the layer is one moment of its file system.
+    let _frozen = if args.pause && c.state == ContainerState::Running && c.process_alive() {
+        Some(
+            kiln_runtime::freeze::freeze(&c.id)
+                .with_context(|| format!("failed to pause container {}", c.name))?,
+        )
+    } else {
+        None
+    };
     let record = store.commit(&image.record, &upper, &opts, &names)?;
+    drop(_frozen);
     println!("{}", record.id());
     Ok(0)
 }
@@ -1481,8 +1551,148 @@ pub(crate) fn inspect_object(store: &Store, c: &ContainerRecord) -> Value {
                 "LowerDir": c.snapshots.iter().rev().map(|s| store.snapshot_path(s).display().to_string()).collect::<Vec<_>>().join(":"),
             }
         },
+        "NetworkSettings": network_settings(c),
         "Config": c.config,
     })
+}
+
+/// The network the runtime recorded for the container's current run.
+fn network_state(c: &ContainerRecord) -> NetworkState {
+    if c.state != ContainerState::Running {
+        return NetworkState::default();
+    }
+    serde_json::from_value(c.network.clone()).unwrap_or_default()
+}
+
+/// The container's exposed ports (`80/tcp`) from its config.
+fn exposed_ports(c: &ContainerRecord) -> Vec<String> {
+    c.config
+        .get("ExposedPorts")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// `docker inspect`'s host address of a mapping: `0.0.0.0`, `::`.
+fn host_ip_text(m: &PortMapping) -> String {
+    m.bind_ip().to_string()
+}
+
+/// `ps`'s PORTS: `0.0.0.0:8080->80/tcp, :::8080->80/tcp, 443/tcp`.
+fn ports_text(c: &ContainerRecord) -> String {
+    if c.state != ContainerState::Running {
+        return String::new();
+    }
+    let state = network_state(c);
+    let mut parts: Vec<String> = state
+        .ports
+        .iter()
+        .map(|m| {
+            format!(
+                "{}:{}->{}/{}",
+                host_ip_text(m),
+                m.host_port,
+                m.container_port,
+                m.proto
+            )
+        })
+        .collect();
+    for e in exposed_ports(c) {
+        let published = state
+            .ports
+            .iter()
+            .any(|m| format!("{}/{}", m.container_port, m.proto) == e);
+        if !published {
+            parts.push(e);
+        }
+    }
+    parts.join(", ")
+}
+
+/// `inspect`'s NetworkSettings, in Docker's shape.
+fn network_settings(c: &ContainerRecord) -> Value {
+    let state = network_state(c);
+    let mut ports = serde_json::Map::new();
+    for e in exposed_ports(c) {
+        ports.insert(e, Value::Null);
+    }
+    for m in &state.ports {
+        let key = format!("{}/{}", m.container_port, m.proto);
+        let entry = ports.entry(key).or_insert(Value::Null);
+        if !entry.is_array() {
+            *entry = json!([]);
+        }
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({"HostIp": host_ip_text(m), "HostPort": m.host_port.to_string()}));
+        }
+    }
+    let (ip, prefix, gateway, mac) = match &state.attachment {
+        Some(a) => (
+            a.ip.to_string(),
+            a.prefix,
+            a.gateway.to_string(),
+            a.mac.to_string(),
+        ),
+        None => (String::new(), 0, String::new(), String::new()),
+    };
+    let mode: NetworkMode =
+        serde_json::from_value(c.host_config["network"].clone()).unwrap_or_default();
+    let name = match mode {
+        NetworkMode::Bridge => "bridge",
+        NetworkMode::Host => "host",
+        NetworkMode::None => "none",
+    };
+    json!({
+        "Bridge": state.bridge,
+        "Ports": ports,
+        "IPAddress": ip,
+        "IPPrefixLen": prefix,
+        "Gateway": gateway,
+        "MacAddress": mac,
+        "Networks": {
+            name: {
+                "IPAddress": ip,
+                "IPPrefixLen": prefix,
+                "Gateway": gateway,
+                "MacAddress": mac,
+            }
+        },
+    })
+}
+
+/// `kiln port`.
+pub(crate) fn port(cli: &Cli, args: &PortArgs) -> Result<u8> {
+    let store = open_store(cli)?;
+    let c = store.container(&args.container)?;
+    let state = network_state(&c);
+    let mut out = io::stdout().lock();
+    match &args.port {
+        None => {
+            for m in &state.ports {
+                writeln!(out, "{m}")?;
+            }
+        }
+        Some(p) => {
+            let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let num: u16 = num
+                .parse()
+                .map_err(|_| anyhow!("invalid port {p:?}: expected PORT[/PROTO]"))?;
+            let found: Vec<&PortMapping> = state
+                .ports
+                .iter()
+                .filter(|m| m.container_port == num && m.proto.to_string() == proto)
+                .collect();
+            if found.is_empty() {
+                bail!("No public port '{num}/{proto}' published for {}", c.name);
+            }
+            for m in found {
+                let text = m.to_string();
+                let addr = text.split_once(" -> ").map_or(text.as_str(), |(_, a)| a);
+                writeln!(out, "{addr}")?;
+            }
+        }
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

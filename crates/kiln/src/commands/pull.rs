@@ -305,3 +305,138 @@ impl std::io::Read for Progressed<'_> {
         Ok(n)
     }
 }
+
+/// `--pull` of `run`, `create` and `build`: when to fetch an image from
+/// its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum PullPolicy {
+    /// Pull even when the store has the image.
+    Always,
+    /// Pull only when the store does not have it.
+    #[default]
+    Missing,
+    /// Never pull: a missing image is an error.
+    Never,
+}
+
+/// Makes sure `name` is in the store, pulling it as `policy` says, with
+/// Docker's `Unable to find image 'NAME' locally` and the pull's progress
+/// on stderr. A name that is an image id (or its prefix) is never pulled.
+pub(crate) fn ensure_image(
+    cli: &Cli,
+    store: &Store,
+    name: &str,
+    policy: PullPolicy,
+    platform: Option<&str>,
+) -> Result<()> {
+    let present = store.resolve(name).is_ok();
+    let wanted = match policy {
+        PullPolicy::Never => false,
+        PullPolicy::Missing => !present,
+        PullPolicy::Always => true,
+    };
+    if !wanted {
+        return Ok(());
+    }
+    let is_id = {
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        hex.len() >= 12
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    if is_id && present {
+        return Ok(());
+    }
+    let reference = Reference::parse(name)
+        .with_context(|| format!("invalid reference format: {name:?}"))?
+        .with_default_tag();
+    if !present {
+        eprintln!("Unable to find image '{}' locally", reference.familiar());
+    }
+    let platform = match platform {
+        Some(p) => p.parse::<Platform>()?,
+        None => Platform::host(),
+    };
+    let client = client()?;
+    let rt = runtime()?;
+    let opts = PullOptions {
+        platform: &platform,
+        concurrency: 4,
+        quiet: false,
+    };
+    let outcome = pull(cli, store, &client, &rt, &reference, &opts)
+        .with_context(|| format!("failed to pull {}", reference.familiar()))?;
+    eprintln!("Digest: {}", outcome.digest);
+    let status = if outcome.new {
+        "Downloaded newer image for"
+    } else {
+        "Image is up to date for"
+    };
+    eprintln!("Status: {status} {}", reference.familiar());
+    Ok(())
+}
+
+/// The base images of a build, pulled as `--pull` says the first time the
+/// lowering asks for one (every `FROM` of an image), then read from the
+/// store.
+pub(crate) struct PullingImages<'a> {
+    pub(crate) cli: &'a Cli,
+    pub(crate) store: &'a Store,
+    pub(crate) inner: &'a dyn kiln_dockerfile::lower::ImageEnv,
+    pub(crate) policy: PullPolicy,
+    pub(crate) platform: Option<String>,
+    seen: Mutex<std::collections::BTreeSet<String>>,
+    error: Mutex<Option<anyhow::Error>>,
+}
+
+impl<'a> PullingImages<'a> {
+    /// Pull through `inner`'s store.
+    pub(crate) fn new(
+        cli: &'a Cli,
+        store: &'a Store,
+        inner: &'a dyn kiln_dockerfile::lower::ImageEnv,
+        policy: PullPolicy,
+        platform: Option<String>,
+    ) -> Self {
+        PullingImages {
+            cli,
+            store,
+            inner,
+            policy,
+            platform,
+            seen: Mutex::new(Default::default()),
+            error: Mutex::new(None),
+        }
+    }
+
+    /// The first pull that failed.
+    pub(crate) fn take_error(&self) -> Option<anyhow::Error> {
+        self.error.lock().ok().and_then(|mut e| e.take())
+    }
+}
+
+impl kiln_dockerfile::lower::ImageEnv for PullingImages<'_> {
+    fn env(&self, image: &str, platform: &Platform) -> Option<Vec<(String, String)>> {
+        let first = self
+            .seen
+            .lock()
+            .map(|mut s| s.insert(image.to_string()))
+            .unwrap_or(false);
+        if first && image != "scratch" {
+            if let Err(e) = ensure_image(
+                self.cli,
+                self.store,
+                image,
+                self.policy,
+                self.platform.as_deref(),
+            ) {
+                if let Ok(mut slot) = self.error.lock() {
+                    slot.get_or_insert(e);
+                }
+                return None;
+            }
+        }
+        self.inner.env(image, platform)
+    }
+}

@@ -158,6 +158,11 @@ pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
     // holds its layers under its lease).
     store.build_cache_clear()?;
     let gc = store.gc()?;
+    // Addresses and veths that a killed monitor could not give back.
+    let net = kiln_runtime::network::NetworkConfig::from_env(store.root())?;
+    if net.state_dir.exists() {
+        kiln_runtime::network::release_stale(&net, &|id| store.container(id).is_ok())?;
+    }
     print_pruned(
         &mut std::io::stdout().lock(),
         &events,

@@ -15,6 +15,13 @@ pub(crate) struct TestStore {
     pub(crate) dir: tempfile::TempDir,
 }
 
+/// The bridge of the tests' containers.
+#[allow(dead_code)]
+pub(crate) const TEST_BRIDGE: &str = "kilntest0";
+/// Its subnet.
+#[allow(dead_code)]
+pub(crate) const TEST_SUBNET: &str = "10.213.0.0/16";
+
 impl TestStore {
     pub(crate) fn new() -> TestStore {
         TestStore {
@@ -29,6 +36,11 @@ impl TestStore {
     pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
         c.env("KILN_ROOT", self.root()).stdin(Stdio::null());
+        // Every test store shares one test bridge and its address book,
+        // apart from a user's kiln0 (see NetworkConfig::from_env).
+        c.env("KILN_BRIDGE", TEST_BRIDGE)
+            .env("KILN_SUBNET", TEST_SUBNET)
+            .env("KILN_NETWORK_DIR", "/run/kiln-tests/network");
         c
     }
 

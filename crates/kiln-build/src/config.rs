@@ -101,6 +101,55 @@ pub fn with_shell(shell: &[String], cl: &CommandLine) -> Vec<String> {
     argv
 }
 
+/// The argv of a RUN, with its heredocs as BuildKit's dispatcher passes
+/// them: a shell-form RUN that is only one heredoc (`RUN <<EOF`) runs the
+/// heredoc's body as the shell's script; otherwise each heredoc's body and
+/// terminator are appended to the command line, for the shell to read.
+/// A body starting with `#!` is also run by the shell (BuildKit executes it
+/// as a file; kiln does not yet).
+pub fn run_argv(shell: &[String], cl: &CommandLine) -> Vec<String> {
+    if cl.files.is_empty() || !cl.prepend_shell {
+        return with_shell(shell, cl);
+    }
+    let line = cl.args.join(" ");
+    let bare = cl.files.len() == 1 && is_heredoc_marker(line.trim());
+    let script = if bare {
+        cl.files[0].data.clone()
+    } else {
+        let mut full = line;
+        for f in &cl.files {
+            full.push('\n');
+            full.push_str(&f.data);
+            full.push_str(&f.name);
+        }
+        full
+    };
+    let mut argv: Vec<String> = if shell.is_empty() {
+        vec!["/bin/sh".into(), "-c".into()]
+    } else {
+        shell.to_vec()
+    };
+    argv.push(script);
+    argv
+}
+
+/// `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'`: a heredoc and nothing else.
+fn is_heredoc_marker(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("<<") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let word = rest
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .or_else(|| rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
+        .unwrap_or(rest);
+    !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
 /// WORKDIR `path` relative to `current`, cleaned.
 pub fn workdir(current: Option<&str>, path: &str) -> String {
     let joined = if path.starts_with('/') {
@@ -499,6 +548,30 @@ mod tests {
             Some(&["/bin/sh".to_string(), "-c".into(), "echo hi".into()][..])
         );
         assert_eq!(c.args_escaped, Some(true));
+    }
+
+    #[test]
+    fn run_heredocs_go_to_the_shell() {
+        use kiln_dockerfile::instructions::InlineFile;
+        let file = |name: &str, data: &str| InlineFile {
+            name: name.into(),
+            data: data.into(),
+            expand: true,
+            chomp: false,
+        };
+        let mut c = cl(&["<<EOT"], true);
+        c.files = vec![file("EOT", "echo a\necho b\n")];
+        assert_eq!(run_argv(&[], &c), ["/bin/sh", "-c", "echo a\necho b\n"]);
+        let mut c = cl(&["cat <<EOT > /f"], true);
+        c.files = vec![file("EOT", "x\n")];
+        assert_eq!(
+            run_argv(&[], &c),
+            ["/bin/sh", "-c", "cat <<EOT > /f\nx\nEOT"]
+        );
+        let c = cl(&["echo hi"], true);
+        assert_eq!(run_argv(&[], &c), ["/bin/sh", "-c", "echo hi"]);
+        assert!(is_heredoc_marker("<<-'EOF'"));
+        assert!(!is_heredoc_marker("<<EOF cat"));
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub enum StepError {
 #[derive(Debug, Error)]
 pub enum RunError {
     /// The command ran and exited non-zero (or was killed).
-    #[error("process {argv:?} did not complete successfully: exit code: {code}")]
+    #[error("process \"{}\" did not complete successfully: exit code: {code}", argv.join(" "))]
     Exit {
         /// The command.
         argv: Vec<String>,
@@ -1606,7 +1606,7 @@ impl<'a> Builder<'a> {
     ) -> Result<(String, LayerRecord, String, String), StepError> {
         let runner = self.runner.ok_or(StepError::RunUnsupported)?;
         let c = image.config.clone().unwrap_or_default();
-        let argv = config::with_shell(&c.shell, &run.command);
+        let argv = config::run_argv(&c.shell, &run.command);
         let mut env = c.env.clone();
         if config::get_env(&env, "PATH").is_none() {
             config::set_env(&mut env, "PATH", config::DEFAULT_PATH);

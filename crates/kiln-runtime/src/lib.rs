@@ -2,7 +2,8 @@
 //! options ([`options`], [`spec`], [`user`], [`seccomp`]), the overlay root
 //! file system ([`rootfs`]), the embedded runtime ([`engine`]: youki's
 //! libcontainer), the per-container monitor ([`monitor`]) and the built-in
-//! init ([`init`]), volumes filled from the image ([`volume`]); container networking ([`network`]: bridge, veths,
+//! init ([`init`]), volumes filled from the image ([`volume`]), build steps
+//! ([`step`]); container networking ([`network`]: bridge, veths,
 //! NAT, published ports, hosts and resolv.conf).
 //!
 //! It knows nothing of the store: the monitor reports through the
@@ -20,5 +21,6 @@ pub mod options;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
+pub mod step;
 pub mod user;
 pub mod volume;

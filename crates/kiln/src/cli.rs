@@ -64,11 +64,6 @@ pub(crate) enum Progress {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Build an image from a Dockerfile, or inspect one (`--call`)
-    ///
-    /// Hidden from `--help` until RUN steps work: building needs the
-    /// container runtime for RUN, which is not there yet (COPY, ADD and
-    /// config-only Dockerfiles build; a RUN fails naming its line).
-    #[command(hide = true)]
     Build(Box<BuildArgs>),
     /// List images
     Images(ImagesArgs),
@@ -105,8 +100,8 @@ pub(crate) enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(crate::cli_volume::VolumeCommand),
-    /// Manage the build cache (hidden with `build`, until RUN works)
-    #[command(hide = true, subcommand)]
+    /// Manage the build cache
+    #[command(subcommand)]
     Builder(BuilderCommand),
     /// Internal commands for benchmarks and debugging (unstable)
     #[command(hide = true, subcommand)]
@@ -146,6 +141,17 @@ pub(crate) enum Command {
     /// The per-container monitor (internal)
     #[command(name = "__monitor", hide = true)]
     Monitor(crate::cli_container::MonitorArgs),
+    /// Run one RUN step of a build in a container (internal)
+    #[command(name = "__build-step", hide = true)]
+    BuildStep(BuildStepArgs),
+}
+
+/// The hidden build-step subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct BuildStepArgs {
+    /// The step, as JSON (`kiln_runtime::step::StepConfig`)
+    #[arg(value_name = "FILE")]
+    pub(crate) request: PathBuf,
 }
 
 /// `kiln image …`

@@ -92,6 +92,7 @@ fn main() -> ExitCode {
         Command::Cp(args) => commands::container::cp(&cli, args),
         Command::Export(args) => commands::container::export(&cli, args),
         Command::Monitor(args) => commands::container::monitor(&cli, args),
+        Command::BuildStep(args) => commands::build_step::child(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -3,7 +3,8 @@
 //! scratch and from busybox (the fixture image, made without kiln), the
 //! cache (a rebuild is the same image; a changed file invalidates from its
 //! step on), `.dockerignore`, owners and modes as `kiln save` shows them,
-//! multi-stage builds, and the clear failures (RUN, a missing base image).
+//! multi-stage builds, the clear failures (a missing base image), and RUN
+//! steps in containers (user, env, mounts, network, init, cache, layers).
 
 mod common;
 
@@ -673,6 +674,7 @@ fn onbuild_triggers_run_in_the_child() {
 #[test]
 fn run_and_missing_images_fail_clearly_and_change_nothing() {
     let t = TestStore::new();
+    // A RUN on an image without a shell fails naming its line and command.
     let ctx = context(
         &t,
         "ctx",
@@ -681,24 +683,29 @@ fn run_and_missing_images_fail_clearly_and_change_nothing() {
             ("a", "a"),
         ],
     );
-    t.ok(&["images"]);
-    let before = t.state();
     let err = t.fails(&["build", ctx.to_str().unwrap()]);
     assert!(err.contains("Dockerfile:3:"), "{err}");
-    assert!(err.contains("RUN is not supported yet"), "{err}");
     assert!(err.contains("RUN echo hi"), "{err}");
-    assert_eq!(t.state(), before, "nothing was built");
+    assert!(err.contains("/bin/sh"), "{err}");
+    t.ok(&["images"]);
+    let before = t.state();
     let missing = context(&t, "missing", &[("Dockerfile", "FROM nosuch/image:1\n")]);
-    let err = t.fails(&["build", missing.to_str().unwrap()]);
+    let err = t.fails(&["build", "--pull", "never", missing.to_str().unwrap()]);
     assert!(err.contains("Dockerfile:1:"), "{err}");
     assert!(
         err.contains("nosuch/image:1") && err.contains("not in the local store"),
         "{err}"
     );
-    // The build command stays out of --help until RUN works.
+    assert_eq!(t.state(), before, "nothing was built");
+    // By default it is pulled; no registry has it (none is configured
+    // here): a pull error naming it, and nothing changed.
+    let err = t.fails(&["build", missing.to_str().unwrap()]);
+    assert!(err.contains("failed to pull nosuch/image:1"), "{err}");
+    assert_eq!(t.state(), before, "nothing was built");
+    // The build command is listed in --help.
     let help = t.ok(&["--help"]);
     assert!(
-        !help.lines().any(|l| l.trim_start().starts_with("build ")),
+        help.lines().any(|l| l.trim_start().starts_with("build ")),
         "{help}"
     );
 }
@@ -1470,6 +1477,246 @@ fn secret_and_ssh_flags() {
     // The value is nowhere in the store.
     let out = Command::new("grep")
         .args(["-r", "-l", "s3cr3t-value"])
+        .arg(t.root())
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// `kiln --progress plain build …` that must end within `secs` (a RUN that
+/// leaves processes behind must not hang the build): (success, stderr).
+fn build_within(t: &TestStore, args: &[&str], secs: u64) -> (bool, String) {
+    let mut all = vec!["--progress", "plain", "build"];
+    all.extend_from_slice(args);
+    let mut child = t
+        .cmd()
+        .args(&all)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("kiln {all:?} did not finish in {secs}s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (status.success(), reader.join().unwrap())
+}
+
+/// Entries the runtime makes for its own mounts must never reach a layer.
+fn assert_no_runtime_files(entries: &[String]) {
+    for e in entries {
+        for bad in ["etc/resolv.conf", "etc/hosts", "etc/hostname"] {
+            assert_ne!(e, bad, "{entries:?}");
+        }
+    }
+}
+
+#[test]
+fn run_steps_see_args_env_user_and_workdir_and_change_the_image() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let df = r#"FROM busybox
+ARG GREETING=hello
+ENV APPDIR=/srv/app
+RUN echo "$GREETING from $APPDIR" > /greeting && rm /etc/shadow && echo "marker-$((40+2))-ran"
+WORKDIR /work/dir
+RUN pwd > /pwd.txt && echo "cwd=$(pwd)"
+USER 65534
+RUN echo "uid-numeric=$(id -u)"
+USER nobody
+RUN echo "uid-named=$(id -u):$(id -g) home=$HOME host=$(hostname)"
+USER root
+RUN cat /etc/resolv.conf > /dev/null && echo "hosts-lines=$(grep -c localhost /etc/hosts)"
+"#;
+    let ctx = context(&t, "ctx", &[("Dockerfile", df)]);
+    let c = ctx.to_str().unwrap();
+    let log = build_plain(&t, &["--build-arg", "GREETING=hi", "-t", "ran", c]);
+    for want in [
+        "marker-42-ran",
+        "cwd=/work/dir",
+        "uid-numeric=65534",
+        "uid-named=65534:65534 home=/home host=buildkitsandbox",
+        "hosts-lines=",
+    ] {
+        assert!(log.contains(want), "{want} missing in:\n{log}");
+    }
+    let (files, layers) = saved_files(&t, "ran");
+    assert_eq!(files["greeting"].data, b"hi from /srv/app\n");
+    assert_eq!(files["pwd.txt"].data, b"/work/dir\n");
+    // The deletion is a whiteout in the RUN's layer.
+    assert!(
+        layers
+            .iter()
+            .any(|l| l.iter().any(|e| e == "etc/.wh.shadow")),
+        "{layers:?}"
+    );
+    // The root of a RUN's layer keeps the image's mode (not the build's
+    // private staging directory's).
+    if let Some(root) = files.get("") {
+        assert_eq!(root.mode, 0o755, "{root:?}");
+    }
+    let all: Vec<String> = layers.iter().flatten().cloned().collect();
+    assert_no_runtime_files(&all);
+    // Layers of RUNs that only print hold nothing.
+    assert!(
+        layers
+            .iter()
+            .skip(1)
+            .any(|l| l.iter().all(|e| e.is_empty())),
+        "{layers:?}"
+    );
+    // The image runs, with the file from the RUN and without the deleted.
+    let out = t.ok(&[
+        "run",
+        "--rm",
+        "ran",
+        "sh",
+        "-c",
+        "cat /greeting; test -e /etc/shadow && echo shadow-still-there; id -u",
+    ]);
+    assert_eq!(out, "hi from /srv/app\n0\n");
+    // A second build is all cached: no RUN runs again.
+    let log = build_plain(&t, &["--build-arg", "GREETING=hi", "-t", "ran", c]);
+    assert!(!log.contains("marker-42-ran"), "{log}");
+    // Every step but FROM: the five RUNs and the WORKDIR.
+    assert_eq!(cached_steps(&log), 6, "{log}");
+    // History records the RUNs as BuildKit does.
+    let h = config(&t, "ran")["history"].clone();
+    let text = h.to_string();
+    assert!(
+        text.contains("RUN |1 GREETING=hi /bin/sh -c echo"),
+        "{text}"
+    );
+}
+
+#[test]
+fn failing_and_lingering_run_steps() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    // A failure: BuildKit's message, a failing exit status.
+    let ctx = context(
+        &t,
+        "fail",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo before-exit\nRUN exit 3\n",
+        )],
+    );
+    let (ok, log) = build_within(&t, &[ctx.to_str().unwrap()], 120);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains(r#"process "/bin/sh -c exit 3" did not complete successfully: exit code: 3"#),
+        "{log}"
+    );
+    assert!(log.contains("Dockerfile:3:"), "{log}");
+    assert!(log.contains("before-exit"), "{log}");
+    // Background processes and zombies do not keep a step alive: init
+    // reaps the orphans and the PID namespace ends with the command.
+    let df = "FROM busybox\n\
+              RUN sleep 1000 & echo \"backgrounded pid=$$\"\n\
+              RUN (sleep 0.1 &) ; sleep 0.4; echo \"zombies=$(cat /proc/[0-9]*/status | grep -c '^State:.*Z')\"\n\
+              RUN exec sh -c 'sh -c \"exit 0\" & sh -c \"sleep 1000\" & exec true'\n\
+              RUN <<EOT\necho heredoc-script-$((1+1))\nEOT\n\
+              RUN cat <<EOT > /hd.txt && grep -q inside /hd.txt && echo heredoc-file-ok\ninside\nEOT\n";
+    let ctx = context(&t, "linger", &[("Dockerfile", df)]);
+    let (ok, log) = build_within(&t, &[ctx.to_str().unwrap()], 120);
+    assert!(ok, "{log}");
+    // The command is not PID 1: kiln's init is.
+    assert!(log.contains("backgrounded pid=2\n"), "{log}");
+    assert!(log.contains("zombies=0"), "{log}");
+    // Heredocs: a bare one is the script, others are read by the shell.
+    assert!(log.contains("heredoc-script-2"), "{log}");
+    assert!(log.contains("heredoc-file-ok"), "{log}");
+    // No step container is left behind.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(t.root().to_str().unwrap()),
+        "a mount of the store is left:\n{mounts}"
+    );
+    let ingest: Vec<_> = fs::read_dir(t.root().join("ingest"))
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(ingest.is_empty(), "{ingest:?}");
+}
+
+#[test]
+fn run_mounts_cache_secret_bind_tmpfs_and_network() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let df = r#"FROM busybox AS data
+RUN mkdir /data && echo from-stage > /data/file
+FROM busybox
+RUN --mount=type=cache,target=/cache echo run >> /cache/count && echo "count=$(wc -l < /cache/count)"
+RUN --mount=type=secret,id=tok test "$(stat -c %a /run/secrets/tok)" = 400 && echo "secret-len=$(wc -c < /run/secrets/tok)"
+RUN --mount=type=secret,id=tok,env=TOKEN echo "env-secret-len=${#TOKEN}"
+RUN --mount=type=bind,from=data,source=/data,target=/mnt/data cp /mnt/data/file /copied
+RUN --mount=type=bind,from=data,source=/data,target=/mnt/rw,rw echo x > /mnt/rw/new && echo rw-ok
+RUN --mount=type=bind,source=ctx.txt,target=/ctx.txt cat /ctx.txt && ! touch /ctx.txt 2>/dev/null
+RUN --mount=type=tmpfs,target=/scratchpad grep -q " /scratchpad tmpfs" /proc/mounts && echo hi > /scratchpad/x && echo tmpfs-ok
+RUN --network=none echo "ifaces=$(awk 'NR>2{printf "%s", $1}' /proc/net/dev)"
+RUN echo "default-net=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d. -f1-2) $(ip route | grep -c '^default via')"
+"#;
+    let ctx = context(
+        &t,
+        "ctx",
+        &[("Dockerfile", df), ("ctx.txt", "context-file-content\n")],
+    );
+    let secret = t.dir.path().join("secret");
+    fs::write(&secret, "s3cr3t-value-42").unwrap();
+    let s = format!("id=tok,src={}", secret.display());
+    let c = ctx.to_str().unwrap();
+    let log = build_plain(&t, &["--secret", &s, "-t", "mounted", c]);
+    for want in [
+        "count=1",
+        "secret-len=15",
+        "env-secret-len=15",
+        "rw-ok",
+        "context-file-content",
+        "tmpfs-ok",
+        "ifaces=lo:",
+        // Without --network: the step's own namespace on the (test) bridge.
+        "default-net=10.213 1",
+    ] {
+        assert!(log.contains(want), "{want} missing in:\n{log}");
+    }
+    assert!(!log.contains("s3cr3t-value-42"), "{log}");
+    // The cache directory lives on between builds, even with --no-cache.
+    let log = build_plain(&t, &["--no-cache", "--secret", &s, "-t", "mounted", c]);
+    assert!(log.contains("count=2"), "{log}");
+    let (files, layers) = saved_files(&t, "mounted");
+    assert_eq!(files["copied"].data, b"from-stage\n");
+    let all: Vec<String> = layers.iter().flatten().cloned().collect();
+    assert_no_runtime_files(&all);
+    // Mount points made only for the step are not in any layer.
+    for e in &all {
+        for bad in ["mnt", "run", "cache", "scratchpad", "ctx.txt"] {
+            assert!(
+                e != bad && !e.starts_with(&format!("{bad}/")),
+                "{e} in {all:?}"
+            );
+        }
+    }
+    // The secret is nowhere in the store: no layer, history, cache key.
+    let out = Command::new("grep")
+        .args(["-r", "-l", "s3cr3t-value-42"])
         .arg(t.root())
         .output()
         .unwrap();

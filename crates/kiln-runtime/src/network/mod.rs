@@ -116,7 +116,7 @@ pub const DEFAULT_BRIDGE: &str = "kiln0";
 pub const DEFAULT_SUBNET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 209, 0, 0), 16);
 
 /// Where and how containers are networked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkConfig {
     /// Name of the Linux bridge (at most 15 bytes).
     pub bridge: String,

@@ -11,9 +11,8 @@
 //!
 //! Progress is plain (one line per step event, BuildKit's `#N` style) for
 //! `--progress auto|plain|tty`; nothing with `quiet` or `-q`. Only the
-//! host platform is built. RUN needs the container runtime, which is not
-//! there yet: a Dockerfile whose target needs a RUN fails before anything
-//! is built, naming the line.
+//! host platform is built. RUN steps run in containers
+//! ([`super::build_step`]).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -505,7 +504,15 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     }
     let plain = PlainProgress;
     let reporter: &dyn Reporter = if quiet { &Silent } else { &plain };
-    let builder = Builder::new(&store, &options, reporter, None);
+    let runner = super::build_step::ContainerSteps {
+        root: super::store_root(cli),
+        log_level: if cli.debug > 0 {
+            cli.log_level()
+        } else {
+            "off".into()
+        },
+    };
+    let builder = Builder::new(&store, &options, reporter, Some(&runner));
     let result = builder.build(&lowered).map_err(|e| match e {
         BuildError::Step {
             line,

@@ -1,5 +1,6 @@
 pub(crate) mod archive;
 pub(crate) mod build;
+pub(crate) mod build_step;
 pub(crate) mod container;
 pub(crate) mod debug;
 pub(crate) mod docs;

@@ -1,0 +1,321 @@
+//! RUN steps of `kiln build`: the [`StepRunner`] the builder calls, and the
+//! hidden `__build-step` subcommand it starts for each step.
+//!
+//! The build scheduler is multi-threaded, so a step's container is never
+//! made by forking it: the runner writes the step as JSON into a private
+//! scratch directory under the store's `ingest/`, and spawns kiln itself
+//! (`/proc/self/exe __build-step FILE`), which re-executes from a sealed
+//! copy and runs [`kiln_runtime::step::run`] single threaded. The child's
+//! stdout carries the container's output (stdout and stderr, in order),
+//! streamed to the build's progress a line at a time; its result is
+//! written as JSON beside the request; its stderr carries only kiln's own
+//! diagnostics, shown when it fails.
+//!
+//! Decisions: `RUN --network=default` is a namespace of its own on kiln's
+//! bridge with outbound NAT, like `docker build` (see [`default_network`]);
+//! a cache mount's `from=` seeding and
+//! `sharing=private` (a second instance while the first is in use) are not
+//! implemented: a cache is shared unless `locked`.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, Result};
+use kiln_build::{MountSource, RunError, RunRequest, SecretSource, StepRunner};
+use kiln_dockerfile::mounts::{MountType, NetworkMode as RunNetwork};
+use kiln_runtime::options::NetworkMode;
+use kiln_runtime::step::{SecretFrom, StepConfig, StepMount, StepOutcome};
+
+use crate::cli::BuildStepArgs;
+
+/// Exit status of a step process that could not even start (as `run`).
+const EXIT_KILN: u8 = 125;
+
+/// Runs RUN steps in containers through `kiln __build-step`.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerSteps {
+    /// The store root (for the child's `--root` and the scratch dirs).
+    pub(crate) root: PathBuf,
+    /// The child's `--log-level`.
+    pub(crate) log_level: String,
+}
+
+/// The network of `RUN --network=default` (or no `--network`): the step's
+/// own namespace on kiln's bridge, as `docker build` gives.
+pub(crate) fn default_network() -> NetworkMode {
+    NetworkMode::Bridge
+}
+
+fn network(mode: Option<RunNetwork>) -> NetworkMode {
+    match mode {
+        Some(RunNetwork::None) => NetworkMode::None,
+        Some(RunNetwork::Host) => NetworkMode::Host,
+        Some(RunNetwork::Default) | None => default_network(),
+    }
+}
+
+fn setup(reason: impl Into<String>) -> RunError {
+    RunError::Setup {
+        reason: reason.into(),
+    }
+}
+
+/// The mounts of a step, with their sources on the host.
+fn mounts(req: &RunRequest<'_>) -> Result<Vec<StepMount>, RunError> {
+    let mut out = Vec::new();
+    for m in req.mounts {
+        let target = m.target.clone();
+        let need_target = || {
+            target
+                .clone()
+                .ok_or_else(|| setup(format!("a {} mount without a target", m.mount.kind.name())))
+        };
+        let readonly = m.mount.read_only;
+        match m.mount.kind {
+            MountType::Bind => match &m.source {
+                MountSource::Context { dir, path } => {
+                    let source = dir.join(path.trim_start_matches('/'));
+                    if readonly {
+                        out.push(StepMount::Bind {
+                            source,
+                            target: need_target()?,
+                            readonly,
+                        });
+                    } else if source.is_dir() {
+                        // Writes are discarded: an overlay of the context.
+                        out.push(StepMount::Layers {
+                            lowers: vec![source],
+                            path: "/".into(),
+                            target: need_target()?,
+                            readonly,
+                        });
+                    } else {
+                        out.push(StepMount::Layers {
+                            lowers: vec![dir.clone()],
+                            path: path.clone(),
+                            target: need_target()?,
+                            readonly,
+                        });
+                    }
+                }
+                MountSource::Layers { lower, path } => out.push(StepMount::Layers {
+                    lowers: lower.clone(),
+                    path: path.clone(),
+                    target: need_target()?,
+                    readonly,
+                }),
+                other => return Err(setup(format!("a bind mount from {other:?}"))),
+            },
+            MountType::Cache => match &m.source {
+                MountSource::Cache { dir } => out.push(StepMount::Bind {
+                    source: dir.clone(),
+                    target: need_target()?,
+                    readonly,
+                }),
+                other => return Err(setup(format!("a cache mount from {other:?}"))),
+            },
+            MountType::Tmpfs => out.push(StepMount::Tmpfs {
+                target: need_target()?,
+                size: m.mount.size_limit,
+            }),
+            MountType::Secret => {
+                let id = m.mount.cache_id.clone().unwrap_or_default();
+                // Not given and not required: not mounted (solve.rs skips
+                // those already).
+                let Some(source) = req.secrets.get(&id) else {
+                    continue;
+                };
+                let source = match source {
+                    SecretSource::File(p) => SecretFrom::File(p.clone()),
+                    SecretSource::Env(v) => SecretFrom::Env(v.clone()),
+                };
+                out.push(StepMount::Secret {
+                    source,
+                    target,
+                    env: m.mount.env.clone().filter(|e| !e.is_empty()),
+                    mode: m.mount.file_mode().unwrap_or(0o400),
+                    uid: m.mount.uid.unwrap_or(0),
+                    gid: m.mount.gid.unwrap_or(0),
+                });
+            }
+            MountType::Ssh => {
+                let id = m.mount.cache_id.clone().unwrap_or_else(|| "default".into());
+                let Some(socket) = req.ssh.get(&id).and_then(|s| s.first()) else {
+                    continue;
+                };
+                out.push(StepMount::Ssh {
+                    socket: socket.clone(),
+                    target: need_target()?,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The scratch directory of one step, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+impl StepRunner for ContainerSteps {
+    fn run(&self, req: &RunRequest<'_>, output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
+        let ingest = self.root.join("ingest");
+        let path = kiln_fs::atomic::temp_path(&ingest);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| setup(format!("failed to create {}: {e}", path.display())))?;
+        let scratch = Scratch(path);
+        let id = scratch
+            .0
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let id: String = format!("build-{}", sanitize(&id));
+        let cfg = StepConfig {
+            id,
+            scratch: scratch.0.clone(),
+            lowers: req.lower.to_vec(),
+            upper: req.upper.to_path_buf(),
+            args: req.argv.to_vec(),
+            env: req.env.to_vec(),
+            user: req.user.to_string(),
+            cwd: req.workdir.to_string(),
+            network: network(req.network),
+            bridge: Some(
+                kiln_runtime::network::NetworkConfig::from_env(&self.root)
+                    .map_err(|e| setup(e.to_string()))?,
+            ),
+            mounts: mounts(req)?,
+        };
+        let request = scratch.0.join("step.json");
+        let text = serde_json::to_vec(&cfg).map_err(|e| setup(e.to_string()))?;
+        fs::write(&request, text)
+            .map_err(|e| setup(format!("failed to write {}: {e}", request.display())))?;
+        let mut child = std::process::Command::new("/proc/self/exe")
+            .arg0("kiln")
+            .arg("--root")
+            .arg(&self.root)
+            .args(["--log-level", &self.log_level])
+            .arg("__build-step")
+            .arg(&request)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| setup(format!("failed to start kiln __build-step: {e}")))?;
+        let mut stderr = child.stderr.take();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(e) = stderr.as_mut() {
+                let _ = e.read_to_string(&mut text);
+            }
+            text
+        });
+        if let Some(mut out) = child.stdout.take() {
+            stream_lines(&mut out, output);
+        }
+        let status = child
+            .wait()
+            .map_err(|e| setup(format!("failed to wait for kiln __build-step: {e}")))?;
+        let diagnostics = errors.join().unwrap_or_default();
+        let result = fs::read(scratch.0.join("result.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<StepOutcome>(&b).ok());
+        match result {
+            Some(StepOutcome::Exited(0)) => Ok(()),
+            Some(StepOutcome::Exited(code)) => Err(RunError::Exit {
+                argv: req.argv.to_vec(),
+                code,
+            }),
+            Some(StepOutcome::Failed(reason)) => Err(setup(reason)),
+            None => Err(setup(format!(
+                "kiln __build-step ended ({status}) without a result{}{}",
+                if diagnostics.trim().is_empty() {
+                    ""
+                } else {
+                    ": "
+                },
+                diagnostics.trim()
+            ))),
+        }
+    }
+}
+
+/// Characters of a temporary name fit for a container id.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Copy `input` to `output` whole lines at a time (the rest at the end).
+fn stream_lines(input: &mut dyn Read, output: &mut dyn FnMut(&[u8])) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                if let Some(last) = pending.iter().rposition(|&b| b == b'\n') {
+                    let rest = pending.split_off(last + 1);
+                    output(&pending);
+                    pending = rest;
+                } else if pending.len() >= 64 * 1024 {
+                    output(&pending);
+                    pending.clear();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if !pending.is_empty() {
+        output(&pending);
+    }
+}
+
+/// `kiln __build-step FILE`: run one step (see the module docs).
+pub(crate) fn child(args: &BuildStepArgs) -> Result<u8> {
+    if !kiln_runtime::memfd::running_sealed() {
+        let e = kiln_runtime::memfd::reexec_sealed();
+        eprintln!("kiln: cannot run a build step from a sealed copy of kiln: {e}");
+        return Ok(EXIT_KILN);
+    }
+    // The step ends with the build: a build killed takes its step along.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    let text = fs::read(&args.request)
+        .with_context(|| format!("failed to read {}", args.request.display()))?;
+    let cfg: StepConfig = serde_json::from_slice(&text)
+        .with_context(|| format!("invalid build step {}", args.request.display()))?;
+    let out: OwnedFd = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("failed to duplicate standard output")?;
+    let outcome = kiln_runtime::step::run(&cfg, out);
+    let result = result_path(&args.request);
+    let bytes = serde_json::to_vec(&outcome)?;
+    fs::write(&result, bytes).with_context(|| format!("failed to write {}", result.display()))?;
+    Ok(0)
+}
+
+fn result_path(request: &Path) -> PathBuf {
+    request.with_file_name("result.json")
+}

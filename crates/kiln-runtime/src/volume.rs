@@ -23,10 +23,12 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Dir, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
+use rustix::fs::{
+    AtFlags, Dir, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid,
+};
 use thiserror::Error;
 
 use crate::inroot;
@@ -222,13 +224,20 @@ fn copy_entry(
             let key = (st.st_dev, st.st_ino);
             if st.st_nlink > 1 {
                 if let Some(first) = links.get(&key) {
-                    return Ok(rustix::fs::linkat(
+                    // The first copy, reached beneath the volume without
+                    // following any symlink (a container sharing the
+                    // volume could have swapped a directory for one), then
+                    // linked by descriptor.
+                    let fd = rustix::fs::openat2(
                         dst_root,
                         first.as_path(),
-                        dst,
-                        name,
-                        AtFlags::empty(),
-                    )?);
+                        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                        ResolveFlags::BENEATH
+                            | ResolveFlags::NO_SYMLINKS
+                            | ResolveFlags::NO_MAGICLINKS,
+                    )?;
+                    return Ok(rustix::fs::linkat(fd, "", dst, name, AtFlags::EMPTY_PATH)?);
                 }
             }
             let s = rustix::fs::openat(
@@ -272,8 +281,22 @@ fn copy_entry(
                 Some(Gid::from_raw(st.st_gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
             )?;
-            // Made just now by mknodat: not a symlink to follow.
-            rustix::fs::chmodat(dst, name, mode, AtFlags::empty())?;
+            // The mode past the umask: through a descriptor of the node
+            // itself (fchmodat cannot refuse to follow a symlink, and
+            // fchmod does not work on an O_PATH descriptor).
+            let fd = rustix::fs::openat(
+                dst,
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != t {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the new node was replaced",
+                ));
+            }
+            rustix::fs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()), mode)?;
             rustix::fs::utimensat(dst, name, &times(&st), AtFlags::SYMLINK_NOFOLLOW)?;
         }
         // Sockets belong to the process that made them.
@@ -349,6 +372,16 @@ mod tests {
         std::fs::set_permissions(data.join("sub/f"), std::fs::Permissions::from_mode(0o640))
             .unwrap();
         std::fs::hard_link(data.join("sub/f"), data.join("g")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            data.join("fifo").as_path(),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o666),
+            0,
+        )
+        .unwrap();
+        std::fs::set_permissions(data.join("fifo"), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
         symlink(outside.path().join("secret"), data.join("abs")).unwrap();
         symlink("../../../../..", data.join("up")).unwrap();
         // A VOLUME path that is a link out of the root.
@@ -362,6 +395,8 @@ mod tests {
         let md = std::fs::metadata(v.join("sub/f")).unwrap();
         assert_eq!(md.mode() & 0o777, 0o640);
         assert_eq!(md.ino(), std::fs::metadata(v.join("g")).unwrap().ino());
+        let fifo = std::fs::symlink_metadata(v.join("fifo")).unwrap();
+        assert_eq!(fifo.mode(), 0o010666);
         // Links are copied as links, not followed.
         assert_eq!(
             std::fs::read_link(v.join("abs")).unwrap(),

@@ -17,7 +17,7 @@ use kiln_oci::Digest;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::meta::CONTAINERS;
+use crate::meta::{CONTAINERS, VOLUMES};
 use crate::store::io_err;
 use crate::{Error, Store};
 
@@ -188,7 +188,8 @@ impl Store {
     }
 
     /// Record a new container and create its directory (mode 0700). Fails
-    /// if the name is taken or invalid.
+    /// if the name is taken or invalid, or if a volume it mounts does not
+    /// exist.
     pub fn create_container(&self, record: &ContainerRecord) -> Result<PathBuf, Error> {
         if !valid_name(&record.name) {
             return Err(ContainerError::BadName(record.name.clone()).into());
@@ -207,6 +208,13 @@ impl Store {
                     id: id.clone(),
                 }
                 .into());
+            }
+            // Its volumes exist (a concurrent `volume prune` may have taken
+            // a new anonymous one): no record names a missing volume.
+            for v in crate::volumes::volumes_of(&record.host_config) {
+                if t.get::<serde_json::Value>(VOLUMES, &v)?.is_none() {
+                    return Err(crate::volumes::VolumeError::NoSuch(v).into());
+                }
             }
             t.put(CONTAINERS, &record.id, record)?;
             Ok::<_, Error>(())

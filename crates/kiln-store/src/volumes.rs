@@ -11,6 +11,11 @@
 //! transaction as a removal, so that a volume in use is never removed —
 //! even with `volume rm -f`, as in Docker.
 //!
+//! A container record naming a volume that does not exist is refused
+//! (see [`Store::create_container`]), so a `volume prune` racing a `run`
+//! makes that `run` fail instead of leaving a container without its
+//! volume.
+//!
 //! A removal takes the record away and renames the directory to
 //! `volumes/.trash-<name>` in the transaction, then deletes it; a leftover
 //! trash directory (a killed removal) or a directory without a record (a
@@ -199,7 +204,10 @@ impl Store {
         let record = VolumeRecord {
             name: name.into(),
             driver: "local".into(),
-            created: kiln_oci::time::format_rfc3339(std::time::SystemTime::now()),
+            // Whole seconds, as Docker shows `CreatedAt`.
+            created: kiln_oci::time::format_rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(crate::lease::now()),
+            ),
             labels,
             options,
             anonymous,
@@ -362,6 +370,10 @@ mod tests {
             .is_err());
         assert!(!dir.path().join("volumes/v2").exists());
 
+        // A container naming a volume that is not there is refused.
+        let mut c = record("ac", "db");
+        c.host_config = serde_json::json!({"mounts": [{"kind": "volume", "name": "gone"}]});
+        assert!(store.create_container(&c).is_err());
         let mut c = record("ab", "web");
         c.host_config = serde_json::json!({"mounts": [{"kind": "volume", "name": "data"}]});
         store.create_container(&c).unwrap();

@@ -179,7 +179,7 @@ pub(crate) struct PsArgs {
     /// Display total file sizes (the container's upper directory)
     #[arg(short, long)]
     pub(crate) size: bool,
-    /// Filter output based on conditions provided (id, name, label, status, exited, ancestor)
+    /// Filter output based on conditions provided (id, name, label, status, exited, ancestor, volume)
     #[arg(short, long, value_name = "FILTER")]
     pub(crate) filter: Vec<String>,
     /// Format output with a Go template, or `json`

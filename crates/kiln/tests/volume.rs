@@ -155,7 +155,11 @@ fn named_volumes_persist_and_follow_dockers_rules() {
         v[0]["Mountpoint"],
         t.root().join("volumes/data/_data").display().to_string()
     );
-    assert!(v[0]["CreatedAt"].as_str().unwrap().starts_with("20"));
+    let created = v[0]["CreatedAt"].as_str().unwrap();
+    assert!(
+        created.starts_with("20") && created.ends_with('Z') && created.len() == 20,
+        "{created}"
+    );
     assert_eq!(
         t.ok(&[
             "volume",
@@ -276,6 +280,29 @@ fn image_volumes_are_copied_up_into_anonymous_volumes() {
     assert_eq!(m["Source"], data.display().to_string());
     assert_eq!(m["RW"], true);
     assert_eq!(by_dest("/named")["Name"], "named");
+    assert_eq!(
+        t.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "volume=named",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "c1\n"
+    );
+    assert_eq!(
+        t.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "volume=/data",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "c1\n"
+    );
+    assert_eq!(t.ok(&["ps", "-aq", "--filter", "volume=other"]), "");
     // The volume outlives a second start: not copied over again.
     t.ok(&["start", "-a", "c1"]);
     assert!(data.join("new").exists());

@@ -790,6 +790,12 @@ fn matches_filter(c: &ContainerRecord, f: &str) -> Result<bool> {
                 .and_then(|l| l.get(lk))
                 .is_some_and(|x| lv.is_none_or(|lv| x.as_str() == Some(lv)))
         }
+        // A volume's name or a mount's destination, as Docker.
+        "volume" => serde_json::from_value::<RunOptions>(c.host_config.clone())
+            .map(|o| o.mounts)
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.name.as_deref() == Some(v) || m.target == v),
         _ => bail!("invalid filter '{k}'"),
     })
 }
@@ -1687,4 +1693,32 @@ pub(crate) fn port(cli: &Cli, args: &PortArgs) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_flags_parse_as_docker() {
+        let m = parse_volume("/host:/ctr:ro").unwrap();
+        assert_eq!((m.kind, m.readonly), (MountKind::Bind, true));
+        let m = parse_volume("data:/ctr").unwrap();
+        assert_eq!((m.kind, m.source.as_str()), (MountKind::Volume, "data"));
+        let m = parse_volume("/ctr").unwrap();
+        assert_eq!((m.kind, m.source.as_str()), (MountKind::Volume, ""));
+        assert!(parse_volume("data:/ctr:nocopy").unwrap().no_copy);
+        assert!(parse_volume("/host:/ctr:nocopy").is_err());
+        assert!(parse_volume("data:rel").is_err());
+        assert!(parse_volume("a:b:c:d").is_err());
+
+        let m = parse_mount("type=volume,src=v,dst=/x,ro,volume-nocopy").unwrap();
+        assert_eq!(m.kind, MountKind::Volume);
+        assert!(m.readonly && m.no_copy);
+        assert_eq!((m.source.as_str(), m.target.as_str()), ("v", "/x"));
+        let m = parse_mount("type=volume,target=/x").unwrap();
+        assert_eq!(m.source, "");
+        assert!(parse_mount("type=volume,source=/abs,target=/x").is_err());
+        assert!(parse_mount("type=bind,source=/a,target=/x,volume-nocopy").is_err());
+    }
 }

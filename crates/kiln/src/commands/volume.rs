@@ -88,9 +88,16 @@ fn create(cli: &Cli, args: &VolumeCreateArgs) -> Result<u8> {
         Some(n) => n.clone(),
         None => random_name()?,
     };
-    let (v, _) = store.create_volume(&name, labels, options, false)?;
-    println!("{}", v.name);
-    Ok(0)
+    match store.create_volume(&name, labels, options, false) {
+        Ok((v, _)) => {
+            println!("{}", v.name);
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("Error response from daemon: {e}");
+            Ok(EXIT_FAILURE)
+        }
+    }
 }
 
 fn labels_text(labels: &BTreeMap<String, String>) -> String {

@@ -1128,13 +1128,17 @@ fn commit_pauses_a_running_container_and_thaws_it() {
         "-c",
         "i=0; while true; do i=$((i+1)); echo $i > /count; usleep 2000; done",
     ]);
+    // The loop truncates then writes: read again when it caught it between.
     let read = || {
-        t.ok(&["exec", "busy", "cat", "/count"])
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0)
+        for _ in 0..50 {
+            let text = t.ok(&["exec", "busy", "cat", "/count"]);
+            if let Ok(n) = text.trim().parse::<u64>() {
+                return n;
+            }
+        }
+        0
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while read() == 0 {
         assert!(Instant::now() < deadline, "the loop never wrote");
     }

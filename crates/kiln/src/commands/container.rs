@@ -1116,6 +1116,20 @@ pub(crate) fn kill(cli: &Cli, args: &KillArgs) -> Result<u8> {
     Ok(code)
 }
 
+/// Gives back the container's address and veth when its monitor could
+/// not (it was killed); idempotent, so harmless after a normal exit.
+fn release_network(store: &Store, c: &ContainerRecord) -> Result<()> {
+    let Ok(state) = serde_json::from_value::<NetworkState>(c.network.clone()) else {
+        return Ok(());
+    };
+    if let Some(a) = &state.attachment {
+        let cfg = NetworkConfig::from_env(store.root())?;
+        network::detach(&cfg, &c.id, a)
+            .with_context(|| format!("failed to release the network of container {}", c.name))?;
+    }
+    Ok(())
+}
+
 /// `kiln rm`.
 pub(crate) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8> {
     let store = open_store(cli)?;
@@ -1130,6 +1144,7 @@ pub(crate) fn rm(cli: &Cli, args: &RmArgs) -> Result<u8> {
                 wait_exited(&store, &c.id, Duration::from_secs(10))?;
             }
             monitor::cleanup_dir(&c.id, &store.container_dir(&c.id));
+            release_network(&store, &c)?;
             store.remove_container(&c.id)?;
             if args.volumes {
                 let names = kiln_store::volumes::volumes_of(&c.host_config);

@@ -59,6 +59,29 @@ pub struct MonitorConfig {
     pub attach: bool,
     /// The bridge network (used with [`NetworkMode::Bridge`]).
     pub network: NetworkConfig,
+    /// With `attach`: which streams (`run -a`).
+    pub streams: Streams,
+}
+
+/// The streams an attached client gets (`run -a STREAM`); all by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streams {
+    /// The client's stdin goes to the container (with `-i`).
+    pub stdin: bool,
+    /// The container's stdout goes to the client.
+    pub stdout: bool,
+    /// The container's stderr goes to the client.
+    pub stderr: bool,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+        }
+    }
 }
 
 /// How the container ended.
@@ -481,7 +504,15 @@ fn prepare_and_run(
     if let Some(fd) = ready {
         let _ = nix::unistd::write(fd, b"ok\n");
     }
-    let code = supervise(cfg.attach, opts.open_stdin, pid, &sfd, ends, log);
+    let code = supervise(
+        cfg.attach,
+        cfg.streams,
+        opts.open_stdin,
+        pid,
+        &sfd,
+        ends,
+        log,
+    );
     rec.finished(code, None);
     Ok(code)
 }
@@ -662,7 +693,15 @@ fn exec_inner(id: &str, dir: &Path, req: &ExecRequest) -> Result<i32, Failure> {
         .write(true)
         .open("/dev/null")
         .map_err(fail(125))?;
-    Ok(supervise(true, req.open_stdin, pid, &sfd, ends, log))
+    Ok(supervise(
+        true,
+        Streams::default(),
+        req.open_stdin,
+        pid,
+        &sfd,
+        ends,
+        log,
+    ))
 }
 
 /// Receive the pty master libcontainer sends over the console socket.
@@ -843,6 +882,7 @@ fn copy_winsize(pty: BorrowedFd<'_>) {
 /// Copy stdio, forward signals and wait for `pid`; returns its status.
 fn supervise(
     attach: bool,
+    streams: Streams,
     open_stdin: bool,
     pid: i32,
     sfd: &SignalFd,
@@ -880,7 +920,7 @@ fn supervise(
         set_nonblocking(f.as_fd());
     }
     let stdin_fd = io::stdin();
-    let mut read_stdin = attach && open_stdin;
+    let mut read_stdin = attach && open_stdin && streams.stdin;
     let mut status: Option<i32> = None;
     // It may have ended before its SIGCHLD could be read from the
     // signalfd (exec blocks signals only once the process exists).
@@ -971,9 +1011,9 @@ fn supervise(
                                 let stream = if kind == 2 { 1 } else { 0 };
                                 log.write(stream, &buf[..n]);
                                 if attach {
-                                    if stream == 0 {
+                                    if stream == 0 && streams.stdout {
                                         write_all_fd(io::stdout().as_fd(), &buf[..n]);
-                                    } else {
+                                    } else if stream == 1 && streams.stderr {
                                         write_all_fd(io::stderr().as_fd(), &buf[..n]);
                                     }
                                 }

@@ -146,6 +146,10 @@ pub(crate) struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub(crate) detach: bool,
+    /// Attach to STDIN, STDOUT or STDERR (default: STDOUT and STDERR)
+    #[arg(short = 'a', long = "attach", value_name = "STREAM",
+          value_parser = ["stdin", "stdout", "stderr", "STDIN", "STDOUT", "STDERR"])]
+    pub(crate) attach: Vec<String>,
     #[command(flatten)]
     pub(crate) create: CreateArgs,
 }
@@ -314,6 +318,9 @@ pub(crate) struct MonitorArgs {
     /// Report readiness on this inherited descriptor
     #[arg(long, value_name = "FD")]
     pub(crate) ready_fd: Option<i32>,
+    /// Only these streams are attached (stdin, stdout, stderr; default all)
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) streams: Vec<String>,
     /// The container id
     pub(crate) id: String,
 }

@@ -1210,3 +1210,51 @@ fn keyctl_is_refused() {
     assert_eq!(stdout(&out), "EPERM\n", "{}", stderr(&out));
     assert_eq!(code(&out), 0);
 }
+
+#[test]
+fn attach_only_the_streams_asked_for() {
+    let t = busybox();
+    let out = t.output(&[
+        "run",
+        "-a",
+        "stderr",
+        "--name",
+        "a1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(stderr(&out), "err\n");
+    // The log has both.
+    let logs = t.output(&["logs", "a1"]);
+    assert_eq!(stdout(&logs), "out\n");
+    assert_eq!(stderr(&logs), "err\n");
+    let out = t.output(&[
+        "run",
+        "-a",
+        "STDOUT",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(
+        (stdout(&out).as_str(), stderr(&out).as_str()),
+        ("out\n", "")
+    );
+    let out = t.output(&["run", "-d", "-a", "stdout", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("conflicting options"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -564,6 +564,9 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             args.create.pull,
             args.create.platform.as_deref(),
         )?;
+        if args.detach && !args.attach.is_empty() {
+            bail!("conflicting options: cannot specify both --attach and --detach");
+        }
         let record = create_record(&store, &args.create)?;
         if args.detach {
             return match start_detached(cli, &store, &record.id)? {
@@ -577,7 +580,12 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
                 }
             };
         }
-        let e = monitor_command(cli, &record.id, true, None).exec();
+        let mut c = monitor_command(cli, &record.id, true, None);
+        if !args.attach.is_empty() {
+            let streams: Vec<String> = args.attach.iter().map(|a| a.to_ascii_lowercase()).collect();
+            c.arg("--streams").arg(streams.join(","));
+        }
+        let e = c.exec();
         Err(anyhow!(e).context("failed to run the container monitor"))
     })())
 }
@@ -725,6 +733,15 @@ pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
         lowers: c.snapshots.iter().map(|s| store.snapshot_path(s)).collect(),
         opts: opts.clone(),
         attach: args.attach,
+        streams: if args.streams.is_empty() {
+            monitor::Streams::default()
+        } else {
+            monitor::Streams {
+                stdin: args.streams.iter().any(|s| s == "stdin"),
+                stdout: args.streams.iter().any(|s| s == "stdout"),
+                stderr: args.streams.iter().any(|s| s == "stderr"),
+            }
+        },
         network: NetworkConfig::from_env(store.root())?,
     };
     let mut rec = StoreRecorder {

@@ -59,6 +59,8 @@ mkdir -p "$WORK"
 export KILN_REGISTRIES_CONF=/dev/null
 export DOCKER_CONFIG=$WORK/docker-config
 mkdir -p "$DOCKER_CONFIG"
+# podman stats $DOCKER_CONFIG/config.json when DOCKER_CONFIG is set.
+echo '{}' >"$DOCKER_CONFIG/config.json"
 
 # kiln: a fresh store each run (the prepare step), so every layer is
 # downloaded, verified, decompressed and extracted.

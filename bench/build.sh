@@ -66,10 +66,14 @@ others_cold=() others_warm=() others_one=()
 
 if bash scripts/fixtures/dockerd.sh start >/dev/null 2>&1; then
   eval "$(bash scripts/fixtures/dockerd.sh env)"
-  docker load -q -i "$FIX/busybox.docker-archive.tar" >/dev/null
+  # docker.io's own CLI has BuildKit built in (a newer CLI on PATH wants
+  # the buildx plugin).
+  DOCKER=docker
+  [ -x /usr/bin/docker ] && DOCKER=/usr/bin/docker
+  $DOCKER load -q -i "$FIX/busybox.docker-archive.tar" >/dev/null
   export DOCKER_BUILDKIT=1
-  d="docker build -q --network none -t bench:docker $CTX"
-  others_cold+=(-n docker-cold "docker build -q --no-cache --network none -t bench:docker $CTX")
+  d="$DOCKER build -q --network none -t bench:docker $CTX"
+  others_cold+=(-n docker-cold "$DOCKER build -q --no-cache --network none -t bench:docker $CTX")
   others_warm+=(-n docker-nochange "$d")
   others_one+=(-n docker-onefile "$d")
 fi

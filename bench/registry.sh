@@ -120,6 +120,15 @@ hyperfine --runs "$RUNS" --warmup 1 --export-json "$WORK/push.json" \
   -n skopeo-repush "skopeo --insecure-policy copy --quiet --dest-tls-verify=false oci:$WORK/push-oci:x docker://$DEST" >&2
 after=$(grep -c -E '"(PATCH|PUT) /v2/bench/debian/blobs/uploads/' "$KILN_REGISTRY_LOG" || true)
 jsons+=("$WORK/push.json")
+# docker push of the same image (already in that registry: HEAD only).
+if ((DOCKER_OK)); then
+  docker pull -q "$IMAGE" >/dev/null
+  docker tag "$IMAGE" "$DEST-docker"
+  docker push -q "$DEST-docker" >/dev/null 2>&1 || docker push "$DEST-docker" >/dev/null
+  hyperfine --runs "$RUNS" --warmup 1 --export-json "$WORK/docker-push.json" \
+    -n docker-repush "docker push -q $DEST-docker" >&2
+  jsons+=("$WORK/docker-push.json")
+fi
 
 layer_size=$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE" |
   python3 -c 'import json,sys; print(" ".join(str(l["size"]) for l in json.load(sys.stdin)["layers"]))')
@@ -142,6 +151,7 @@ row("kiln-pull", "docker-pull", "pull + unpack")
 row("kiln-pull", "podman-pull", "pull + unpack")
 row("kiln-pull", "skopeo-copy", "pull + unpack vs download only")
 row("kiln-repush", "skopeo-repush", "re-push unchanged")
+row("kiln-repush", "docker-repush", "re-push unchanged")
 print()
 print(f"Layer blob sizes (bytes): {layer.strip()}. Blob uploads seen by the registry during the re-push runs (kiln and skopeo together): {uploads}.")
 if "docker-pull" not in r:

@@ -324,3 +324,26 @@ pub(crate) fn docker_archive_with_wrong_diffid(t: &TestStore, _oci_archive: &Pat
     }
     b.into_inner().unwrap()
 }
+
+/// A test that failed half-way leaves no container running (and no mount)
+/// behind it: every container of the store is removed by force.
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let has_containers = std::fs::read_dir(self.root().join("containers"))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if !has_containers {
+            return;
+        }
+        let Ok(out) = self.cmd().args(["ps", "-a", "-q", "--no-trunc"]).output() else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if !ids.is_empty() {
+            let _ = self.cmd().args(["rm", "-f", "-v"]).args(&ids).output();
+        }
+    }
+}

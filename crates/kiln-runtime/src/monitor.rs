@@ -28,7 +28,7 @@ use nix::unistd::{pipe, Pid};
 use crate::engine::{self, EngineError, Stdio};
 use crate::network::{self, Attachment, NetworkConfig, NetworkState, PortProxy};
 use crate::options::{NetworkMode, RunOptions};
-use crate::rootfs::Overlay;
+use crate::rootfs::{MountPointParents, Overlay};
 use crate::spec::{self, Generated};
 use crate::{inroot, user};
 
@@ -188,62 +188,11 @@ fn cleanup(cfg: &MonitorConfig, overlay: &Overlay) {
     let _ = fs::remove_file(cfg.dir.join("console.sock"));
     let mut targets: Vec<&str> = GENERATED.to_vec();
     targets.extend(cfg.opts.mounts.iter().map(|m| m.target.as_str()));
-    remove_mount_points(overlay, &targets);
+    overlay.remove_mount_points(&targets, MountPointParents::InImage);
 }
 
 /// The files kiln generates and binds into every container.
 pub const GENERATED: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
-
-/// The runtime creates mount points that the image lacks in the upper
-/// directory; they are not the container's changes (Docker's `diff` and
-/// `commit` never show them). Remove those that are still empty, and
-/// their parents if those became empty directories the image has.
-fn remove_mount_points(overlay: &Overlay, targets: &[&str]) {
-    if overlay.is_mounted() {
-        return;
-    }
-    let in_lowers = |rel: &Path| {
-        overlay
-            .lowers
-            .iter()
-            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
-    };
-    for t in targets {
-        let rel = Path::new(t.trim_start_matches('/'));
-        let p = overlay.upper.join(rel);
-        let Ok(md) = fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if in_lowers(rel) {
-            continue;
-        }
-        let removed = if md.is_file() && md.len() == 0 {
-            fs::remove_file(&p).is_ok()
-        } else if md.is_dir() {
-            fs::remove_dir(&p).is_ok()
-        } else {
-            false
-        };
-        if !removed {
-            continue;
-        }
-        let mut parent = rel.parent();
-        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
-            let p = overlay.upper.join(dir);
-            let opaque = xattr_set(&p);
-            if !in_lowers(dir) || opaque || fs::remove_dir(&p).is_err() {
-                break;
-            }
-            parent = dir.parent();
-        }
-    }
-}
-
-/// Whether an upper directory carries overlayfs's opaque marker.
-fn xattr_set(p: &Path) -> bool {
-    let mut buf = [0u8; 8];
-    rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf).is_ok()
-}
 
 type Failure = (i32, String);
 

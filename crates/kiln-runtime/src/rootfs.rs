@@ -152,6 +152,74 @@ impl Overlay {
     }
 }
 
+/// Which parents of a removed mount point [`Overlay::remove_mount_points`]
+/// may remove too (when they are left empty and not opaque).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountPointParents {
+    /// Only those the image has (copied up just to hold the mount point).
+    InImage,
+    /// Those the image has and those the runtime created (BuildKit's rule
+    /// for a build step's layer).
+    All,
+}
+
+impl Overlay {
+    /// Removes from the upper directory the mount points the runtime
+    /// created there (still empty: an empty file or directory the image
+    /// does not have), deepest first, and then their parents as `parents`
+    /// allows. They are not the container's changes (Docker's `diff` and
+    /// `commit`, BuildKit's layers never show them). Does nothing while
+    /// the overlay is mounted.
+    pub fn remove_mount_points<S: AsRef<str>>(&self, targets: &[S], parents: MountPointParents) {
+        if self.is_mounted() {
+            return;
+        }
+        let in_lowers = |rel: &Path| {
+            self.lowers
+                .iter()
+                .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+        };
+        let mut targets: Vec<&str> = targets.iter().map(AsRef::as_ref).collect();
+        targets.sort_by_key(|t| std::cmp::Reverse(t.matches('/').count()));
+        targets.dedup();
+        for t in targets {
+            let rel = Path::new(t.trim_start_matches('/'));
+            if rel.as_os_str().is_empty() || in_lowers(rel) {
+                continue;
+            }
+            let p = self.upper.join(rel);
+            let Ok(md) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let removed = if md.is_file() && md.len() == 0 {
+                fs::remove_file(&p).is_ok()
+            } else if md.is_dir() {
+                fs::remove_dir(&p).is_ok()
+            } else {
+                false
+            };
+            if !removed {
+                continue;
+            }
+            let mut parent = rel.parent();
+            while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+                let p = self.upper.join(dir);
+                let allowed = parents == MountPointParents::All || in_lowers(dir);
+                if !allowed || is_opaque(&p) || fs::remove_dir(&p).is_err() {
+                    break;
+                }
+                parent = dir.parent();
+            }
+        }
+    }
+}
+
+/// Whether an upper directory carries overlayfs's opaque marker.
+fn is_opaque(p: &Path) -> bool {
+    let mut buf = [0u8; 8];
+    rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf).is_ok()
+}
+
 /// Whether `path` is a mount point (per /proc/self/mountinfo).
 pub fn is_mount_point(path: &Path) -> bool {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, Stdio};
 use crate::options::{MountKind, MountRequest, NetworkMode, RunOptions, SeccompMode};
-use crate::rootfs::Overlay;
+use crate::rootfs::{MountPointParents, Overlay};
 use crate::spec::{self, Generated};
 use crate::{inroot, monitor, network, user};
 
@@ -188,7 +188,7 @@ pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
     if crate::rootfs::is_mount_point(&secrets) {
         let _ = rustix::mount::unmount(&secrets, UnmountFlags::DETACH);
     }
-    remove_mount_points(&overlay, &targets);
+    overlay.remove_mount_points(&targets, MountPointParents::All);
     match result {
         Ok(code) => StepOutcome::Exited(code),
         Err(e) => StepOutcome::Failed(e),
@@ -524,62 +524,6 @@ fn wait(pid: i32, sfd: &SignalFd) -> i32 {
     }
 }
 
-/// Remove from the upper directory the mount points the runtime created
-/// there (still empty, absent from the image), and the parents made for
-/// them (empty, not opaque; absent from the image, or copied up only to
-/// hold the mount point), deepest first.
-fn remove_mount_points(overlay: &Overlay, targets: &[String]) {
-    if overlay.is_mounted() {
-        return;
-    }
-    let in_lowers = |rel: &Path| {
-        overlay
-            .lowers
-            .iter()
-            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
-    };
-    let mut targets: Vec<&String> = targets.iter().collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.matches('/').count()));
-    targets.dedup();
-    for t in targets {
-        let rel = Path::new(t.trim_start_matches('/'));
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        let p = overlay.upper.join(rel);
-        let Ok(md) = fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if in_lowers(rel) {
-            continue;
-        }
-        let removed = if md.is_file() && md.len() == 0 {
-            fs::remove_file(&p).is_ok()
-        } else if md.is_dir() {
-            fs::remove_dir(&p).is_ok()
-        } else {
-            false
-        };
-        if !removed {
-            continue;
-        }
-        let mut parent = rel.parent();
-        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
-            let p = overlay.upper.join(dir);
-            if opaque(&p) || fs::remove_dir(&p).is_err() {
-                break;
-            }
-            parent = dir.parent();
-        }
-    }
-}
-
-/// Whether an upper directory carries overlayfs's opaque marker.
-fn opaque(p: &Path) -> bool {
-    let mut buf = [0u8; 8];
-    rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,7 +562,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        remove_mount_points(&o, &targets);
+        o.remove_mount_points(&targets, MountPointParents::All);
         let mut left: Vec<String> = Vec::new();
         for e in fs::read_dir(&upper).unwrap() {
             left.push(e.unwrap().file_name().to_string_lossy().into_owned());

@@ -1152,20 +1152,22 @@ fn commit_pauses_a_running_container_and_thaws_it() {
     t.ok(&["kill", "busy"]);
     t.ok(&["commit", "--pause=false", "busy", "snap:2"]);
     t.ok(&["rm", "-f", "busy"]);
-    let n: u64 = t
-        .ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "snap:1",
-            "cat",
-            "/count",
-        ])
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(n > 0);
+    // The freeze can catch the loop between its truncate and its write, so
+    // the committed /count is a number or empty; it must be there.
+    let count = t.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "snap:1",
+        "cat",
+        "/count",
+    ]);
+    let count = count.trim();
+    assert!(
+        count.is_empty() || count.parse::<u64>().is_ok_and(|n| n > 0),
+        "/count in the committed image: {count:?}"
+    );
 }
 
 #[test]

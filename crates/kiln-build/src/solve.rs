@@ -7,9 +7,13 @@
 //!   what it reaches through `FROM <stage>`, `COPY --from`, `RUN
 //!   --mount=from=`). Config-only instructions are applied in order but
 //!   are not vertices, as in BuildKit's progress.
-//! - **Scheduling**: a stage starts when every stage it depends on is
-//!   finished; up to `jobs` stages run at once on scoped threads; the first
-//!   failure stops stages not yet started.
+//! - **Scheduling**: a stage starts when the stage it is `FROM` (if any)
+//!   is finished; a step that takes files from another stage (`COPY
+//!   --from`, `RUN --mount=from=`) waits for that stage there, so a
+//!   stage's first steps overlap the stages it copies from later, as in
+//!   BuildKit. Up to `jobs` stages run at once (a stage waiting for another
+//!   gives its slot back meanwhile); the first failure stops stages not yet
+//!   started.
 //! - **Steps**: the config-only ones change the image config
 //!   ([`crate::config`]); COPY/ADD and WORKDIR are file-system operations
 //!   ([`crate::copy`]) staged into a fresh directory and written as a layer;
@@ -429,6 +433,19 @@ fn source_stage(build: &Build, from: &str) -> Option<usize> {
     }
 }
 
+/// The stages a step takes files from (`COPY --from`, `RUN --mount=from=`).
+fn step_stages(build: &Build, step: &Step) -> Vec<usize> {
+    let froms: Vec<&str> = match &step.instruction {
+        Instruction::Copy(c) => c.from.iter().map(|f| f.value.as_str()).collect(),
+        Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+        _ => Vec::new(),
+    };
+    froms
+        .into_iter()
+        .filter_map(|f| source_stage(build, f))
+        .collect()
+}
+
 impl Graph {
     /// The graph of what `build.target` needs.
     pub fn new(build: &Build) -> Graph {
@@ -466,16 +483,9 @@ impl Graph {
             for (n, &i) in layer_steps.iter().enumerate() {
                 let step = &stage.steps[i];
                 let mut deps = vec![*ids.last().unwrap_or(&0)];
-                let froms: Vec<String> = match &step.instruction {
-                    Instruction::Copy(c) => c.from.iter().map(|f| f.value.clone()).collect(),
-                    Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
-                    _ => Vec::new(),
-                };
-                for f in froms {
-                    if let Some(j) = source_stage(build, &f) {
-                        if let Some(&last) = by_stage.get(&j).and_then(|v| v.last()) {
-                            deps.push(last);
-                        }
+                for j in step_stages(build, step) {
+                    if let Some(&last) = by_stage.get(&j).and_then(|v| v.last()) {
+                        deps.push(last);
                     }
                 }
                 ids.push(vertices.len());
@@ -706,6 +716,37 @@ struct Sched {
     running: usize,
 }
 
+/// The results of the other stages, as a stage's steps ask for them: a
+/// stage not finished yet is waited for, with the waiting stage's job slot
+/// given back meanwhile (so `jobs` bounds the stages doing work, and a
+/// stage waiting for one not yet started cannot starve it).
+struct StageDeps<'s> {
+    state: &'s Mutex<Sched>,
+    wake: &'s Condvar,
+    jobs: usize,
+}
+
+impl StageDeps<'_> {
+    /// Stage `j`'s result, once it is built; `None` when the build failed
+    /// meanwhile.
+    fn get(&self, j: usize) -> Option<Arc<StageResult>> {
+        let mut s = self.state.lock().ok()?;
+        if let Some(r) = s.done.get(&j) {
+            return Some(r.clone());
+        }
+        s.running -= 1;
+        self.wake.notify_all();
+        while !s.done.contains_key(&j) && s.error.is_none() {
+            s = self.wake.wait(s).ok()?;
+        }
+        while s.running >= self.jobs && s.error.is_none() {
+            s = self.wake.wait(s).ok()?;
+        }
+        s.running += 1;
+        s.done.get(&j).cloned()
+    }
+}
+
 /// Per-vertex outcomes, for the result.
 type Outcomes = Mutex<BTreeMap<usize, Status>>;
 
@@ -919,17 +960,23 @@ impl<'a> Builder<'a> {
         let wake = Condvar::new();
         let jobs = self.opts.jobs.max(1);
         let needed = &build.needed;
+        let deps = StageDeps {
+            state: &state,
+            wake: &wake,
+            jobs,
+        };
         std::thread::scope(|scope| {
             let mut handles = Vec::new();
-            for _ in 0..jobs.min(needed.len()) {
+            // A thread per stage (a stage waiting for another holds its
+            // thread but not its job slot); `jobs` bounds the work.
+            for _ in 0..needed.len() {
                 handles.push(scope.spawn(|| {
                     self.worker(
                         build,
                         &graph,
                         &lease,
                         context.as_ref(),
-                        &state,
-                        &wake,
+                        &deps,
                         &outcomes,
                         explainer.as_ref(),
                     )
@@ -972,30 +1019,31 @@ impl<'a> Builder<'a> {
         graph: &Graph,
         lease: &Lease<'_>,
         context: &dyn Tree,
-        state: &Mutex<Sched>,
-        wake: &Condvar,
+        deps: &StageDeps<'_>,
         outcomes: &Outcomes,
         explain: Option<&Explainer>,
     ) {
+        let (state, wake) = (deps.state, deps.wake);
         loop {
-            let (si, deps) = {
+            let si = {
                 let Ok(mut s) = state.lock() else { return };
                 loop {
                     if s.error.is_some() || build.needed.iter().all(|i| s.started[*i]) {
                         return;
                     }
+                    // Its FROM stage finished; the stages it copies from
+                    // are waited for by the steps that need them.
                     let ready = build.needed.iter().copied().find(|&i| {
-                        !s.started[i] && build.stages[i].deps.iter().all(|d| s.done.contains_key(d))
+                        !s.started[i]
+                            && match build.stages[i].base {
+                                Base::Stage(j) => s.done.contains_key(&j),
+                                _ => true,
+                            }
                     });
-                    if let Some(i) = ready {
+                    if let (Some(i), true) = (ready, s.running < deps.jobs) {
                         s.started[i] = true;
                         s.running += 1;
-                        let deps: BTreeMap<usize, Arc<StageResult>> = build.stages[i]
-                            .deps
-                            .iter()
-                            .filter_map(|d| s.done.get(d).map(|r| (*d, r.clone())))
-                            .collect();
-                        break (i, deps);
+                        break i;
                     }
                     let Ok(next) = wake.wait(s) else { return };
                     s = next;
@@ -1004,7 +1052,7 @@ impl<'a> Builder<'a> {
             // A panic in a stage must not leave the other workers waiting
             // for its result forever.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run_stage(build, graph, lease, context, si, &deps, outcomes, explain)
+                self.run_stage(build, graph, lease, context, si, deps, outcomes, explain)
             }))
             .unwrap_or(Err(BuildError::Panicked));
             let Ok(mut s) = state.lock() else { return };
@@ -1042,7 +1090,7 @@ impl<'a> Builder<'a> {
         lease: &Lease<'_>,
         context: &dyn Tree,
         si: usize,
-        deps: &BTreeMap<usize, Arc<StageResult>>,
+        deps: &StageDeps<'_>,
         outcomes: &Outcomes,
         explain: Option<&Explainer>,
     ) -> Result<StageResult, BuildError> {
@@ -1071,7 +1119,7 @@ impl<'a> Builder<'a> {
                 )
             }
             Base::Stage(j) => {
-                let r = deps.get(j).ok_or(BuildError::Panicked)?;
+                let r = deps.get(*j).ok_or(BuildError::Panicked)?;
                 let mut c = r.config.clone();
                 config::container(&mut c).on_build.clear();
                 (c, r.layers.clone(), r.key.clone(), Vec::new())
@@ -1123,6 +1171,13 @@ impl<'a> Builder<'a> {
             };
             let name = describe(&step.instruction);
             let err = step_err(step.line, name.clone());
+            // Wait for the stages it takes files from before it shows as
+            // started (its time is its own work).
+            for j in step_stages(build, step) {
+                if deps.get(j).is_none() {
+                    return Err(BuildError::Panicked);
+                }
+            }
             let cx = StepCtx {
                 graph,
                 id,
@@ -1451,7 +1506,7 @@ impl<'a> Builder<'a> {
         image: &ImageConfig,
         layers: &[LayerRecord],
         parent_key: &str,
-        deps: &BTreeMap<usize, Arc<StageResult>>,
+        deps: &StageDeps<'_>,
         context: &dyn Tree,
         build: &Build,
     ) -> Result<(String, LayerRecord, String, String), StepError> {
@@ -1501,7 +1556,7 @@ impl<'a> Builder<'a> {
             None => (context, true, "context".to_string()),
             Some(f) => match build.resolve_source(f) {
                 Source::Stage(i) => {
-                    let r = deps.get(&i).ok_or(StepError::Io {
+                    let r = deps.get(i).ok_or(StepError::Io {
                         action: "find the stage",
                         path: PathBuf::from(f),
                         source: io::Error::other("the stage was not built"),
@@ -1600,7 +1655,7 @@ impl<'a> Builder<'a> {
         image: &ImageConfig,
         layers: &[LayerRecord],
         parent_key: &str,
-        deps: &BTreeMap<usize, Arc<StageResult>>,
+        deps: &StageDeps<'_>,
         context: &dyn Tree,
         build: &Build,
     ) -> Result<(String, LayerRecord, String, String), StepError> {
@@ -1709,7 +1764,7 @@ impl<'a> Builder<'a> {
         &self,
         run: &Run,
         workdir: &str,
-        deps: &BTreeMap<usize, Arc<StageResult>>,
+        deps: &StageDeps<'_>,
         context: &dyn Tree,
         build: &Build,
         lease: &Lease<'_>,
@@ -1724,7 +1779,7 @@ impl<'a> Builder<'a> {
             let source = match m.kind {
                 MountType::Bind => match m.from.as_deref().map(|f| build.resolve_source(f)) {
                     Some(Source::Stage(i)) => {
-                        let r = deps.get(&i).ok_or_else(|| StepError::Mount {
+                        let r = deps.get(i).ok_or_else(|| StepError::Mount {
                             reason: format!("stage {i} was not built"),
                         })?;
                         key.field("mount-stage", r.key.as_bytes());

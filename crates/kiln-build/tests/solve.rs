@@ -301,6 +301,67 @@ fn independent_stages_run_in_parallel_and_only_what_the_target_needs() {
     assert_eq!(result.image.layers.len(), 2);
 }
 
+/// Builds `text` (to `target`) on another thread; `None` if it has not
+/// finished within 30 s (a scheduling deadlock).
+fn build_within(
+    store: &Store,
+    text: &str,
+    target: Option<&str>,
+    jobs: usize,
+    runner: &(dyn StepRunner + Sync),
+) -> Option<Vec<String>> {
+    let build = lowered(text, &BTreeMap::new(), target);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let opts = BuildOptions {
+                jobs,
+                ..BuildOptions::default()
+            };
+            let result = Builder::new(store, &opts, &Silent, Some(runner)).build(&build);
+            let layers = result.map(|r| {
+                r.image
+                    .layers
+                    .iter()
+                    .map(|l| l.chain_id.to_string())
+                    .collect()
+            });
+            let _ = tx.send(layers.unwrap());
+        });
+        let got = rx.recv_timeout(Duration::from_secs(30)).ok();
+        if got.is_none() {
+            // Leave the stuck build behind: the test fails below.
+            std::process::exit(101);
+        }
+        got
+    })
+}
+
+#[test]
+fn a_stage_starts_before_the_stages_it_copies_from_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    // The final stage's first RUN and the builder's RUN wait for each
+    // other: the build finishes only if the final stage starts while the
+    // builder runs (its COPY --from comes later), as in BuildKit.
+    let runner = Rendezvous {
+        barrier: Barrier::new(2),
+        running: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+    };
+    let text = "FROM scratch AS builder\nRUN wait-builder\n\nFROM scratch\nRUN wait-final\nCOPY --from=builder /wait-builder /b\n";
+    let layers = build_within(&store, text, None, 2, &runner).expect("the build finished");
+    assert_eq!(layers.len(), 2);
+    assert_eq!(runner.peak.load(Ordering::SeqCst), 2);
+    // One job: the stage that waits gives its slot to the one it waits
+    // for, even when that one comes later in the Dockerfile.
+    let runner = FakeRunner::default();
+    let text = "FROM scratch AS first\nRUN one\nCOPY --from=second /out /two\n\nFROM scratch AS second\nRUN two\n";
+    let layers = build_within(&store, text, Some("first"), 1, &runner).expect("the build finished");
+    assert_eq!(layers.len(), 2);
+    assert_eq!(runner.calls.lock().unwrap().len(), 2);
+}
+
 #[test]
 fn explain_names_the_build_arg_a_run_saw_change() {
     let dir = tempfile::tempdir().unwrap();

@@ -245,9 +245,7 @@ fn init_reaps_orphans_and_forwards_signals() {
     ]);
     assert_eq!(out.trim(), "0", "zombies left: {out}");
     // PID 1 has the init's name, as docker-init has Docker's.
-    let comm = t.ok(&[
-        "run", "--rm", "--init", "busybox", "cat", "/proc/1/comm",
-    ]);
+    let comm = t.ok(&["run", "--rm", "--init", "busybox", "cat", "/proc/1/comm"]);
     assert_eq!(comm.trim(), "kiln-init");
     // The init's exit status is the child's.
     assert_eq!(

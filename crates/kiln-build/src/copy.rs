@@ -43,6 +43,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kiln_dockerfile::ignore::IgnoreRules;
 use kiln_dockerfile::instructions::InlineFile;
@@ -50,6 +51,7 @@ use rustix::fs::{AtFlags, Timespec, Timestamps};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
+use crate::hashes::HashCache;
 use crate::key::KeyHasher;
 use crate::perms::{Chmod, PermsError};
 use crate::tree::{clean_abs, components, join, Entry, Kind, Tree};
@@ -202,6 +204,8 @@ pub struct Plan {
     pub dir_mode: u32,
     /// Time of those directories.
     pub now: i64,
+    /// Where the source tree remembers its files' hashes, if it does.
+    pub hashes: Option<Arc<HashCache>>,
 }
 
 fn has_wildcard(s: &str) -> bool {
@@ -402,6 +406,7 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
             _ => 0o755,
         },
         now: spec.now,
+        hashes: src.hash_cache(),
     };
     let owner = |e: &Entry| match spec.chown {
         Some(o) => o,
@@ -739,7 +744,7 @@ impl Plan {
                     "directory".to_string()
                 }
                 ItemKind::File(host) => {
-                    let h = file_sha256(host)?;
+                    let h = self.sha256(host)?;
                     key.field("file", &h);
                     format!("file {}", hex(&h))
                 }
@@ -752,7 +757,7 @@ impl Plan {
                     format!("heredoc {}", hex(&Sha256::digest(data)))
                 }
                 ItemKind::Unpack(host) => {
-                    let h = file_sha256(host)?;
+                    let h = self.sha256(host)?;
                     key.field("unpack", &h);
                     format!("archive {}", hex(&h))
                 }
@@ -778,6 +783,16 @@ impl Plan {
             .as_bytes(),
         );
         Ok(())
+    }
+
+    /// The content hash of a source file, through the tree's cache.
+    fn sha256(&self, host: &Path) -> Result<Vec<u8>, CopyError> {
+        match &self.hashes {
+            Some(c) => c
+                .sha256(host)
+                .map_err(io_err("read", host.display().to_string())),
+            None => file_sha256(host),
+        }
     }
 
     /// Write the plan's items, and the directories above them (their

@@ -9,6 +9,8 @@
 //! - [`config`]: config-only instructions and BuildKit's history strings.
 //! - [`copy`]: COPY and ADD as file-system operations, staged into a fresh
 //!   directory per step and written as a layer.
+//! - [`hashes`]: content hashes of context files, kept between builds by
+//!   their stat.
 //! - [`key`]: the versioned cache-key format (`cache-v1`).
 //! - [`perms`]: `--chown` names from the image's own passwd and group
 //!   files, `--chmod` octal and symbolic.
@@ -19,6 +21,7 @@
 
 pub mod config;
 pub mod copy;
+pub mod hashes;
 pub mod key;
 pub mod perms;
 pub mod solve;

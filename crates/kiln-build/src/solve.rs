@@ -943,7 +943,10 @@ impl<'a> Builder<'a> {
         let graph = Graph::new(build);
         let lease = self.store.lease()?;
         let context: Box<dyn Tree> = match &self.opts.context {
-            Some(dir) => Box::new(ContextTree::new(dir.clone(), self.opts.ignore.clone())),
+            Some(dir) => Box::new(
+                ContextTree::new(dir.clone(), self.opts.ignore.clone())
+                    .with_hash_cache(self.store.root().join("cache/context-hashes.json")),
+            ),
             None => Box::new(LayeredTree::new(Vec::new())),
         };
         let outcomes: Outcomes = Mutex::new(BTreeMap::new());
@@ -1396,9 +1399,9 @@ impl<'a> Builder<'a> {
         let (graph, id, lease, outcomes) = (cx.graph, cx.id, cx.lease, cx.outcomes);
         let parent = layers.last().map(|l| &l.chain_id);
         if cx.use_cache {
-            if let Some(rec) = self.store.build_cache_get(key)? {
+            // (protected by the lease as it is read)
+            if let Some(rec) = self.store.build_cache_use(key, lease)? {
                 if chain_id(parent, &rec.layer.diff_id) == rec.layer.chain_id {
-                    lease.protect(&rec.blobs, &rec.snapshots)?;
                     if let Some(id) = id {
                         self.report(graph, id, Status::Cached, outcomes);
                     }
@@ -1407,7 +1410,6 @@ impl<'a> Builder<'a> {
                 if rebase {
                     // `COPY --link`: the same layer, put on another parent
                     // (its blob is reused as it is; only a snapshot is made).
-                    lease.protect(&rec.blobs, &rec.snapshots)?;
                     let blob = self
                         .store
                         .content()
@@ -1949,13 +1951,9 @@ impl<'a> Builder<'a> {
                 source,
             })?;
         let format = self.opts.layer.format;
-        let config_digest = self
-            .store
-            .content()
-            .put(&bytes, None)
-            .map_err(kiln_store::Error::from)?;
-        lease.protect([&config_digest], [])?;
-        let config_desc = Descriptor::new(format.config(), config_digest, bytes.len() as u64);
+        let config_digest = sha256_digest(&bytes);
+        let config_desc =
+            Descriptor::new(format.config(), config_digest.clone(), bytes.len() as u64);
         let layers: Vec<LayerRecord> = target
             .layers
             .iter()
@@ -1982,12 +1980,22 @@ impl<'a> Builder<'a> {
                 what: "manifest",
                 source,
             })?;
-        let manifest_digest = self
-            .store
-            .content()
-            .put(&manifest_bytes, None)
-            .map_err(kiln_store::Error::from)?;
-        lease.protect([&manifest_digest], [])?;
+        let manifest_digest = sha256_digest(&manifest_bytes);
+        // Both protected in one transaction before they are published; a
+        // blob already there (a rebuild with nothing changed) is not
+        // written again.
+        lease.protect([&config_digest, &manifest_digest], [])?;
+        for (digest, bytes) in [
+            (&config_digest, &bytes),
+            (&manifest_digest, &manifest_bytes),
+        ] {
+            if !self.store.content().contains(digest) {
+                self.store
+                    .content()
+                    .put(bytes, Some((digest.clone(), bytes.len() as u64)))
+                    .map_err(kiln_store::Error::from)?;
+            }
+        }
         let record = ImageRecord {
             manifest: Descriptor::new(
                 format.manifest(),
@@ -2007,6 +2015,12 @@ impl<'a> Builder<'a> {
         self.store.add_image(&record, &self.opts.tags)?;
         Ok((record, config))
     }
+}
+
+/// The digest of bytes about to be stored.
+fn sha256_digest(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    Digest::sha256_from_bytes(sha2::Sha256::digest(bytes).into())
 }
 
 /// Exclusive locks on the `sharing=locked` cache directories of a step,

@@ -23,8 +23,11 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kiln_dockerfile::ignore::IgnoreRules;
+
+use crate::hashes::HashCache;
 
 /// What kind of file an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,6 +68,10 @@ pub trait Tree: Send + Sync {
     fn lstat(&self, path: &str) -> io::Result<Option<Entry>>;
     /// The names in directory `path`, sorted (bytewise).
     fn list(&self, path: &str) -> io::Result<Vec<String>>;
+    /// Where the hashes of this tree's files are remembered, if anywhere.
+    fn hash_cache(&self) -> Option<Arc<HashCache>> {
+        None
+    }
 
     /// `path` with every symlink resolved inside the tree (the last
     /// component only when `follow_last`). The result is clean and
@@ -211,12 +218,24 @@ fn lstat_host(p: &Path) -> io::Result<Option<fs::Metadata>> {
 pub struct ContextTree {
     root: PathBuf,
     ignore: Option<IgnoreRules>,
+    hashes: Option<Arc<HashCache>>,
 }
 
 impl ContextTree {
     /// The context at `root`, filtered by `ignore`.
     pub fn new(root: PathBuf, ignore: Option<IgnoreRules>) -> ContextTree {
-        ContextTree { root, ignore }
+        ContextTree {
+            root,
+            ignore,
+            hashes: None,
+        }
+    }
+
+    /// The same, its files' hashes remembered in `cache` (written back when
+    /// the tree is dropped).
+    pub fn with_hash_cache(mut self, cache: PathBuf) -> ContextTree {
+        self.hashes = Some(Arc::new(HashCache::open(cache)));
+        self
     }
 
     /// Whether `path` is hidden by `.dockerignore`: excluded, unless it is
@@ -231,7 +250,19 @@ impl ContextTree {
     }
 }
 
+impl Drop for ContextTree {
+    fn drop(&mut self) {
+        if let Some(h) = &self.hashes {
+            h.save();
+        }
+    }
+}
+
 impl Tree for ContextTree {
+    fn hash_cache(&self) -> Option<Arc<HashCache>> {
+        self.hashes.clone()
+    }
+
     fn lstat(&self, path: &str) -> io::Result<Option<Entry>> {
         let host = self.root.join(path.trim_start_matches('/'));
         let Some(m) = lstat_host(&host)? else {

@@ -8,6 +8,7 @@
 use kiln_oci::Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::lease::Lease;
 use crate::meta::BUILD_CACHE;
 use crate::records::LayerRecord;
 use crate::{Error, Store};
@@ -52,6 +53,28 @@ impl Store {
         let record: Option<BuildCacheRecord> = self
             .meta
             .read(|t| Ok::<_, Error>(t.get(BUILD_CACHE, key)?))?;
+        Ok(record.filter(|r| {
+            self.content().contains(&r.layer.blob.digest)
+                && self.snapshot_path(&r.layer.chain_id).is_dir()
+        }))
+    }
+
+    /// [`Store::build_cache_get`], the record's blobs and snapshots
+    /// protected by `lease` in the same transaction (one commit instead of
+    /// two for a cache hit: a build's no-change run is mostly these).
+    /// What a record lists is protected even when it is then not used.
+    pub fn build_cache_use(
+        &self,
+        key: &str,
+        lease: &Lease<'_>,
+    ) -> Result<Option<BuildCacheRecord>, Error> {
+        let record: Option<BuildCacheRecord> = self.meta.write(|t| {
+            let r: Option<BuildCacheRecord> = t.get(BUILD_CACHE, key)?;
+            if let Some(r) = &r {
+                lease.protect_in(t, &r.blobs, &r.snapshots)?;
+            }
+            Ok::<_, Error>(r)
+        })?;
         Ok(record.filter(|r| {
             self.content().contains(&r.layer.blob.digest)
                 && self.snapshot_path(&r.layer.chain_id).is_dir()

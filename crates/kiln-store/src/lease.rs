@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use kiln_oci::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::meta::LEASES;
+use crate::meta::{Txn, LEASES};
 use crate::{Error, Store};
 
 /// How long a lease lives if its process never ends (a day).
@@ -109,15 +109,25 @@ impl Lease<'_> {
         blobs: impl IntoIterator<Item = &'d Digest>,
         snapshots: impl IntoIterator<Item = &'d Digest>,
     ) -> Result<(), Error> {
-        self.store.meta.write(|t| {
-            let mut r: LeaseRecord = t.get(LEASES, &self.id)?.ok_or(Error::LeaseLost {
-                id: self.id.clone(),
-            })?;
-            r.blobs.extend(blobs.into_iter().cloned());
-            r.snapshots.extend(snapshots.into_iter().cloned());
-            t.put(LEASES, &self.id, &r)?;
-            Ok(())
-        })
+        self.store
+            .meta
+            .write(|t| self.protect_in(t, blobs, snapshots))
+    }
+
+    /// [`Lease::protect`] inside the caller's write transaction.
+    pub(crate) fn protect_in<'d>(
+        &self,
+        t: &mut Txn,
+        blobs: impl IntoIterator<Item = &'d Digest>,
+        snapshots: impl IntoIterator<Item = &'d Digest>,
+    ) -> Result<(), Error> {
+        let mut r: LeaseRecord = t.get(LEASES, &self.id)?.ok_or(Error::LeaseLost {
+            id: self.id.clone(),
+        })?;
+        r.blobs.extend(blobs.into_iter().cloned());
+        r.snapshots.extend(snapshots.into_iter().cloned());
+        t.put(LEASES, &self.id, &r)?;
+        Ok(())
     }
 
     /// The lease's id.

@@ -91,8 +91,9 @@ fi
 if command -v buildah >/dev/null; then
   export CONTAINERS_CONF=$WORK/containers.conf
   printf '[containers]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >"$CONTAINERS_CONF"
-  buildah pull -q "docker-archive:$FIX/busybox.docker-archive.tar" >/dev/null
-  buildah tag "$(buildah images -q | head -1)" docker.io/library/busybox:latest
+  # The id `pull` prints (the newest image can be an earlier run's result).
+  buildah tag "$(buildah pull -q "docker-archive:$FIX/busybox.docker-archive.tar")" \
+    docker.io/library/busybox:latest
   b="buildah bud -q --layers --network none --pull-never --ulimit nproc=1024:1024 --ulimit nofile=1024:1024 -t bench:buildah $CTX"
   others_cold+=(-n buildah-cold "buildah bud -q --no-cache --layers --network none --pull-never --ulimit nproc=1024:1024 --ulimit nofile=1024:1024 -t bench:buildah $CTX")
   others_warm+=(-n buildah-nochange "$b")

@@ -579,12 +579,6 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
     pub(crate) compression: String,
 
-    /// The network of RUN steps without `--network` (or with
-    /// `--network=default`): `default` (kiln's bridge, outbound NAT),
-    /// `none` (loopback only) or `host`, as `docker build --network`
-    #[arg(long, value_name = "MODE", default_value = "default")]
-    pub(crate) network: String,
-
     /// Also write the image out: `type=docker,dest=FILE` (docker-archive),
     /// `type=oci,dest=FILE` (oci-archive), `type=local,dest=DIR` or
     /// `type=tar,dest=FILE` (its files); `type=image` (the default) only

@@ -511,12 +511,6 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         } else {
             "off".into()
         },
-        network: super::build_step::parse_network(&args.network).ok_or_else(|| {
-            anyhow::anyhow!(
-                "invalid --network {:?}: default, none or host",
-                args.network
-            )
-        })?,
     };
     let builder = Builder::new(&store, &options, reporter, Some(&runner));
     let result = builder.build(&lowered).map_err(|e| match e {

@@ -43,18 +43,6 @@ pub(crate) struct ContainerSteps {
     pub(crate) root: PathBuf,
     /// The child's `--log-level`.
     pub(crate) log_level: String,
-    /// The network of a RUN without `--network` (`kiln build --network`).
-    pub(crate) network: NetworkMode,
-}
-
-/// `kiln build --network MODE`: the network of RUN steps that do not say.
-pub(crate) fn parse_network(mode: &str) -> Option<NetworkMode> {
-    match mode {
-        "default" | "bridge" => Some(default_network()),
-        "none" => Some(NetworkMode::None),
-        "host" => Some(NetworkMode::Host),
-        _ => None,
-    }
 }
 
 /// The network of `RUN --network=default` (or no `--network`): the step's
@@ -63,11 +51,11 @@ pub(crate) fn default_network() -> NetworkMode {
     NetworkMode::Bridge
 }
 
-fn network(mode: Option<RunNetwork>, default: NetworkMode) -> NetworkMode {
+fn network(mode: Option<RunNetwork>) -> NetworkMode {
     match mode {
         Some(RunNetwork::None) => NetworkMode::None,
         Some(RunNetwork::Host) => NetworkMode::Host,
-        Some(RunNetwork::Default) | None => default,
+        Some(RunNetwork::Default) | None => default_network(),
     }
 }
 
@@ -203,7 +191,7 @@ impl StepRunner for ContainerSteps {
             env: req.env.to_vec(),
             user: req.user.to_string(),
             cwd: req.workdir.to_string(),
-            network: network(req.network, self.network),
+            network: network(req.network),
             bridge: Some(
                 kiln_runtime::network::NetworkConfig::from_env(&self.root)
                     .map_err(|e| setup(e.to_string()))?,

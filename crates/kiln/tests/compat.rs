@@ -813,6 +813,45 @@ RUN mkdir /custom && printf '#!/bin/sh\necho custom > /custom.out\n' > /custom/t
 RUN tool && echo "$PATH" > /path
 "#,
         ),
+        case(
+            "run-arg-env-precedence",
+            r#"FROM busybox
+ARG X=arg
+ENV X=env
+ARG Y=arg-y
+RUN echo "$X $Y" > /xy
+ENV Y=env-y
+RUN echo "$X $Y" > /xy2
+"#,
+        ),
+        case(
+            "run-setgid-dir",
+            r#"FROM busybox
+RUN mkdir /sg && chown 0:100 /sg && chmod 2775 /sg && touch /sg/f && mkdir /sg/d
+USER 1000:1000
+RUN touch /tmp/u && mkdir /tmp/ud
+"#,
+        ),
+        case(
+            "run-type-changes",
+            r#"FROM busybox
+RUN rm -r /var/www && ln -s /tmp /var/www
+RUN rm /etc/nsswitch.conf && mkdir /etc/nsswitch.conf && rmdir /var/spool/mail && echo m > /var/spool/mail
+RUN rm /var/www && mkdir /var/www && echo back > /var/www/index.html
+"#,
+        ),
+        case(
+            "workdir-forms",
+            r#"FROM busybox
+ENV BASE=/srv
+WORKDIR $BASE/app
+WORKDIR rel/../sub
+WORKDIR /existing-not
+USER 4000:4000
+WORKDIR owned
+WORKDIR /tmp
+"#,
+        ),
     ]);
 }
 
@@ -854,6 +893,14 @@ RUN --mount=from=busybox,target=/bb cp /bb/etc/group /group-copy
             r#"FROM busybox
 RUN --mount=type=tmpfs,target=/tmp/t echo x > /tmp/t/x && touch /after
 RUN --mount=type=tmpfs,target=/scratch grep -c scratch /proc/mounts > /n
+"#,
+        ),
+        case(
+            "mount-cache-shared",
+            r#"FROM busybox
+RUN --mount=type=cache,target=/c,id=kiln-compat-shared echo one > /c/f
+RUN --mount=type=cache,target=/elsewhere,id=kiln-compat-shared cp /elsewhere/f /from-cache
+RUN --mount=type=cache,target=/c2 test ! -e /c2/f && touch /separate
 "#,
         ),
     ]);
@@ -988,7 +1035,10 @@ HEALTHCHECK NONE
             "stopsignal-user-forms",
             r#"FROM busybox
 STOPSIGNAL 9
+ARG SIG=SIGUSR1
+STOPSIGNAL $SIG
 USER app:staff
+MAINTAINER someone <someone@example.com>
 "#,
         ),
         case(

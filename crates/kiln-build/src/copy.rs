@@ -1052,6 +1052,7 @@ mod tests {
         fs::create_dir_all(img.join("usr/bin")).unwrap();
         fs::create_dir_all(img.join("existing")).unwrap();
         std::os::unix::fs::symlink("usr/bin", img.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/tool", img.join("lnkfile")).unwrap();
         let src = ContextTree::new(ctx, None);
         let image = LayeredTree::new(vec![img]);
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -1064,6 +1065,10 @@ mod tests {
             (s(&["a.txt"]), "/bin/", vec!["/usr/bin/a.txt"]),
             (s(&["a.txt", "b.txt"]), "/m/", vec!["/m/a.txt", "/m/b.txt"]),
             (s(&["*.txt"]), "/w", vec!["/w/a.txt", "/w/b.txt"]),
+            // `d/*` also matches the file `d/x`, which has no `y` below.
+            (s(&["d/*/y"]), "/w/", vec!["/w/y"]),
+            // A symlink at the destination is written through, in-root.
+            (s(&["a.txt"]), "/lnkfile", vec!["/usr/bin/tool"]),
             (
                 s(&["d"]),
                 "/app",

@@ -3,11 +3,13 @@
 //! being built, never the host's), `USER` for WORKDIR's directories, and
 //! `--chmod` in octal or chmod(1)'s symbolic form.
 //!
-//! Docker's rules: `--chown=USER` alone uses USER's numeric uid as the gid
-//! too (the Dockerfile reference: "a UID without GID will use the same
-//! numeric UID as the GID"); a numeric id needs no entry in the files; a
-//! name that is in neither file is an error. USER for WORKDIR is resolved
-//! like a container user: a name's primary group from passwd.
+//! Docker's rules: `--chown=UID` alone uses the same number as the gid (the
+//! Dockerfile reference); `--chown=NAME` alone takes NAME's primary group
+//! from passwd (what `docker build` does, checked by `tests/compat.rs`); an
+//! empty user or group (`:staff`, `app:`) and `root` are 0; a numeric id
+//! needs no entry in the files. A name that is in neither file is an error
+//! (BuildKit silently uses 0; `docs/compat.md`). USER for WORKDIR is
+//! resolved like a container user: a name's primary group from passwd.
 
 use std::fs;
 

@@ -412,7 +412,8 @@ const SECRET: &str = "s3cr3t-compat-value";
 
 /// The context every case gets: files and directories with their own modes,
 /// a symlink, a hard link, archives of `dir` (owner 7:8) in each
-/// compression, and a gzip that is not a tar.
+/// compression, a tar with a hard link, a symlink and a 0700 directory
+/// (owner 3:4), and a gzip that is not a tar.
 fn common_context(t: &TestStore, c: &Case) -> PathBuf {
     let dir = t.dir.path().join(c.name);
     let mut files = vec![
@@ -453,7 +454,11 @@ fn common_context(t: &TestStore, c: &Case) -> PathBuf {
     tar("--no-auto-compress", "pkg.tar");
     let st = Command::new("sh")
         .arg("-c")
-        .arg("gzip -n -c a.txt > plain.gz")
+        .arg(
+            "gzip -n -c a.txt > plain.gz && mkdir -p ltar/d && echo h > ltar/d/h \
+             && ln ltar/d/h ltar/d/h2 && ln -s h ltar/d/s && chmod 700 ltar/d \
+             && tar --numeric-owner --owner=3 --group=4 -cf links.tar -C ltar d && rm -r ltar",
+        )
         .current_dir(&dir)
         .status()
         .unwrap();
@@ -670,6 +675,37 @@ COPY files/ /files/
                 ("dir/x.md", "ignored\n"),
                 ("dir/keep.md", "kept\n"),
             ],
+        },
+        case(
+            "copy-symlinks-from-stage",
+            r#"FROM busybox AS s
+RUN mkdir -p /o/d && echo t > /o/d/t && ln -s d/t /o/rel && ln -s /o/d /o/abs && ln -s missing /o/dangling
+FROM scratch
+COPY --from=s /o/ /o/
+COPY --from=s /o/rel /followed-rel
+COPY --from=s /o/abs /abs-dir/
+"#,
+        ),
+        case(
+            "add-tar-with-links",
+            r#"FROM busybox
+ADD links.tar /l/
+ADD links.tar /etc/
+"#,
+        ),
+        Case {
+            name: "copy-dot-ignoring-dockerfile",
+            dockerfile: r#"FROM busybox
+COPY . /all/
+WORKDIR /all
+COPY . .
+"#,
+            args: &[],
+            files: &[(
+                ".dockerignore",
+                "Dockerfile\n.dockerignore\n*.tar*\nplain.gz\nfiles/**/x*\n",
+            )],
+            known: &[],
         },
         case(
             "copy-from-run-stage",
@@ -896,6 +932,12 @@ RUN --mount=type=tmpfs,target=/scratch grep -c scratch /proc/mounts > /n
 "#,
         ),
         case(
+            "mount-bind-context-root",
+            r#"FROM busybox
+RUN --mount=type=bind,target=/ctx ls -lnR /ctx | grep -v '^total' | awk '{print $1, $3, $4, $5, $NF}' > /ls
+"#,
+        ),
+        case(
             "mount-cache-shared",
             r#"FROM busybox
 RUN --mount=type=cache,target=/c,id=kiln-compat-shared echo one > /c/f
@@ -1040,6 +1082,10 @@ STOPSIGNAL $SIG
 USER app:staff
 MAINTAINER someone <someone@example.com>
 "#,
+        ),
+        case(
+            "expose-label-continuations",
+            "FROM busybox\nENV P=80\nEXPOSE $P ${P}/tcp 80/udp \\\n  443\nLABEL a=1 \\\n  b=\"x y\" \\\n  c='$P'\n",
         ),
         case(
             "labels-inherit",

@@ -234,7 +234,8 @@ pub fn apply(
         Instruction::Cmd(cl) => {
             let c = container(image);
             let argv = with_shell(&c.shell, cl);
-            c.cmd = Some(argv.clone());
+            // `CMD []` clears it: no Cmd at all, as Docker writes it.
+            c.cmd = (!argv.is_empty()).then(|| argv.clone());
             c.args_escaped = Some(true);
             st.cmd_set = true;
             format!("CMD {}", go_quoted_list(&argv))
@@ -242,7 +243,8 @@ pub fn apply(
         Instruction::Entrypoint(cl) => {
             let c = container(image);
             let argv = with_shell(&c.shell, cl);
-            c.entrypoint = Some(argv.clone());
+            // `ENTRYPOINT []` clears it, as `CMD []` does.
+            c.entrypoint = (!argv.is_empty()).then(|| argv.clone());
             if !st.cmd_set {
                 c.cmd = None;
             }
@@ -548,6 +550,16 @@ mod tests {
             Some(&["/bin/sh".to_string(), "-c".into(), "echo hi".into()][..])
         );
         assert_eq!(c.args_escaped, Some(true));
+        // Empty exec forms clear both, as Docker writes them (no `[]`).
+        for i in [
+            Instruction::Entrypoint(cl(&[], false)),
+            Instruction::Cmd(cl(&[], false)),
+        ] {
+            let by = apply(&mut img, &mut st, &i, &no_args).unwrap();
+            assert!(by.unwrap().ends_with(" []"));
+        }
+        let c = img.config.as_ref().unwrap();
+        assert_eq!((c.entrypoint.as_ref(), c.cmd.as_ref()), (None, None));
     }
 
     #[test]

@@ -261,6 +261,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 /// symlinks on the way resolved in-root (the matches themselves are not).
 fn expand(tree: &dyn Tree, pattern: &str) -> Result<Vec<String>, CopyError> {
     let mut current = vec!["/".to_string()];
+    let mut missing = None;
     let comps = components(pattern);
     for (i, c) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
@@ -284,13 +285,22 @@ fn expand(tree: &dyn Tree, pattern: &str) -> Result<Vec<String>, CopyError> {
                     }
                 }
             } else {
+                // A name after a wildcard must exist below what the
+                // wildcard matched (`dir/*/g` skips the files of `dir`).
                 let p = join(&dir, c);
-                if last || tree.lstat(&p).map_err(io_err("read", &p))?.is_some() {
+                if tree.lstat(&p).map_err(io_err("read", &p))?.is_some() {
                     next.push(p);
+                } else if last && missing.is_none() {
+                    missing = Some(p);
                 }
             }
         }
         current = next;
+    }
+    if current.is_empty() {
+        // Nothing has the last name: the first candidate is the one the
+        // error names.
+        current.extend(missing);
     }
     current.sort();
     current.dedup();
@@ -372,9 +382,10 @@ fn destination(spec: &CopySpec<'_>, image: &dyn Tree) -> Result<(String, bool), 
             return Ok((p, true));
         }
     }
-    let resolved = image
-        .resolve(&abs, false)
-        .map_err(io_err("resolve", &abs))?;
+    // An existing symlink at the destination is followed (in the image's
+    // root), as BuildKit resolves the whole destination path: the file is
+    // written where the link points, and the link stays.
+    let resolved = image.resolve(&abs, true).map_err(io_err("resolve", &abs))?;
     Ok((resolved, false))
 }
 
@@ -1041,6 +1052,7 @@ mod tests {
         fs::create_dir_all(img.join("usr/bin")).unwrap();
         fs::create_dir_all(img.join("existing")).unwrap();
         std::os::unix::fs::symlink("usr/bin", img.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/tool", img.join("lnkfile")).unwrap();
         let src = ContextTree::new(ctx, None);
         let image = LayeredTree::new(vec![img]);
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -1053,6 +1065,10 @@ mod tests {
             (s(&["a.txt"]), "/bin/", vec!["/usr/bin/a.txt"]),
             (s(&["a.txt", "b.txt"]), "/m/", vec!["/m/a.txt", "/m/b.txt"]),
             (s(&["*.txt"]), "/w", vec!["/w/a.txt", "/w/b.txt"]),
+            // `d/*` also matches the file `d/x`, which has no `y` below.
+            (s(&["d/*/y"]), "/w/", vec!["/w/y"]),
+            // A symlink at the destination is written through, in-root.
+            (s(&["a.txt"]), "/lnkfile", vec!["/usr/bin/tool"]),
             (
                 s(&["d"]),
                 "/app",

@@ -12,10 +12,9 @@
 //! diagnostics, shown when it fails.
 //!
 //! Decisions: `RUN --network=default` is a namespace of its own on kiln's
-//! bridge with outbound NAT, like `docker build` (see [`default_network`]);
-//! a cache mount's `from=` seeding and
-//! `sharing=private` (a second instance while the first is in use) are not
-//! implemented: a cache is shared unless `locked`.
+//! bridge with outbound NAT, like `docker build` (see [`default_network`]).
+//! Cache mounts arrive as the directory of the instance the build holds for
+//! the step (`kiln-build` seeds them and applies `sharing`).
 
 use std::fs;
 use std::io::Read;
@@ -108,6 +107,11 @@ fn mounts(req: &RunRequest<'_>) -> Result<Vec<StepMount>, RunError> {
                     path: path.clone(),
                     target: need_target()?,
                     readonly,
+                }),
+                MountSource::Files { dir } => out.push(StepMount::Bind {
+                    source: dir.clone(),
+                    target: need_target()?,
+                    readonly: true,
                 }),
                 other => return Err(setup(format!("a bind mount from {other:?}"))),
             },

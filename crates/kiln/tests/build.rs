@@ -1864,6 +1864,67 @@ fn ctrl_c_stops_the_run_and_keeps_finished_steps() {
     assert!(log.contains("second-step-now-quick"), "{log}");
 }
 
+/// Ctrl-C at any moment of a build of short RUN steps (while a step's
+/// container is being set up, too) leaves no step process behind: a
+/// container created but not started would wait forever, as PID 1 of its
+/// namespace, which a terminal's SIGINT does not kill.
+#[test]
+fn ctrl_c_at_any_moment_leaves_no_step_process() {
+    use std::os::unix::process::CommandExt;
+    let t = TestStore::new();
+    load_busybox(&t);
+    let mut df = String::from("FROM busybox\n");
+    for i in 0..30 {
+        df.push_str(&format!("RUN echo step-{i}\n"));
+    }
+    let ctx = context(&t, "many", &[("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+    let root = t.root().display().to_string();
+    for ms in (0..16).map(|i| 400 + 130 * i) {
+        let mut child = t
+            .cmd()
+            .args(["build", "-q", "--no-cache", c])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+        nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let sent = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                sent.elapsed() < std::time::Duration::from_secs(20),
+                "kiln build did not stop within 20s of SIGINT"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left = processes_with(&root);
+            if left.is_empty() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                for p in &left {
+                    if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
+                        let pid = nix::unistd::Pid::from_raw(pid);
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+                panic!("SIGINT after {ms} ms left: {left:#?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&root), "{mounts}");
+    // The store is still sound, and the build completes.
+    build(&t, &[c]);
+    t.ok(&["system", "check"]);
+}
+
 /// `sharing=` between two stages that run at the same time: `locked` runs
 /// the steps one after the other on one directory; `private` gives each a
 /// directory of its own (they meet in a shared cache, so both are running

@@ -1611,12 +1611,14 @@ fn heredoc_with_a_shebang_runs_its_interpreter() {
     let df = "FROM busybox\n\
               RUN <<EOF\n#!/usr/bin/awk -f\nBEGIN { print \"awk-ran-\" 6*7 }\nEOF\n\
               RUN <<EOT\n#!/bin/sh\necho \"script=$0 mode=$(stat -c %a \"$0\")\"\nEOT\n\
-              RUN <<EOF\nfalse\necho no-shebang-goes-on\nEOF\n";
+              RUN <<EOF\nfalse\necho no-shebang-goes-on\nEOF\n\
+              USER 65534\nRUN <<EOF\n#!/bin/sh\necho \"script-as-$(id -u)\"\nEOF\n";
     let ctx = context(&t, "shebang", &[("Dockerfile", df)]);
     let log = build_plain(&t, &["-t", "shebang", ctx.to_str().unwrap()]);
     assert!(log.contains("awk-ran-42"), "{log}");
     assert!(log.contains("script=/dev/pipes/EOT mode=755"), "{log}");
     assert!(log.contains("no-shebang-goes-on"), "{log}");
+    assert!(log.contains("script-as-65534"), "{log}");
     // History as BuildKit writes it; no trace of the script in a layer.
     let h = config(&t, "shebang")["history"].to_string();
     assert!(

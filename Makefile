@@ -5,10 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps lint unit fuzz bench bench-frontend bench-layers bench-registry bench-run bench-build build docs demo clean
+.PHONY: test deps lint unit test-examples fuzz bench bench-frontend bench-layers bench-registry bench-run bench-build build docs demo clean
 
-## test: install what the tests need, check formatting and lints, run every test
-test: deps lint unit
+## test: install what the tests need, check formatting and lints, run every test and every example
+test: deps lint unit test-examples
 
 ## deps: the Rust toolchain (rustup, stable) and the Debian packages the tests use
 deps:
@@ -26,6 +26,10 @@ unit: deps
 		| tee target/test.log | grep -E '^(test result|.*conformance:|     Running)' || status=$$?; \
 		bash scripts/fixtures/registry.sh stop >/dev/null 2>&1 || true; \
 		if [ $$status -ne 0 ]; then echo "tests failed; the whole log:"; cat target/test.log; exit 1; fi
+
+## test-examples: run every examples/*/run.sh against the registry fixture (root; after unit in make test)
+test-examples: deps
+	./scripts/test-examples.sh
 
 ## demo: kiln's main job end to end: build the WSGI example, run it with a published port, curl it (root)
 demo:

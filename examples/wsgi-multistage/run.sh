@@ -1,58 +1,41 @@
 #!/usr/bin/env bash
 # Builds the service both ways (multi-stage and single-stage), runs the
 # multi-stage image detached with its port published, asks it for a page,
-# and shows both image sizes. Used by `make demo` and by the examples test.
+# and shows both image sizes. Used by `make demo` and `make test-examples`.
 #
 # Needs: kiln on PATH or $KILN, and `debian:bookworm-slim` pullable (the
 # registry fixture mirrors docker.io: scripts/fixtures/registry.sh).
 # Environment: KILN (the binary), PORT (host port, default 8000).
 set -euo pipefail
 cd "$(dirname "$0")"
-KILN=${KILN:-kiln}
+. ../lib.sh
 PORT=${PORT:-8000}
 NAME=wsgi-example-$$
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+step "Build it multi-stage, then single-stage"
+k build "${SECRET[@]}" -t wsgi-example:multistage .
+k build "${SECRET[@]}" -t wsgi-example:single -f Dockerfile.single .
 
-# The host's CA bundle, for pip behind a TLS-inspecting proxy (see the
-# Dockerfile); harmless elsewhere.
-CA=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
-secret=()
-[ -s "$CA" ] && secret=(--secret "id=ca,src=$CA")
-
-step "kiln build -t wsgi-example:multistage ."
-"$KILN" build "${secret[@]}" -t wsgi-example:multistage .
-step "kiln build -t wsgi-example:single -f Dockerfile.single ."
-"$KILN" build "${secret[@]}" -t wsgi-example:single -f Dockerfile.single .
-
-step "kiln run -d -p 127.0.0.1:$PORT:8000 wsgi-example:multistage"
-"$KILN" run -d --name "$NAME" -p "127.0.0.1:$PORT:8000" wsgi-example:multistage
+step "Run the multi-stage image detached, port 8000 published"
+k run -d --name "$NAME" -p "127.0.0.1:$PORT:8000" wsgi-example:multistage
 trap '"$KILN" rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
 
 step "curl http://127.0.0.1:$PORT/?name=kiln"
-answer=""
-for _ in $(seq 100); do
-  if answer=$(curl -fsS "http://127.0.0.1:$PORT/?name=kiln" 2>/dev/null); then break; fi
-  sleep 0.1
-done
+answer=$(fetch "http://127.0.0.1:$PORT/?name=kiln") || { "$KILN" logs "$NAME" >&2; exit 1; }
 echo "$answer"
-case $answer in
-  "Hello, kiln!"*) ;;
-  *) echo "unexpected answer; the container's log:" >&2; "$KILN" logs "$NAME" >&2; exit 1 ;;
-esac
-info=$(curl -fsS "http://127.0.0.1:$PORT/info")
+expect "$answer" "Hello, kiln!*" "the app's answer"
+info=$(fetch "http://127.0.0.1:$PORT/info")
 echo "$info"
 # It runs as the image's USER 1001:0.
-case $info in *'"uid": 1001, "gid": 0'*) ;; *) echo "not running as 1001:0" >&2; exit 1 ;; esac
+expect "$info" '*"uid": 1001, "gid": 0*' "it runs as 1001:0"
 
-step "kiln ps"
-"$KILN" ps
-step "kiln logs $NAME"
-"$KILN" logs "$NAME"
+step "The container, its log"
+k ps
+k logs "$NAME"
 
-step "kiln images wsgi-example"
-"$KILN" images wsgi-example
+step "Both images: multi-stage and single-stage"
+k images wsgi-example
 
-step "kiln rm -f $NAME"
-"$KILN" rm -f "$NAME"
+step "Remove the container"
+k rm -f "$NAME"
 trap - EXIT

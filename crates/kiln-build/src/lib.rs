@@ -6,6 +6,8 @@
 //!   steps' execution, the cache lookups and the image export; progress
 //!   through a [`Reporter`], RUN through a [`StepRunner`] that the
 //!   container runtime implements.
+//! - `cachemount`: `RUN --mount=type=cache` directories (names, seeding,
+//!   sharing) under the store's `cache/mounts/`.
 //! - [`config`]: config-only instructions and BuildKit's history strings.
 //! - [`copy`]: COPY and ADD as file-system operations, staged into a fresh
 //!   directory per step and written as a layer.
@@ -17,6 +19,7 @@
 //! It prints nothing and never exits; it must not start containers itself
 //! (that is the runtime's, behind [`StepRunner`]), nor talk to registries.
 
+mod cachemount;
 pub mod config;
 pub mod copy;
 pub mod key;

@@ -7,9 +7,13 @@
 //!   what it reaches through `FROM <stage>`, `COPY --from`, `RUN
 //!   --mount=from=`). Config-only instructions are applied in order but
 //!   are not vertices, as in BuildKit's progress.
-//! - **Scheduling**: a stage starts when every stage it depends on is
-//!   finished; up to `jobs` stages run at once on scoped threads; the first
-//!   failure stops stages not yet started.
+//! - **Scheduling**: a stage starts when the stage it is `FROM` (if any)
+//!   is finished; a step that takes files from another stage (`COPY
+//!   --from`, `RUN --mount=from=`) waits for that stage there, so a
+//!   stage's first steps overlap the stages it copies from later, as in
+//!   BuildKit. Up to `jobs` stages run at once (a stage waiting for another
+//!   gives its slot back meanwhile); the first failure stops stages not yet
+//!   started.
 //! - **Steps**: the config-only ones change the image config
 //!   ([`crate::config`]); COPY/ADD and WORKDIR are file-system operations
 //!   ([`crate::copy`]) staged into a fresh directory and written as a layer;
@@ -36,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_dockerfile::instructions::{Instruction, Run};
 use kiln_dockerfile::lower::{Base, Build, ImageEnv, LowerOptions, Source, Stage, Step};
-use kiln_dockerfile::mounts::{CacheSharing, Mount, MountType, NetworkMode};
+use kiln_dockerfile::mounts::{Mount, MountType, NetworkMode};
 use kiln_fs::layer::{write_layer, WriteOptions};
 use kiln_oci::config::History;
 use kiln_oci::media_types::layer_compression;
@@ -48,6 +52,7 @@ use kiln_store::records::{chain_id, ImageRecord, LayerRecord};
 use kiln_store::{BuildCacheRecord, Store};
 use thiserror::Error;
 
+use crate::cachemount::{self, CacheInit, CacheSpec};
 use crate::config::{self, StageConfig, HISTORY_COMMENT};
 use crate::copy::{self, CopyError, CopySpec};
 use crate::key::KeyHasher;
@@ -247,10 +252,15 @@ pub enum MountSource {
         path: String,
     },
     /// A cache directory kept between builds under the store
-    /// (`cache/mounts/<hash of the id>`), made with the mount's mode and
-    /// owner on first use. With `sharing=locked` the build holds an
-    /// exclusive lock on it while the step runs.
+    /// (`cache/mounts/`), the instance this step holds for as long as it
+    /// runs (see `cachemount`: names, seeding with `from=`, `sharing`).
     Cache {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Files the build wrote for the step (a heredoc script with a
+    /// shebang): a directory to bind read-only.
+    Files {
         /// The directory.
         dir: PathBuf,
     },
@@ -429,6 +439,19 @@ fn source_stage(build: &Build, from: &str) -> Option<usize> {
     }
 }
 
+/// The stages a step takes files from (`COPY --from`, `RUN --mount=from=`).
+fn step_stages(build: &Build, step: &Step) -> Vec<usize> {
+    let froms: Vec<&str> = match &step.instruction {
+        Instruction::Copy(c) => c.from.iter().map(|f| f.value.as_str()).collect(),
+        Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+        _ => Vec::new(),
+    };
+    froms
+        .into_iter()
+        .filter_map(|f| source_stage(build, f))
+        .collect()
+}
+
 impl Graph {
     /// The graph of what `build.target` needs.
     pub fn new(build: &Build) -> Graph {
@@ -466,16 +489,9 @@ impl Graph {
             for (n, &i) in layer_steps.iter().enumerate() {
                 let step = &stage.steps[i];
                 let mut deps = vec![*ids.last().unwrap_or(&0)];
-                let froms: Vec<String> = match &step.instruction {
-                    Instruction::Copy(c) => c.from.iter().map(|f| f.value.clone()).collect(),
-                    Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
-                    _ => Vec::new(),
-                };
-                for f in froms {
-                    if let Some(j) = source_stage(build, &f) {
-                        if let Some(&last) = by_stage.get(&j).and_then(|v| v.last()) {
-                            deps.push(last);
-                        }
+                for j in step_stages(build, step) {
+                    if let Some(&last) = by_stage.get(&j).and_then(|v| v.last()) {
+                        deps.push(last);
                     }
                 }
                 ids.push(vertices.len());
@@ -706,6 +722,37 @@ struct Sched {
     running: usize,
 }
 
+/// The results of the other stages, as a stage's steps ask for them: a
+/// stage not finished yet is waited for, with the waiting stage's job slot
+/// given back meanwhile (so `jobs` bounds the stages doing work, and a
+/// stage waiting for one not yet started cannot starve it).
+struct StageDeps<'s> {
+    state: &'s Mutex<Sched>,
+    wake: &'s Condvar,
+    jobs: usize,
+}
+
+impl StageDeps<'_> {
+    /// Stage `j`'s result, once it is built; `None` when the build failed
+    /// meanwhile.
+    fn get(&self, j: usize) -> Option<Arc<StageResult>> {
+        let mut s = self.state.lock().ok()?;
+        if let Some(r) = s.done.get(&j) {
+            return Some(r.clone());
+        }
+        s.running -= 1;
+        self.wake.notify_all();
+        while !s.done.contains_key(&j) && s.error.is_none() {
+            s = self.wake.wait(s).ok()?;
+        }
+        while s.running >= self.jobs && s.error.is_none() {
+            s = self.wake.wait(s).ok()?;
+        }
+        s.running += 1;
+        s.done.get(&j).cloned()
+    }
+}
+
 /// Per-vertex outcomes, for the result.
 type Outcomes = Mutex<BTreeMap<usize, Status>>;
 
@@ -919,17 +966,23 @@ impl<'a> Builder<'a> {
         let wake = Condvar::new();
         let jobs = self.opts.jobs.max(1);
         let needed = &build.needed;
+        let deps = StageDeps {
+            state: &state,
+            wake: &wake,
+            jobs,
+        };
         std::thread::scope(|scope| {
             let mut handles = Vec::new();
-            for _ in 0..jobs.min(needed.len()) {
+            // A thread per stage (a stage waiting for another holds its
+            // thread but not its job slot); `jobs` bounds the work.
+            for _ in 0..needed.len() {
                 handles.push(scope.spawn(|| {
                     self.worker(
                         build,
                         &graph,
                         &lease,
                         context.as_ref(),
-                        &state,
-                        &wake,
+                        &deps,
                         &outcomes,
                         explainer.as_ref(),
                     )
@@ -972,30 +1025,31 @@ impl<'a> Builder<'a> {
         graph: &Graph,
         lease: &Lease<'_>,
         context: &dyn Tree,
-        state: &Mutex<Sched>,
-        wake: &Condvar,
+        deps: &StageDeps<'_>,
         outcomes: &Outcomes,
         explain: Option<&Explainer>,
     ) {
+        let (state, wake) = (deps.state, deps.wake);
         loop {
-            let (si, deps) = {
+            let si = {
                 let Ok(mut s) = state.lock() else { return };
                 loop {
                     if s.error.is_some() || build.needed.iter().all(|i| s.started[*i]) {
                         return;
                     }
+                    // Its FROM stage finished; the stages it copies from
+                    // are waited for by the steps that need them.
                     let ready = build.needed.iter().copied().find(|&i| {
-                        !s.started[i] && build.stages[i].deps.iter().all(|d| s.done.contains_key(d))
+                        !s.started[i]
+                            && match build.stages[i].base {
+                                Base::Stage(j) => s.done.contains_key(&j),
+                                _ => true,
+                            }
                     });
-                    if let Some(i) = ready {
+                    if let (Some(i), true) = (ready, s.running < deps.jobs) {
                         s.started[i] = true;
                         s.running += 1;
-                        let deps: BTreeMap<usize, Arc<StageResult>> = build.stages[i]
-                            .deps
-                            .iter()
-                            .filter_map(|d| s.done.get(d).map(|r| (*d, r.clone())))
-                            .collect();
-                        break (i, deps);
+                        break i;
                     }
                     let Ok(next) = wake.wait(s) else { return };
                     s = next;
@@ -1004,7 +1058,7 @@ impl<'a> Builder<'a> {
             // A panic in a stage must not leave the other workers waiting
             // for its result forever.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run_stage(build, graph, lease, context, si, &deps, outcomes, explain)
+                self.run_stage(build, graph, lease, context, si, deps, outcomes, explain)
             }))
             .unwrap_or(Err(BuildError::Panicked));
             let Ok(mut s) = state.lock() else { return };
@@ -1042,7 +1096,7 @@ impl<'a> Builder<'a> {
         lease: &Lease<'_>,
         context: &dyn Tree,
         si: usize,
-        deps: &BTreeMap<usize, Arc<StageResult>>,
+        deps: &StageDeps<'_>,
         outcomes: &Outcomes,
         explain: Option<&Explainer>,
     ) -> Result<StageResult, BuildError> {
@@ -1071,7 +1125,7 @@ impl<'a> Builder<'a> {
                 )
             }
             Base::Stage(j) => {
-                let r = deps.get(j).ok_or(BuildError::Panicked)?;
+                let r = deps.get(*j).ok_or(BuildError::Panicked)?;
                 let mut c = r.config.clone();
                 config::container(&mut c).on_build.clear();
                 (c, r.layers.clone(), r.key.clone(), Vec::new())
@@ -1123,6 +1177,13 @@ impl<'a> Builder<'a> {
             };
             let name = describe(&step.instruction);
             let err = step_err(step.line, name.clone());
+            // Wait for the stages it takes files from before it shows as
+            // started (its time is its own work).
+            for j in step_stages(build, step) {
+                if deps.get(j).is_none() {
+                    return Err(BuildError::Panicked);
+                }
+            }
             let cx = StepCtx {
                 graph,
                 id,
@@ -1451,7 +1512,7 @@ impl<'a> Builder<'a> {
         image: &ImageConfig,
         layers: &[LayerRecord],
         parent_key: &str,
-        deps: &BTreeMap<usize, Arc<StageResult>>,
+        deps: &StageDeps<'_>,
         context: &dyn Tree,
         build: &Build,
     ) -> Result<(String, LayerRecord, String, String), StepError> {
@@ -1501,7 +1562,7 @@ impl<'a> Builder<'a> {
             None => (context, true, "context".to_string()),
             Some(f) => match build.resolve_source(f) {
                 Source::Stage(i) => {
-                    let r = deps.get(&i).ok_or(StepError::Io {
+                    let r = deps.get(i).ok_or(StepError::Io {
                         action: "find the stage",
                         path: PathBuf::from(f),
                         source: io::Error::other("the stage was not built"),
@@ -1600,7 +1661,7 @@ impl<'a> Builder<'a> {
         image: &ImageConfig,
         layers: &[LayerRecord],
         parent_key: &str,
-        deps: &BTreeMap<usize, Arc<StageResult>>,
+        deps: &StageDeps<'_>,
         context: &dyn Tree,
         build: &Build,
     ) -> Result<(String, LayerRecord, String, String), StepError> {
@@ -1635,10 +1696,7 @@ impl<'a> Builder<'a> {
         k.field("workdir", workdir.as_bytes());
         let mounts: Vec<String> = run.mounts.iter().map(|m| format!("{m:?}")).collect();
         k.list("mounts", &mounts);
-        let resolved =
-            self.resolve_mounts(run, &workdir, deps, context, build, cx.lease, &mut k)?;
-        // `sharing=locked` caches: held for the step (released on drop).
-        let _locks = lock_caches(&resolved)?;
+        let pending = self.resolve_mounts(run, &workdir, deps, context, build, cx.lease, &mut k)?;
         k.field("network", format!("{:?}", run.network).as_bytes());
         k.field("security", format!("{:?}", run.security).as_bytes());
         k.field("platform", platform.to_string().as_bytes());
@@ -1668,7 +1726,19 @@ impl<'a> Builder<'a> {
             .map(|l| self.store.snapshot_path(&l.chain_id))
             .collect();
         let id = cx.id;
+        let script = config::heredoc_script(&run.command);
         let (layer, created) = self.layer_step(cx, &new_key, &notes, layers, false, |upper| {
+            // Cache directories only now that the step runs (`locked` may
+            // wait for one), held until it ends.
+            let (mut resolved, _held) = acquire_caches(self.store.root(), pending)?;
+            let _script_dir = match script {
+                Some(f) => {
+                    let (dir, mount) = script_mount(self.store, f)?;
+                    resolved.push(mount);
+                    Some(dir)
+                }
+                None => None,
+            };
             let req = RunRequest {
                 argv: &argv,
                 env: &run_env,
@@ -1709,12 +1779,12 @@ impl<'a> Builder<'a> {
         &self,
         run: &Run,
         workdir: &str,
-        deps: &BTreeMap<usize, Arc<StageResult>>,
+        deps: &StageDeps<'_>,
         context: &dyn Tree,
         build: &Build,
         lease: &Lease<'_>,
         key: &mut KeyHasher,
-    ) -> Result<Vec<ResolvedMount>, StepError> {
+    ) -> Result<Vec<PendingMount>, StepError> {
         let mut out = Vec::new();
         for m in &run.mounts {
             let target = m.target_in(workdir).map_err(|e| StepError::Mount {
@@ -1723,45 +1793,12 @@ impl<'a> Builder<'a> {
             let path = crate::tree::clean_abs(m.source.as_deref().unwrap_or("/"));
             let source = match m.kind {
                 MountType::Bind => match m.from.as_deref().map(|f| build.resolve_source(f)) {
-                    Some(Source::Stage(i)) => {
-                        let r = deps.get(&i).ok_or_else(|| StepError::Mount {
-                            reason: format!("stage {i} was not built"),
-                        })?;
-                        key.field("mount-stage", r.key.as_bytes());
-                        let tree = r.tree(self.store);
+                    Some(Source::Stage(_)) | Some(Source::Image(_)) => {
+                        let from = m.from.as_deref().unwrap_or_default();
+                        let (lower, tree, _) = self.mount_from(from, deps, build, lease, key)?;
                         MountSource::Layers {
-                            lower: r
-                                .layers
-                                .iter()
-                                .map(|l| self.store.snapshot_path(&l.chain_id))
-                                .collect(),
-                            path: tree.resolve(&path, true).map_err(|source| StepError::Io {
-                                action: "resolve",
-                                path: PathBuf::from(&path),
-                                source,
-                            })?,
-                        }
-                    }
-                    Some(Source::Image(name)) => {
-                        let base = load_image(self.store, &name)?;
-                        lease.protect(base.record.blobs(), base.record.snapshots())?;
-                        key.field(
-                            "mount-image",
-                            base.record.config.digest.to_string().as_bytes(),
-                        );
-                        let tree = layers_tree(self.store, &base.record.layers);
-                        MountSource::Layers {
-                            lower: base
-                                .record
-                                .layers
-                                .iter()
-                                .map(|l| self.store.snapshot_path(&l.chain_id))
-                                .collect(),
-                            path: tree.resolve(&path, true).map_err(|source| StepError::Io {
-                                action: "resolve",
-                                path: PathBuf::from(&path),
-                                source,
-                            })?,
+                            lower,
+                            path: resolve_in(&tree, &path)?,
                         }
                     }
                     None => {
@@ -1805,42 +1842,13 @@ impl<'a> Builder<'a> {
                         .clone()
                         .or_else(|| target.clone())
                         .unwrap_or_default();
-                    let mut h = KeyHasher::new("cache-mount", None);
-                    h.field("id", id.as_bytes());
-                    let name = h.finish();
-                    let dir = self
-                        .store
-                        .root()
-                        .join("cache/mounts")
-                        .join(name.trim_start_matches("sha256:"));
-                    if !dir.is_dir() {
-                        fs::create_dir_all(&dir).map_err(|source| StepError::Io {
-                            action: "create",
-                            path: dir.clone(),
-                            source,
-                        })?;
-                        let mode = m.file_mode().unwrap_or(0o755);
-                        rustix::fs::chown(
-                            &dir,
-                            Some(rustix::fs::Uid::from_raw(m.uid.unwrap_or(0))),
-                            Some(rustix::fs::Gid::from_raw(m.gid.unwrap_or(0))),
-                        )
-                        .map_err(|e| StepError::Io {
-                            action: "chown",
-                            path: dir.clone(),
-                            source: e.into(),
-                        })?;
-                        fs::set_permissions(
-                            &dir,
-                            std::os::unix::fs::PermissionsExt::from_mode(mode),
-                        )
-                        .map_err(|source| StepError::Io {
-                            action: "chmod",
-                            path: dir.clone(),
-                            source,
-                        })?;
-                    }
-                    MountSource::Cache { dir }
+                    let spec = self.cache_spec(m, &id, &path, deps, build, lease, key)?;
+                    out.push(PendingMount::Cache {
+                        mount: m.clone(),
+                        target,
+                        spec,
+                    });
+                    continue;
                 }
                 MountType::Secret | MountType::Ssh => {
                     let id = m.cache_id.clone().unwrap_or_else(|| "default".into());
@@ -1867,13 +1875,107 @@ impl<'a> Builder<'a> {
                 }
                 MountType::Tmpfs => MountSource::None,
             };
-            out.push(ResolvedMount {
+            out.push(PendingMount::Ready(ResolvedMount {
                 mount: m.clone(),
                 target,
                 source,
-            });
+            }));
         }
         Ok(out)
+    }
+
+    /// The layers of a mount's `from=` (a stage or an image), as a tree,
+    /// and what names their content (the stage's key, the image's config
+    /// digest), which goes into the step's key.
+    fn mount_from(
+        &self,
+        from: &str,
+        deps: &StageDeps<'_>,
+        build: &Build,
+        lease: &Lease<'_>,
+        key: &mut KeyHasher,
+    ) -> Result<(Vec<PathBuf>, LayeredTree, String), StepError> {
+        let (layers, base) = match build.resolve_source(from) {
+            Source::Stage(i) => {
+                let r = deps.get(i).ok_or_else(|| StepError::Mount {
+                    reason: format!("stage {i} was not built"),
+                })?;
+                key.field("mount-stage", r.key.as_bytes());
+                (r.layers.clone(), format!("stage {}", r.key))
+            }
+            Source::Image(name) => {
+                let image = load_image(self.store, &name)?;
+                lease.protect(image.record.blobs(), image.record.snapshots())?;
+                let digest = image.record.config.digest.to_string();
+                key.field("mount-image", digest.as_bytes());
+                (image.record.layers, format!("image {digest}"))
+            }
+        };
+        let lower: Vec<PathBuf> = layers
+            .iter()
+            .map(|l| self.store.snapshot_path(&l.chain_id))
+            .collect();
+        Ok((lower.clone(), LayeredTree::new(lower), base))
+    }
+
+    /// A cache mount's name, base and first contents (see
+    /// [`crate::cachemount`]); its `from=` joins the step's key, as a
+    /// mount's input does in BuildKit.
+    #[allow(clippy::too_many_arguments)]
+    fn cache_spec(
+        &self,
+        m: &Mount,
+        id: &str,
+        path: &str,
+        deps: &StageDeps<'_>,
+        build: &Build,
+        lease: &Lease<'_>,
+        key: &mut KeyHasher,
+    ) -> Result<CacheSpec, StepError> {
+        let perms = m.uid.is_some() || m.gid.is_some() || m.mode.is_some();
+        let mode = m.file_mode().unwrap_or(0o755);
+        let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+        let empty = CacheInit::Empty { mode, uid, gid };
+        let perms_name = format!("dir {uid}:{gid} {mode:o}");
+        let (base, init) = match m.from.as_deref() {
+            Some(from) => {
+                let (_, tree, base) = self.mount_from(from, deps, build, lease, key)?;
+                if path != "/" {
+                    let resolved = resolve_in(&tree, path)?;
+                    let base = format!("{base} source {resolved}");
+                    (
+                        Some(base),
+                        CacheInit::Seed {
+                            tree,
+                            path: resolved,
+                        },
+                    )
+                } else if perms {
+                    // BuildKit makes a directory with the owner and mode on
+                    // top of the `from` and mounts that: an empty cache.
+                    (Some(format!("{base} {perms_name}")), empty)
+                } else {
+                    let base = format!("{base} source /");
+                    (
+                        Some(base),
+                        CacheInit::Seed {
+                            tree,
+                            path: "/".into(),
+                        },
+                    )
+                }
+            }
+            None if path != "/" => {
+                return Err(StepError::Mount {
+                    reason: format!(
+                        "cache source {path} needs a `from` (a cache without one starts empty)"
+                    ),
+                })
+            }
+            None if perms => (Some(perms_name), empty),
+            None => (None, empty),
+        };
+        Ok(CacheSpec::new(id, base.as_deref(), m.sharing, init))
     }
 
     /// Write the target stage as an image into the store and tag it.
@@ -1954,34 +2056,109 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Exclusive locks on the `sharing=locked` cache directories of a step,
-/// held until dropped.
-fn lock_caches(mounts: &[ResolvedMount]) -> Result<Vec<fs::File>, StepError> {
-    let mut locks = Vec::new();
-    for m in mounts {
-        if let (MountSource::Cache { dir }, CacheSharing::Locked) = (&m.source, m.mount.sharing) {
-            let path = dir.with_extension("lock");
-            let f = fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|source| StepError::Io {
-                    action: "open",
-                    path: path.clone(),
-                    source,
-                })?;
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-                StepError::Io {
-                    action: "lock",
-                    path: path.clone(),
-                    source: e.into(),
-                }
-            })?;
-            locks.push(f);
+/// A RUN mount resolved as far as its key needs: caches get their
+/// directory only when the step runs ([`acquire_caches`]).
+enum PendingMount {
+    /// Nothing left to do.
+    Ready(ResolvedMount),
+    /// A cache mount.
+    Cache {
+        mount: Mount,
+        target: Option<String>,
+        spec: CacheSpec,
+    },
+}
+
+/// The mounts of a step with its cache directories found or made, and the
+/// holds on them (released when dropped). Caches are taken in the order of
+/// their names, so two steps waiting for `locked` caches never wait for
+/// each other; a cache named twice in one step is one directory (as in
+/// BuildKit, whose mounts of one step share a cache).
+fn acquire_caches(
+    root: &Path,
+    pending: Vec<PendingMount>,
+) -> Result<(Vec<ResolvedMount>, Vec<cachemount::Held>), StepError> {
+    let mut order: Vec<(&str, usize)> = pending
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            PendingMount::Cache { spec, .. } => Some((spec.name.as_str(), i)),
+            PendingMount::Ready(_) => None,
+        })
+        .collect();
+    order.sort();
+    let mut held: Vec<cachemount::Held> = Vec::new();
+    let mut dirs: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, PathBuf> = BTreeMap::new();
+    for (name, i) in order {
+        let dir = match by_name.get(name) {
+            Some(d) => d.clone(),
+            None => {
+                let PendingMount::Cache { spec, .. } = &pending[i] else {
+                    continue;
+                };
+                let h = cachemount::acquire(root, spec)?;
+                let d = h.dir.clone();
+                held.push(h);
+                by_name.insert(name, d.clone());
+                d
+            }
+        };
+        dirs.insert(i, dir);
+    }
+    let mut out = Vec::new();
+    for (i, p) in pending.iter().enumerate() {
+        match p {
+            PendingMount::Ready(m) => out.push(m.clone()),
+            PendingMount::Cache { mount, target, .. } => out.push(ResolvedMount {
+                mount: mount.clone(),
+                target: target.clone(),
+                source: MountSource::Cache {
+                    dir: dirs.get(&i).cloned().unwrap_or_default(),
+                },
+            }),
         }
     }
-    Ok(locks)
+    Ok((out, held))
+}
+
+/// The directory with a RUN's heredoc script (mode 0755, named as the
+/// heredoc) for [`config::SCRIPT_DIR`], and its read-only bind mount.
+fn script_mount(
+    store: &Store,
+    f: &kiln_dockerfile::instructions::InlineFile,
+) -> Result<(StagingDir, ResolvedMount), StepError> {
+    let dir = StagingDir::new(store)?;
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StepError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    fs::set_permissions(
+        &dir.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(io("chmod", &dir.path))?;
+    let file = dir.path.join(&f.name);
+    fs::write(&file, &f.data).map_err(io("write", &file))?;
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(io("chmod", &file))?;
+    let mount = Mount {
+        read_only: true,
+        target: Some(config::SCRIPT_DIR.into()),
+        ..Mount::new(MountType::Bind)
+    };
+    let resolved = ResolvedMount {
+        mount,
+        target: Some(config::SCRIPT_DIR.into()),
+        source: MountSource::Files {
+            dir: dir.path.clone(),
+        },
+    };
+    Ok((dir, resolved))
 }
 
 /// How a staged directory is to be written.
@@ -2034,6 +2211,15 @@ fn normalize_history(history: &mut [History]) {
             }
         }
     }
+}
+
+/// `path` resolved in `tree`'s root (symlinks and `..` stay inside).
+fn resolve_in(tree: &dyn Tree, path: &str) -> Result<String, StepError> {
+    tree.resolve(path, true).map_err(|source| StepError::Io {
+        action: "resolve",
+        path: PathBuf::from(path),
+        source,
+    })
 }
 
 fn layers_tree(store: &Store, layers: &[LayerRecord]) -> LayeredTree {

@@ -84,9 +84,13 @@ pub fn run(args: &[String]) -> ! {
     unsafe {
         nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32);
     }
-    // SAFETY: prctl(PR_SET_DUMPABLE, 0) only changes this process's flag.
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) only changes this process's flag;
+    // PR_SET_NAME copies at most 16 bytes from a NUL-terminated literal.
+    // The name is what `ps` in the container shows for PID 1 (docker-init
+    // for Docker), instead of libcontainer's "youki:[2:INIT]".
     unsafe {
         nix::libc::prctl(nix::libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        nix::libc::prctl(nix::libc::PR_SET_NAME, c"kiln-init".as_ptr(), 0, 0, 0);
     }
     let mut all = SigSet::empty();
     for s in forwarded() {

@@ -103,6 +103,9 @@ pub(crate) enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(after_long_help = COMPLETION_HELP)]
+    Completion(CompletionArgs),
     /// Internal commands for benchmarks and debugging (unstable)
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
@@ -144,6 +147,22 @@ pub(crate) enum Command {
     /// Run one RUN step of a build in a container (internal)
     #[command(name = "__build-step", hide = true)]
     BuildStep(BuildStepArgs),
+}
+
+const COMPLETION_HELP: &str = "\
+Load the script in the current shell, or install it for new shells:
+  bash  source <(kiln completion bash)
+        kiln completion bash > ~/.local/share/bash-completion/completions/kiln
+  zsh   source <(kiln completion zsh)        (after compinit)
+        kiln completion zsh > \"${fpath[1]}/_kiln\"
+  fish  kiln completion fish > ~/.config/fish/completions/kiln.fish";
+
+/// `kiln completion SHELL`
+#[derive(Debug, Args)]
+pub(crate) struct CompletionArgs {
+    /// The shell to write the script for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// The hidden build-step subcommand.

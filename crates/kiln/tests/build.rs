@@ -1331,3 +1331,307 @@ RUN echo "default-net=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d. -f1
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Processes whose command line contains `needle` (`/proc/*/cmdline`).
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || name == std::process::id().to_string() {
+            continue;
+        }
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) {
+            out.push(format!("{name}: {text}"));
+        }
+    }
+    out
+}
+
+/// Issue 6's acceptance point: Ctrl-C during a build stops every process
+/// of the RUN, leaves no mount behind, and keeps the steps that finished
+/// in the cache.
+#[test]
+fn ctrl_c_stops_the_run_and_keeps_finished_steps() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let t = TestStore::new();
+    load_busybox(&t);
+    // A marker only this test's processes carry (a loop shell's $0).
+    let marker = format!(
+        "kiln-ctrlc-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let first = "FROM busybox\nRUN echo first-step-done > /first\n";
+    let df = format!(
+        "{first}RUN sh -c 'while :; do sleep 1; done' bg-{marker} & \
+         echo second-step-running; exec sh -c 'while :; do sleep 1; done' fg-{marker}\n"
+    );
+    let ctx = context(&t, "ctrlc", &[("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+    let mut child = t
+        .cmd()
+        .args(["--progress", "plain", "build", c])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group, which Ctrl-C signals as a terminal does.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    // Wait until the second RUN and its background loop are running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains("second-step-running") => break,
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the second RUN did not start:\n{}", reader.join().unwrap());
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while processes_with(&format!("bg-{marker}")).is_empty()
+        || processes_with(&format!("fg-{marker}")).is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "the loops never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Ctrl-C: SIGINT to the whole process group.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(-pgid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let sent = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if sent.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kiln build did not stop within 20s of SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let log = reader.join().unwrap();
+    assert!(!status.success(), "{status}\n{log}");
+    // No process of the RUN (nor kiln's step process, whose command line
+    // names the store) is left; give the kernel a moment to reap.
+    let root = t.root().display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut left = processes_with(&marker);
+        left.extend(processes_with(&root));
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes left after Ctrl-C: {left:#?}\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // No mount of the store is left.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&root),
+        "a mount of the store is left:\n{mounts}"
+    );
+    // A rebuild finds the first RUN in the cache.
+    let df = format!("{first}RUN echo second-step-now-quick\n");
+    fs::write(ctx.join("Dockerfile"), df).unwrap();
+    let log = build_plain(&t, &[c]);
+    assert_eq!(cached_steps(&log), 1, "{log}");
+    assert!(log.contains("second-step-now-quick"), "{log}");
+}
+
+/// Ctrl-C at any moment of a build of short RUN steps (while a step's
+/// container is being set up, too) leaves no step process behind: a
+/// container created but not started would wait forever, as PID 1 of its
+/// namespace, which a terminal's SIGINT does not kill.
+#[test]
+fn ctrl_c_at_any_moment_leaves_no_step_process() {
+    use std::os::unix::process::CommandExt;
+    let t = TestStore::new();
+    load_busybox(&t);
+    let mut df = String::from("FROM busybox\n");
+    for i in 0..30 {
+        df.push_str(&format!("RUN echo step-{i}\n"));
+    }
+    let ctx = context(&t, "many", &[("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+    let root = t.root().display().to_string();
+    for ms in (0..16).map(|i| 400 + 130 * i) {
+        let mut child = t
+            .cmd()
+            .args(["build", "-q", "--no-cache", c])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+        nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let sent = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                sent.elapsed() < std::time::Duration::from_secs(20),
+                "kiln build did not stop within 20s of SIGINT"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left = processes_with(&root);
+            if left.is_empty() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                for p in &left {
+                    if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
+                        let pid = nix::unistd::Pid::from_raw(pid);
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+                panic!("SIGINT after {ms} ms left: {left:#?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&root), "{mounts}");
+    // The store is still sound, and the build completes.
+    build(&t, &[c]);
+    t.ok(&["system", "check"]);
+}
+
+/// `sharing=` between two stages that run at the same time: `locked` runs
+/// the steps one after the other on one directory; `private` gives each a
+/// directory of its own (they meet in a shared cache, so both are running
+/// when they look).
+#[test]
+fn cache_sharing_locked_and_private_between_parallel_stages() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let stage = |s: &str, other: &str| {
+        format!(
+            "FROM busybox AS {s}\n\
+             RUN --mount=type=cache,id=lk,target=/c,sharing=locked \
+             echo {s}-in >> /c/log && sleep 1 && echo {s}-out >> /c/log\n\
+             RUN --mount=type=cache,id=pv,target=/c,sharing=private \
+             --mount=type=cache,id=meet,target=/meet \
+             touch /c/{s} /meet/{s} && \
+             for i in $(seq 300); do [ -e /meet/{other} ] && break; sleep 0.1; done && \
+             echo \"{s}-met-{other}=$(ls /meet | grep -c {other}) {s}-private-sees=$(ls /c | tr '\\n' ,)\"\n"
+        )
+    };
+    let df = format!(
+        "{}{}FROM busybox\n\
+         RUN --mount=from=a,target=/ma --mount=from=b,target=/mb \
+         --mount=type=cache,id=lk,target=/c,sharing=locked \
+         echo \"lock-log=$(tr '\\n' , < /c/log)\"\n",
+        stage("a", "b"),
+        stage("b", "a")
+    );
+    let ctx = context(&t, "sharing", &[("Dockerfile", &df)]);
+    let log = build_plain(&t, &[ctx.to_str().unwrap()]);
+    // Both private steps ran at once, each on a directory of its own.
+    assert!(log.contains("a-met-b=1 a-private-sees=a,\n"), "{log}");
+    assert!(log.contains("b-met-a=1 b-private-sees=b,\n"), "{log}");
+    // The locked steps did not overlap, on one directory.
+    assert!(
+        log.contains("lock-log=a-in,a-out,b-in,b-out,")
+            || log.contains("lock-log=b-in,b-out,a-in,a-out,"),
+        "{log}"
+    );
+}
+
+/// `RUN --mount=type=cache,from=STAGE,source=PATH`: the cache starts as a
+/// copy of the stage's PATH (with its owners) and keeps what steps write;
+/// a symlink in `source` resolves inside the stage.
+#[test]
+fn cache_mount_seeded_from_a_stage() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let df = r#"FROM busybox AS seed
+RUN mkdir -p /data/sub && echo seeded > /data/sub/f && chown -R 1000:1000 /data/sub && ln -s ../../../../../data/sub /data/up
+FROM busybox
+RUN --mount=type=cache,id=s,target=/c,from=seed,source=/data/up echo "seen=$(tr '\n' , < /c/f) owner=$(stat -c %u:%g /c /c/f | tr '\n' ,)" && echo again >> /c/f
+"#;
+    let ctx = context(&t, "seeded", &[("Dockerfile", df)]);
+    let c = ctx.to_str().unwrap();
+    let log = build_plain(&t, &[c]);
+    assert!(
+        log.contains("seen=seeded, owner=1000:1000,1000:1000,"),
+        "{log}"
+    );
+    // Kept between builds, not seeded again.
+    let log = build_plain(&t, &["--no-cache", c]);
+    assert!(log.contains("seen=seeded,again, owner="), "{log}");
+    // Nothing of the cache reaches the image.
+    let (files, _) = saved_files(&t, &build(&t, &[c]));
+    assert!(
+        !files.keys().any(|k| k.starts_with("c/") || k == "c"),
+        "{files:?}"
+    );
+}
+
+/// A `RUN <<EOF` heredoc whose body starts with `#!` is written to a file
+/// and run by its interpreter, as in BuildKit; without a shebang the body
+/// is the shell's script.
+#[test]
+fn heredoc_with_a_shebang_runs_its_interpreter() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let df = "FROM busybox\n\
+              RUN <<EOF\n#!/usr/bin/awk -f\nBEGIN { print \"awk-ran-\" 6*7 }\nEOF\n\
+              RUN <<EOT\n#!/bin/sh\necho \"script=$0 mode=$(stat -c %a \"$0\")\"\nEOT\n\
+              RUN <<EOF\nfalse\necho no-shebang-goes-on\nEOF\n";
+    let ctx = context(&t, "shebang", &[("Dockerfile", df)]);
+    let log = build_plain(&t, &["-t", "shebang", ctx.to_str().unwrap()]);
+    assert!(log.contains("awk-ran-42"), "{log}");
+    assert!(log.contains("script=/dev/pipes/EOT mode=755"), "{log}");
+    assert!(log.contains("no-shebang-goes-on"), "{log}");
+    // History as BuildKit writes it; no trace of the script in a layer.
+    let h = config(&t, "shebang")["history"].to_string();
+    assert!(
+        h.contains("RUN /bin/sh -c /dev/pipes/EOF # buildkit"),
+        "{h}"
+    );
+    let (_, layers) = saved_files(&t, "shebang");
+    for e in layers.iter().skip(1).flatten() {
+        assert!(!e.starts_with("dev"), "{e} in {layers:?}");
+    }
+    // `#!/bin/sh -e`: the interpreter's options apply.
+    let df = "FROM busybox\nRUN <<EOF\n#!/bin/sh -e\nfalse\necho after-false\nEOF\n";
+    let ctx = context(&t, "shebang-e", &[("Dockerfile", df)]);
+    let (ok, log) = build_within(&t, &[ctx.to_str().unwrap()], 120);
+    assert!(!ok, "{log}");
+    assert!(!log.contains("after-false"), "{log}");
+    assert!(log.contains("exit code: 1"), "{log}");
+}

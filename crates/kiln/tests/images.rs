@@ -102,6 +102,20 @@ fn import_tag_history_inspect_rmi() {
         names,
         ["app:1", "app:latest", "registry-host:5000/team/app:v1"]
     );
+    // A positional pattern is a reference filter, as in Docker.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
+        all.extend_from_slice(args);
+        let mut v: Vec<String> = t.ok(&all).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed(&["registry-host:5000/team/*"]),
+        ["registry-host:5000/team/app:v1"]
+    );
+    assert_eq!(listed(&["app:l*"]), ["app:latest"]);
+    assert_eq!(listed(&["app"]), ["app:1", "app:latest"]);
     assert_eq!(t.ok(&["rmi", "app:latest"]).trim(), "Untagged: app:latest");
     // By id with names in two repositories: refused without -f.
     let short = &id.trim()[7..19];

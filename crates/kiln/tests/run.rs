@@ -244,6 +244,9 @@ fn init_reaps_orphans_and_forwards_signals() {
         "for i in $(seq 1 100); do (sleep 0.05 &); done; sleep 1; ps -o stat | grep -c '^Z' || true",
     ]);
     assert_eq!(out.trim(), "0", "zombies left: {out}");
+    // PID 1 has the init's name, as docker-init has Docker's.
+    let comm = t.ok(&["run", "--rm", "--init", "busybox", "cat", "/proc/1/comm"]);
+    assert_eq!(comm.trim(), "kiln-init");
     // The init's exit status is the child's.
     assert_eq!(
         code(&t.output(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"])),

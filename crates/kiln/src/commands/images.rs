@@ -58,8 +58,15 @@ fn short_id(d: &Digest, no_trunc: bool) -> String {
 pub(crate) fn images(cli: &Cli, args: &ImagesArgs) -> Result<u8> {
     let store = open_store(cli)?;
     let all = store.images()?;
-    let filters = Filters::parse(&args.filters, &store)?;
+    let mut filters = Filters::parse(&args.filters, &store)?;
+    // As Docker: a pattern (`team/*`, `busybox:1.*`) is a reference filter;
+    // a plain name is matched after normalising (`busybox` is
+    // `docker.io/library/busybox`).
     let wanted = match &args.repository {
+        Some(r) if r.contains(['*', '?', '[']) => {
+            filters.references.push(r.clone());
+            None
+        }
         Some(r) => Some(Reference::parse(r).with_context(|| format!("invalid reference {r:?}"))?),
         None => None,
     };

@@ -164,11 +164,12 @@ pub(crate) fn pull(
     let chains = chain_ids(diff_ids);
     let ids: Vec<String> = manifest.layers.iter().map(|l| short(&l.digest)).collect();
     let progress = LayerProgress::new(cli, opts.quiet, ids);
+    let mut present = Vec::with_capacity(manifest.layers.len());
     for (i, (layer, chain)) in manifest.layers.iter().zip(&chains).enumerate() {
-        let present = store.content().contains(&layer.digest) && store.snapshot(chain)?.is_some();
+        present.push(store.content().contains(&layer.digest) && store.snapshot(chain)?.is_some());
         progress.status(
             i,
-            if present {
+            if present[i] {
                 "Already exists"
             } else {
                 "Pulling fs layer"
@@ -209,7 +210,10 @@ pub(crate) fn pull(
                     &ApplyOptions::default(),
                 ) {
                     Ok(rec) => {
-                        progress.status(i, "Pull complete");
+                        // As Docker: a layer that was there says so once.
+                        if !present[i] {
+                            progress.status(i, "Pull complete");
+                        }
                         results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(rec);
                     }
                     Err(e) => {

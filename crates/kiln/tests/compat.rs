@@ -697,7 +697,7 @@ ADD links.tar /etc/
             name: "copy-dot-ignoring-dockerfile",
             dockerfile: r#"FROM busybox
 COPY . /all/
-WORKDIR /all
+WORKDIR /w
 COPY . .
 "#,
             args: &[],
@@ -707,6 +707,14 @@ COPY . .
             )],
             known: &[],
         },
+        case(
+            "copy-to-root",
+            r#"FROM busybox
+COPY dir /
+COPY a.txt /
+COPY files/sub /etc
+"#,
+        ),
         case(
             "copy-from-run-stage",
             r#"FROM busybox AS build
@@ -847,6 +855,12 @@ RUN touch f && echo "$HOME $(id -un) $(id -G)" > info
 ENV PATH=/custom:$PATH
 RUN mkdir /custom && printf '#!/bin/sh\necho custom > /custom.out\n' > /custom/tool && chmod 755 /custom/tool
 RUN tool && echo "$PATH" > /path
+"#,
+        ),
+        case(
+            "run-root-dir-mode",
+            r#"FROM busybox
+RUN chmod 700 /root/.. && chown 0:1 / && touch /f
 "#,
         ),
         case(
@@ -1086,6 +1100,33 @@ MAINTAINER someone <someone@example.com>
         case(
             "expose-label-continuations",
             "FROM busybox\nENV P=80\nEXPOSE $P ${P}/tcp 80/udp \\\n  443\nLABEL a=1 \\\n  b=\"x y\" \\\n  c='$P'\n",
+        ),
+        case(
+            "env-empty-and-quotes",
+            r#"FROM busybox
+ENV E= U=é Q="a\"b" S='single $E'
+ARG A=1
+ARG B=${A}-2
+ENV C=${B:-x} D=${NOPE:-${A}}
+LABEL "k.with.dots"="$C" other=${D}
+"#,
+        ),
+        case(
+            "onbuild-config",
+            r#"FROM busybox
+ONBUILD RUN echo x > /x
+ONBUILD ARG X=1
+ONBUILD COPY --chown=1:1 a.txt /
+"#,
+        ),
+        case(
+            "user-workdir-existing",
+            r#"FROM busybox
+USER nobody
+WORKDIR /tmp
+WORKDIR /var/www
+WORKDIR /var/www/new
+"#,
         ),
         case(
             "labels-inherit",

@@ -590,6 +590,12 @@ pub(crate) struct BuildArgs {
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     pub(crate) ssh: Vec<String>,
 
+    /// The network of RUN steps that have no `--network` of their own:
+    /// default (a namespace of their own on kiln's bridge, with outbound
+    /// access), none (loopback only) or host
+    #[arg(long, value_name = "MODE", default_value = "default", value_parser = ["default", "none", "host"])]
+    pub(crate) network: String,
+
     /// Build this stage (name or index) without the cache; may be repeated
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     pub(crate) no_cache_filter: Vec<String>,

@@ -1296,7 +1296,7 @@ RUN echo "default-net=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d. -f1
         "rw-ok",
         "context-file-content",
         "tmpfs-ok",
-        "ifaces=lo:",
+        "ifaces=lo:\n",
         // Without --network: the step's own namespace on the (test) bridge.
         "default-net=10.213 1",
     ] {
@@ -1330,6 +1330,19 @@ RUN echo "default-net=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d. -f1
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // `build --network none`: the steps without a --network of their own
+    // have only loopback; `RUN --network=default` gets the build's too.
+    let df = "FROM busybox\nRUN echo \"ifaces=$(awk 'NR>2{printf \"%s\", $1}' /proc/net/dev)\"\nRUN --network=default echo \"default-ifaces=$(awk 'NR>2{printf \"%s\", $1}' /proc/net/dev)\"\n";
+    let ctx = context(&t, "netnone", &[("Dockerfile", df)]);
+    let log = build_plain(&t, &["--network", "none", ctx.to_str().unwrap()]);
+    // Only `lo:` (with the bridge there would be `lo:eth0:`).
+    assert!(log.lines().any(|l| l.ends_with(" ifaces=lo:")), "{log}");
+    assert!(
+        log.lines().any(|l| l.ends_with(" default-ifaces=lo:")),
+        "{log}"
+    );
+    let out = t.output(&["build", "--network", "bridge", ctx.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "an unknown mode is bad usage");
 }
 
 /// Processes whose command line contains `needle` (`/proc/*/cmdline`).

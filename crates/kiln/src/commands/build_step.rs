@@ -45,6 +45,9 @@ pub(crate) struct ContainerSteps {
     pub(crate) root: PathBuf,
     /// The child's `--log-level`.
     pub(crate) log_level: String,
+    /// The network of a step without `RUN --network` or with
+    /// `--network=default` (`build --network`).
+    pub(crate) default_network: NetworkMode,
 }
 
 /// The network of `RUN --network=default` (or no `--network`): the step's
@@ -53,11 +56,11 @@ pub(crate) fn default_network() -> NetworkMode {
     NetworkMode::Bridge
 }
 
-fn network(mode: Option<RunNetwork>) -> NetworkMode {
+fn network(mode: Option<RunNetwork>, default: NetworkMode) -> NetworkMode {
     match mode {
         Some(RunNetwork::None) => NetworkMode::None,
         Some(RunNetwork::Host) => NetworkMode::Host,
-        Some(RunNetwork::Default) | None => default_network(),
+        Some(RunNetwork::Default) | None => default,
     }
 }
 
@@ -198,7 +201,7 @@ impl StepRunner for ContainerSteps {
             env: req.env.to_vec(),
             user: req.user.to_string(),
             cwd: req.workdir.to_string(),
-            network: network(req.network),
+            network: network(req.network, self.default_network),
             bridge: Some(
                 kiln_runtime::network::NetworkConfig::from_env(&self.root)
                     .map_err(|e| setup(e.to_string()))?,

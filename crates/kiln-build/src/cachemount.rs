@@ -229,6 +229,90 @@ pub(crate) fn acquire(root: &Path, spec: &CacheSpec) -> Result<Held, StepError> 
     }
 }
 
+/// What [`prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Cache instances removed.
+    pub caches: usize,
+    /// Bytes of the files they held.
+    pub bytes: u64,
+}
+
+/// Remove every cache instance under the store `root` that no step holds
+/// now (`kiln builder prune`); instances in use are left. Each is moved
+/// into `ingest/` under its name's lock and the instance's own exclusive
+/// lock, then deleted, so a step never sees half of one.
+pub fn prune(root: &Path) -> Result<Pruned, StepError> {
+    let dir = root.join("cache/mounts");
+    let mut pruned = Pruned::default();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(pruned),
+        Err(e) => return Err(io_err("read", &dir)(e)),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_str()?
+                .strip_suffix(".key.lock")?
+                .to_string();
+            Some(n)
+        })
+        .collect();
+    names.sort();
+    let ingest = root.join("ingest");
+    fs::create_dir_all(&ingest).map_err(io_err("create", &ingest))?;
+    for name in names {
+        let key_path = dir.join(format!("{name}.key.lock"));
+        let key = open_lock(&key_path)?;
+        flock(&key, FlockOperation::LockExclusive).map_err(|e| StepError::Io {
+            action: "lock",
+            path: key_path.clone(),
+            source: e.into(),
+        })?;
+        let mut n = 0;
+        loop {
+            let path = instance(&dir, &name, n);
+            n += 1;
+            if !path.is_dir() {
+                // Instances are numbered from 0 without gaps, but a prune
+                // that kept one in use leaves a gap: look a little further.
+                if n > 64 {
+                    break;
+                }
+                continue;
+            }
+            let lock_file = lock_path(&path);
+            let lock = open_lock(&lock_file)?;
+            if !try_lock(&lock, false, &lock_file)? {
+                continue;
+            }
+            let bytes = tree_bytes(&path);
+            let tmp = kiln_fs::atomic::temp_path(&ingest);
+            fs::rename(&path, &tmp).map_err(io_err("move", &path))?;
+            fs::remove_dir_all(&tmp).map_err(io_err("remove", &tmp))?;
+            pruned.caches += 1;
+            pruned.bytes += bytes;
+        }
+    }
+    Ok(pruned)
+}
+
+/// The bytes of the regular files under `path` (symlinks not followed).
+fn tree_bytes(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    fs::read_dir(path)
+        .map(|es| es.flatten().map(|e| tree_bytes(&e.path())).sum())
+        .unwrap_or(0)
+}
+
 /// Make the instance directory `path` with `init`'s contents, staged in
 /// the store's `ingest/` and renamed into place.
 fn make(root: &Path, path: &Path, init: &CacheInit) -> Result<(), StepError> {
@@ -345,6 +429,31 @@ mod tests {
         drop((a, b, c));
         let again = acquire(d.path(), &spec(CacheSharing::Private)).unwrap();
         assert!(again.dir.join("mine").exists());
+    }
+
+    #[test]
+    fn prune_removes_the_instances_no_step_holds() {
+        let d = tempfile::tempdir().unwrap();
+        let a = acquire(d.path(), &spec(CacheSharing::Shared)).unwrap();
+        fs::write(a.dir.join("f"), "12345").unwrap();
+        let b = acquire(d.path(), &spec(CacheSharing::Private)).unwrap();
+        fs::write(b.dir.join("g"), "123").unwrap();
+        let (a_dir, b_dir) = (a.dir.clone(), b.dir.clone());
+        drop(a);
+        // b is held: only a goes.
+        let p = prune(d.path()).unwrap();
+        assert_eq!((p.caches, p.bytes), (1, 5));
+        assert!(!a_dir.exists() && b_dir.join("g").exists());
+        drop(b);
+        // A gap at instance 0 does not hide instance 1.
+        let p = prune(d.path()).unwrap();
+        assert_eq!((p.caches, p.bytes), (1, 3));
+        assert!(!b_dir.exists());
+        assert_eq!(fs::read_dir(d.path().join("ingest")).unwrap().count(), 0);
+        assert_eq!(prune(d.path()).unwrap(), Pruned::default());
+        // The next step gets a new, empty cache.
+        let again = acquire(d.path(), &spec(CacheSharing::Shared)).unwrap();
+        assert_eq!(fs::read_dir(&again.dir).unwrap().count(), 0);
     }
 
     #[test]

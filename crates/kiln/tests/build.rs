@@ -1306,6 +1306,11 @@ RUN echo "default-net=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d. -f1
     // The cache directory lives on between builds, even with --no-cache.
     let log = build_plain(&t, &["--no-cache", "--secret", &s, "-t", "mounted", c]);
     assert!(log.contains("count=2"), "{log}");
+    // `builder prune` removes cache mounts too: the next build starts empty.
+    let out = t.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Deleted cache mounts: 1"), "{out}");
+    let log = build_plain(&t, &["--secret", &s, "-t", "mounted", c]);
+    assert!(log.contains("count=1"), "{log}");
     let (files, layers) = saved_files(&t, "mounted");
     assert_eq!(files["copied"].data, b"from-stage\n");
     let all: Vec<String> = layers.iter().flatten().cloned().collect();

@@ -182,9 +182,17 @@ pub(crate) fn builder_prune(cli: &Cli, args: &BuilderPruneArgs) -> Result<u8> {
     let store = open_store(cli)?;
     let records = store.build_cache_clear()?;
     let gc = store.gc()?;
+    // RUN --mount=type=cache directories too, as Docker's prune does (but
+    // not those a running build holds).
+    let caches = kiln_build::prune_cache_mounts(&super::store_root(cli))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "Deleted build cache records: {records}")?;
-    writeln!(out, "Total reclaimed space: {}", human_size(gc.bytes))?;
+    writeln!(out, "Deleted cache mounts: {}", caches.caches)?;
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(gc.bytes + caches.bytes)
+    )?;
     Ok(0)
 }
 

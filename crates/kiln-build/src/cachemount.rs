@@ -300,6 +300,20 @@ pub fn prune(root: &Path) -> Result<Pruned, StepError> {
     Ok(pruned)
 }
 
+/// The cache instances under the store `root` and the bytes of their
+/// files (`kiln system df`), in use or not.
+pub fn usage(root: &Path) -> Pruned {
+    let dir = root.join("cache/mounts");
+    let mut u = Pruned::default();
+    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            u.caches += 1;
+            u.bytes += tree_bytes(&e.path());
+        }
+    }
+    u
+}
+
 /// The bytes of the regular files under `path` (symlinks not followed).
 fn tree_bytes(path: &Path) -> u64 {
     let Ok(meta) = fs::symlink_metadata(path) else {
@@ -439,6 +453,13 @@ mod tests {
         let b = acquire(d.path(), &spec(CacheSharing::Private)).unwrap();
         fs::write(b.dir.join("g"), "123").unwrap();
         let (a_dir, b_dir) = (a.dir.clone(), b.dir.clone());
+        assert_eq!(
+            usage(d.path()),
+            Pruned {
+                caches: 2,
+                bytes: 8
+            }
+        );
         drop(a);
         // b is held: only a goes.
         let p = prune(d.path()).unwrap();
@@ -451,6 +472,7 @@ mod tests {
         assert!(!b_dir.exists());
         assert_eq!(fs::read_dir(d.path().join("ingest")).unwrap().count(), 0);
         assert_eq!(prune(d.path()).unwrap(), Pruned::default());
+        assert_eq!(usage(d.path()), Pruned::default());
         // The next step gets a new, empty cache.
         let again = acquire(d.path(), &spec(CacheSharing::Shared)).unwrap();
         assert_eq!(fs::read_dir(&again.dir).unwrap().count(), 0);

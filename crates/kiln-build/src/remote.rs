@@ -8,8 +8,10 @@
 //! sources apply them:
 //! - a source is a git repository when it is `git@host:path` (scp form),
 //!   `ssh://…`, `git://…`, or an `http(s)://…` URL whose path ends in
-//!   `.git`; a fragment `#ref:subdir` names the branch, tag or commit and
-//!   the directory to copy; any other `http(s)://` source is a file;
+//!   `.git`; a fragment `#ref:subdir` (or the query form `?ref=`, `tag=`,
+//!   `branch=`, `subdir=`, `keep-git-dir=`, `checksum=`) names the branch,
+//!   tag or commit and the directory to copy; any other `http(s)://`
+//!   source is a file;
 //! - a downloaded file is named after the last element of the URL's path
 //!   (`__unnamed__` when there is none), is written with mode 0600 and,
 //!   when the server sends `Last-Modified`, gets that time (else the Unix
@@ -18,11 +20,13 @@
 //! - a repository is checked out at the ref (the remote's HEAD without
 //!   one); its files keep the time of the checkout; `.git` is removed
 //!   unless `--keep-git-dir=true` (and never kept with a subdirectory);
-//!   `--checksum` for a repository is a prefix of the commit.
+//!   `--checksum` for a repository is a prefix of the commit. Submodules
+//!   are not checked out (not yet).
 //!
 //! Downloads honour `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` and trust the
-//! system's CA roots; no credentials are sent, and errors name the URL
-//! (without any user-info) and the server's status.
+//! system's CA roots; no credentials are sent, a redirect from https to
+//! http is refused, and errors name the URL (without any user-info) and
+//! the server's status.
 
 use std::fs;
 use std::io::{self, Write};
@@ -120,6 +124,85 @@ pub struct GitSource {
     pub reference: Option<String>,
     /// The directory of the repository to copy (`None`: all of it).
     pub subdir: Option<String>,
+    /// `?keep-git-dir=`.
+    pub keep_git_dir: Option<bool>,
+    /// `?checksum=` or `?commit=`: a prefix of the commit.
+    pub checksum: Option<String>,
+    /// Why the query cannot be used (reported when it is fetched).
+    pub invalid: Option<String>,
+}
+
+/// Apply BuildKit's query form (`?ref=…&tag=…&branch=…&subdir=…&
+/// keep-git-dir=…&checksum=…`) to `src`.
+fn apply_query(src: &mut GitSource, query: &str) -> Result<(), String> {
+    let (mut tag, mut branch) = (None, None);
+    let mut seen = std::collections::BTreeSet::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned();
+        if !seen.insert(k.to_string()) {
+            return Err(format!("query {k:?} has multiple values"));
+        }
+        let flag = |v: &str| match v {
+            "" | "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+            "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+            _ => Err(format!("invalid {k} value: {v:?}")),
+        };
+        if v.is_empty() && !matches!(k, "keep-git-dir" | "submodules") {
+            return Err(format!("query {k:?} has no value"));
+        }
+        let set = |slot: &mut Option<String>, what: &str, v: String| match slot {
+            Some(old) if *old != v => Err(format!("{what} conflicts: {old:?} vs {v:?}")),
+            _ => {
+                *slot = Some(v);
+                Ok(())
+            }
+        };
+        match k {
+            "ref" => set(&mut src.reference, "ref", v)?,
+            "tag" => tag = Some(v),
+            "branch" => branch = Some(v),
+            "subdir" => set(&mut src.subdir, "subdir", v)?,
+            "checksum" | "commit" => src.checksum = Some(v),
+            "keep-git-dir" => src.keep_git_dir = Some(flag(&v)?),
+            "submodules" => {
+                flag(&v)?;
+            }
+            _ => return Err(format!("unexpected query {k:?}")),
+        }
+    }
+    if tag.is_some() && branch.is_some() {
+        return Err("branch conflicts with tag".into());
+    }
+    if let Some(t) = tag {
+        let t = if t.starts_with("refs/tags/") {
+            t
+        } else {
+            format!("refs/tags/{t}")
+        };
+        set_ref(src, t)?;
+    }
+    if let Some(b) = branch {
+        let b = if b.starts_with("refs/heads/") {
+            b
+        } else {
+            format!("refs/heads/{b}")
+        };
+        set_ref(src, b)?;
+    }
+    Ok(())
+}
+
+fn set_ref(src: &mut GitSource, r: String) -> Result<(), String> {
+    match &src.reference {
+        Some(old) if *old != r => Err(format!("ref conflicts: {old:?} vs {r:?}")),
+        _ => {
+            src.reference = Some(r);
+            Ok(())
+        }
+    }
 }
 
 /// What kind of source an ADD source is.
@@ -170,11 +253,24 @@ pub fn classify(source: &str) -> Option<Remote> {
                 )
             }
         };
-        Remote::Git(GitSource {
+        let (remote, query) = match remote.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (remote, None),
+        };
+        let mut src = GitSource {
             remote: remote.to_string(),
             reference,
             subdir,
-        })
+            keep_git_dir: None,
+            checksum: None,
+            invalid: None,
+        };
+        if let Some(q) = query {
+            if let Err(e) = apply_query(&mut src, q) {
+                src.invalid = Some(e);
+            }
+        }
+        Remote::Git(src)
     };
     if lower.starts_with("git://") || lower.starts_with("ssh://") || is_scp_like(source) {
         return Some(git(source));
@@ -308,9 +404,24 @@ fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // Redirects are followed (at most 10), never from https to plain http
+    // (DESIGN.md, security rule 5).
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            let to = redact(attempt.url().as_str());
+            attempt.error(format!("refusing a redirect from https to {to}"))
+        } else if attempt.previous().len() > 10 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    });
     // The proxy comes from the environment (reqwest's default).
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
+        .redirect(redirects)
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))
         .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
@@ -480,11 +591,12 @@ fn is_hex(s: &str) -> bool {
 }
 
 /// Clone `src` at its ref into `dir/checkout` (the directory `dir` must
-/// exist), keeping `.git` only when `keep_git_dir` (and no subdirectory);
-/// `checksum` is a prefix the commit must have.
+/// exist), keeping `.git` only when `--keep-git-dir` or the URL's query
+/// says so (and no subdirectory); the checksum (`--checksum` or the
+/// query's) is a prefix the commit must have.
 pub fn fetch_git(
     src: &GitSource,
-    keep_git_dir: bool,
+    keep_git_dir: Option<bool>,
     checksum: Option<&str>,
     dir: &Path,
 ) -> Result<GitCheckout, RemoteError> {
@@ -493,11 +605,21 @@ pub fn fetch_git(
         url: redact(url),
         message,
     };
-    if url.contains('?') {
-        return Err(bad(
-            "the ?ref=…&subdir=… form is not supported yet (use #ref:subdir)".into(),
-        ));
+    if let Some(e) = &src.invalid {
+        return Err(bad(e.clone()));
     }
+    let keep_git_dir = match (keep_git_dir, src.keep_git_dir) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(bad("inconsistent keep-git-dir configuration".into()))
+        }
+        (a, b) => b.or(a).unwrap_or(false),
+    };
+    let checksum = match (checksum, src.checksum.as_deref()) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(bad(format!("checksum mismatch {a:?} != {b:?}")))
+        }
+        (a, b) => b.or(a),
+    };
     let subdir = match &src.subdir {
         None => "/".to_string(),
         Some(d) => {
@@ -690,6 +812,9 @@ mod tests {
                 remote: "https://example.com/r.git".into(),
                 reference: Some("v1".into()),
                 subdir: Some("sub/dir".into()),
+                keep_git_dir: None,
+                checksum: None,
+                invalid: None,
             }))
         );
         assert_eq!(
@@ -698,6 +823,9 @@ mod tests {
                 remote: "git@github.com:o/r".into(),
                 reference: None,
                 subdir: None,
+                keep_git_dir: None,
+                checksum: None,
+                invalid: None,
             }))
         );
         assert_eq!(
@@ -706,12 +834,41 @@ mod tests {
                 remote: "git://127.0.0.1:9418/r.git".into(),
                 reference: None,
                 subdir: Some("d".into()),
+                keep_git_dir: None,
+                checksum: None,
+                invalid: None,
             }))
         );
         assert!(matches!(
             classify("http://h/x.git?ref=main"),
             Some(Remote::Git(_))
         ));
+    }
+
+    #[test]
+    fn git_query_form() {
+        let Some(Remote::Git(g)) =
+            classify("https://h/r.git?tag=v1&subdir=a%2Fb&keep-git-dir=true")
+        else {
+            panic!("not git");
+        };
+        assert_eq!(g.remote, "https://h/r.git");
+        assert_eq!(g.reference.as_deref(), Some("refs/tags/v1"));
+        assert_eq!(g.subdir.as_deref(), Some("a/b"));
+        assert_eq!(g.keep_git_dir, Some(true));
+        assert_eq!(g.invalid, None);
+        let Some(Remote::Git(g)) = classify("https://h/r.git?branch=main&tag=v1") else {
+            panic!("not git");
+        };
+        assert_eq!(g.invalid.as_deref(), Some("branch conflicts with tag"));
+        let Some(Remote::Git(g)) = classify("https://h/r.git?ref=a#b") else {
+            panic!("not git");
+        };
+        assert!(g.invalid.unwrap().contains("ref conflicts"));
+        let Some(Remote::Git(g)) = classify("git://h/r?color=red") else {
+            panic!("not git");
+        };
+        assert!(g.invalid.unwrap().contains("unexpected query"));
     }
 
     #[test]

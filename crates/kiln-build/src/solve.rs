@@ -1630,13 +1630,8 @@ impl<'a> Builder<'a> {
                             .map_err(CopyError::from)?,
                     ),
                     crate::remote::Remote::Git(g) => copy::Fetched::Git(
-                        crate::remote::fetch_git(
-                            &g,
-                            a.keep_git_dir.unwrap_or(false),
-                            a.checksum.as_deref(),
-                            &dir,
-                        )
-                        .map_err(CopyError::from)?,
+                        crate::remote::fetch_git(&g, a.keep_git_dir, a.checksum.as_deref(), &dir)
+                            .map_err(CopyError::from)?,
                     ),
                 };
                 fetched.insert(source.clone(), f);

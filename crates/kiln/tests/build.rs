@@ -1871,7 +1871,8 @@ fn add_git_repository_at_a_ref_and_subdirectory() {
          ADD {repo} /src\n\
          ADD {repo}#v1:sub /sub/\n\
          ADD --keep-git-dir=true {repo}#v1 /kept\n\
-         ADD --chown=3:4 {repo}#{first_commit} /bycommit\n"
+         ADD --chown=3:4 {repo}#{first_commit} /bycommit\n\
+         ADD {repo}?tag=v1&subdir=sub /query/\n"
     );
     let ctx = context(&t, "git", &[("Dockerfile", &df)]);
     let c = ctx.to_str().unwrap();
@@ -1902,8 +1903,11 @@ fn add_git_repository_at_a_ref_and_subdirectory() {
     let b = &files["bycommit/a.txt"];
     assert_eq!((b.uid, b.gid, &b.data[..]), (3, 4, &b"one"[..]), "{b:?}");
     // Same commits: every step is a hit (a kept .git too).
+    // The query form: a tag and a subdirectory.
+    assert_eq!(files["query/b.txt"].data, b"b1");
+    assert!(!files.contains_key("query/a.txt"), "{names:?}");
     let log = build_plain(&t, &["-t", "git", c]);
-    assert_eq!(cached_steps(&log), 4, "{log}");
+    assert_eq!(cached_steps(&log), 5, "{log}");
     assert_eq!(inspect(&t, "git")["Id"], first);
     // A new commit on main: the first step (and so the rest) is rebuilt.
     fs::write(work.join("a.txt"), "three").unwrap();

@@ -20,8 +20,9 @@
 //! - a repository is checked out at the ref (the remote's HEAD without
 //!   one); its files keep the time of the checkout; `.git` is removed
 //!   unless `--keep-git-dir=true` (and never kept with a subdirectory);
-//!   `--checksum` for a repository is a prefix of the commit. Submodules
-//!   are not checked out (not yet).
+//!   `--checksum` for a repository is a prefix of the commit; submodules
+//!   are checked out too (unless `?submodules=false`), without their
+//!   `.git` links unless `.git` is kept.
 //!
 //! Downloads honour `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` and trust the
 //! system's CA roots; no credentials are sent, a redirect from https to
@@ -128,6 +129,8 @@ pub struct GitSource {
     pub keep_git_dir: Option<bool>,
     /// `?checksum=` or `?commit=`: a prefix of the commit.
     pub checksum: Option<String>,
+    /// `?submodules=` (default: checked out).
+    pub submodules: Option<bool>,
     /// Why the query cannot be used (reported when it is fetched).
     pub invalid: Option<String>,
 }
@@ -167,9 +170,7 @@ fn apply_query(src: &mut GitSource, query: &str) -> Result<(), String> {
             "subdir" => set(&mut src.subdir, "subdir", v)?,
             "checksum" | "commit" => src.checksum = Some(v),
             "keep-git-dir" => src.keep_git_dir = Some(flag(&v)?),
-            "submodules" => {
-                flag(&v)?;
-            }
+            "submodules" => src.submodules = Some(flag(&v)?),
             _ => return Err(format!("unexpected query {k:?}")),
         }
     }
@@ -263,6 +264,7 @@ pub fn classify(source: &str) -> Option<Remote> {
             subdir,
             keep_git_dir: None,
             checksum: None,
+            submodules: None,
             invalid: None,
         };
         if let Some(q) = query {
@@ -714,9 +716,31 @@ pub fn fetch_git(
             });
         }
     }
+    if src.submodules != Some(false) && checkout.join(".gitmodules").exists() {
+        let update = |depth: bool| {
+            let mut args = vec![
+                "-c",
+                "protocol.file.allow=never",
+                "submodule",
+                "update",
+                "--init",
+                "--recursive",
+                "-q",
+            ];
+            if depth {
+                args.push("--depth=1");
+            }
+            git(url, "check out the submodules of", &checkout, &args)
+        };
+        // A server that refuses a commit by its hash gets a full fetch.
+        if update(true).is_err() {
+            update(false)?;
+        }
+    }
     if !keep_git_dir || subdir != "/" {
         let g = checkout.join(".git");
         fs::remove_dir_all(&g).map_err(io_err("remove", &g))?;
+        remove_git_links(&checkout)?;
     }
     normalize_modes(&checkout)?;
     let host = checkout.join(subdir.trim_start_matches('/'));
@@ -729,6 +753,22 @@ pub fn fetch_git(
         subdir,
         commit,
     })
+}
+
+/// Remove the `.git` files (links to the parent's `.git/modules`) of the
+/// submodules below `dir`.
+fn remove_git_links(dir: &Path) -> Result<(), RemoteError> {
+    for e in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let e = e.map_err(io_err("list", dir))?;
+        let path = e.path();
+        let t = e.file_type().map_err(io_err("read", &path))?;
+        if t.is_dir() {
+            remove_git_links(&path)?;
+        } else if e.file_name() == ".git" {
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Modes as git records them, whatever the umask: 0755 for directories
@@ -814,6 +854,7 @@ mod tests {
                 subdir: Some("sub/dir".into()),
                 keep_git_dir: None,
                 checksum: None,
+                submodules: None,
                 invalid: None,
             }))
         );
@@ -825,6 +866,7 @@ mod tests {
                 subdir: None,
                 keep_git_dir: None,
                 checksum: None,
+                submodules: None,
                 invalid: None,
             }))
         );
@@ -836,6 +878,7 @@ mod tests {
                 subdir: Some("d".into()),
                 keep_git_dir: None,
                 checksum: None,
+                submodules: None,
                 invalid: None,
             }))
         );

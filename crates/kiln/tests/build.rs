@@ -1860,11 +1860,25 @@ fn add_git_repository_at_a_ref_and_subdirectory() {
     git_in(&work, &["commit", "-q", "-am", "two"]);
     let served = t.dir.path().join("served");
     fs::create_dir_all(&served).unwrap();
+    // A submodule, served next to the repository.
+    let lib = t.dir.path().join("lib");
+    fs::create_dir_all(&lib).unwrap();
+    git_in(&lib, &["init", "-q", "-b", "main"]);
+    fs::write(lib.join("lib.txt"), "from the submodule").unwrap();
+    git_in(&lib, &["add", "."]);
+    git_in(&lib, &["commit", "-q", "-m", "lib"]);
+    git_in(
+        &served,
+        &["clone", "-q", "--bare", lib.to_str().unwrap(), "lib.git"],
+    );
+    let server = Served::git(&served);
+    let lib_url = format!("git://127.0.0.1:{}/lib.git", server.port);
+    git_in(&work, &["submodule", "add", "-q", &lib_url, "lib"]);
+    git_in(&work, &["commit", "-q", "-m", "submodule"]);
     git_in(
         &served,
         &["clone", "-q", "--bare", work.to_str().unwrap(), "repo.git"],
     );
-    let server = Served::git(&served);
     let repo = format!("git://127.0.0.1:{}/repo.git", server.port);
     let df = format!(
         "FROM scratch\n\
@@ -1885,9 +1899,15 @@ fn add_git_repository_at_a_ref_and_subdirectory() {
     let a = &files["src/a.txt"];
     assert_eq!((a.mode, a.uid, a.gid), (0o644, 0, 0), "{a:?}");
     assert!(
-        !names.iter().any(|n| n.starts_with("src/.git")),
+        !names
+            .iter()
+            .any(|n| *n == "src/.git" || n.starts_with("src/.git/")),
         "{names:?}"
     );
+    // Its submodule, checked out, without its .git link.
+    assert_eq!(files["src/lib/lib.txt"].data, b"from the submodule");
+    assert!(!files.contains_key("src/lib/.git"), "{names:?}");
+    assert!(files.contains_key("src/.gitmodules"), "{names:?}");
     // The tag's subdirectory only.
     assert_eq!(files["sub/b.txt"].data, b"b1");
     assert_eq!(files["sub/run.sh"].mode, 0o755);

@@ -1761,6 +1761,7 @@ fn add_http_url_downloads_a_file_with_its_checksum_and_cache() {
     let df = format!(
         "FROM scratch\n\
          ADD {base}/a.tar.gz /arch/\n\
+         ADD --unpack=true {base}/a.tar.gz /unpacked/\n\
          ADD {base}/f.txt /d/\n\
          ADD --chmod=0644 --chown=5:6 {base}/f.txt /other/name.txt\n"
     );
@@ -1780,18 +1781,21 @@ fn add_http_url_downloads_a_file_with_its_checksum_and_cache() {
         fs::read(www.join("a.tar.gz")).unwrap()
     );
     assert!(!files.contains_key("arch/in.txt"), "{:?}", files.keys());
+    // Unless --unpack=true says so.
+    assert_eq!(files["unpacked/in.txt"].data, b"inside");
+    assert!(!files.contains_key("unpacked/a.tar.gz"));
     // Last-Modified is the file's mtime.
     let times = saved_mtimes(&t, "http");
     assert_eq!(times["d/f.txt"], 1_600_000_000);
     assert_eq!(times["other/name.txt"], 1_600_000_000);
     // Same content: every step is a hit.
     let log = build_plain(&t, &["-t", "http", c]);
-    assert_eq!(cached_steps(&log), 3, "{log}");
+    assert_eq!(cached_steps(&log), 4, "{log}");
     assert_eq!(inspect(&t, "http")["Id"], first);
     // Changed content: the steps that download it are built again.
     fs::write(www.join("f.txt"), "changed\n").unwrap();
     let log = build_plain(&t, &["-t", "http", c]);
-    assert_eq!(cached_steps(&log), 1, "{log}");
+    assert_eq!(cached_steps(&log), 2, "{log}");
     let (files, _) = saved_files(&t, "http");
     assert_eq!(files["d/f.txt"].data, b"changed\n");
     assert_ne!(inspect(&t, "http")["Id"], first);

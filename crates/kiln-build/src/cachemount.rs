@@ -361,6 +361,7 @@ fn make(root: &Path, path: &Path, init: &CacheInit) -> Result<(), StepError> {
                     unpack: Some(false),
                     from_context: false,
                     now: top.mtime.0,
+                    remote: &std::collections::BTreeMap::new(),
                 };
                 let empty = LayeredTree::new(Vec::new());
                 let plan = copy::plan(&spec, tree, &empty)?;

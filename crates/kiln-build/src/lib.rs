@@ -14,6 +14,7 @@
 //! - [`key`]: the versioned cache-key format (`cache-v1`).
 //! - [`perms`]: `--chown` names from the image's own passwd and group
 //!   files, `--chmod` octal and symbolic.
+//! - [`remote`]: ADD's http(s) downloads and git checkouts.
 //! - [`tree`]: the context and image file trees, read in-root.
 //!
 //! It prints nothing and never exits; it must not start containers itself
@@ -24,6 +25,7 @@ pub mod config;
 pub mod copy;
 pub mod key;
 pub mod perms;
+pub mod remote;
 pub mod solve;
 pub mod tree;
 

@@ -1596,6 +1596,47 @@ impl<'a> Builder<'a> {
             .as_ref()
             .and_then(|c| c.working_dir.clone())
             .unwrap_or_else(|| "/".into());
+        // ADD's URLs and repositories, fetched now: the key depends on
+        // what they hold. The directory lives until the layer is written.
+        let mut fetched = BTreeMap::new();
+        let mut fetch_dir = None;
+        if let Instruction::Add(a) = &step.instruction {
+            for source in &a.sources {
+                let Some(remote) = crate::remote::classify(source) else {
+                    continue;
+                };
+                if fetched.contains_key(source) {
+                    continue;
+                }
+                if fetch_dir.is_none() {
+                    fetch_dir = Some(
+                        crate::remote::FetchDir::new(&std::env::temp_dir())
+                            .map_err(CopyError::from)?,
+                    );
+                }
+                let parent = fetch_dir
+                    .as_ref()
+                    .map(|d| d.path().to_path_buf())
+                    .unwrap_or_default();
+                let dir = parent.join(fetched.len().to_string());
+                std::fs::create_dir(&dir).map_err(|source| StepError::Io {
+                    action: "create",
+                    path: dir.clone(),
+                    source,
+                })?;
+                let f = match remote {
+                    crate::remote::Remote::Http(url) => copy::Fetched::File(
+                        crate::remote::fetch_http(&url, a.checksum.as_deref(), &dir)
+                            .map_err(CopyError::from)?,
+                    ),
+                    crate::remote::Remote::Git(g) => copy::Fetched::Git(
+                        crate::remote::fetch_git(&g, a.keep_git_dir, a.checksum.as_deref(), &dir)
+                            .map_err(CopyError::from)?,
+                    ),
+                };
+                fetched.insert(source.clone(), f);
+            }
+        }
         let spec = CopySpec {
             add,
             sources,
@@ -1612,6 +1653,7 @@ impl<'a> Builder<'a> {
                 .opts
                 .source_date_epoch
                 .map_or_else(now_secs, |e| e as i64),
+            remote: &fetched,
         };
         let plan = copy::plan(&spec, src, &image_tree)?;
         let kind = match (add, linked) {
@@ -1817,6 +1859,7 @@ impl<'a> Builder<'a> {
                             unpack: Some(false),
                             from_context: true,
                             now: 0,
+                            remote: &BTreeMap::new(),
                         };
                         let plan = copy::plan(&spec, context, &LayeredTree::new(Vec::new()))?;
                         plan.hash(key)?;
@@ -2366,6 +2409,7 @@ pub fn export_rootfs(store: &Store, image: &ImageRecord, dir: &Path) -> Result<(
         unpack: Some(false),
         from_context: false,
         now: now_secs(),
+        remote: &BTreeMap::new(),
     };
     let plan = copy::plan(&spec, &tree, &empty)?;
     plan.stage(&empty, dir)?;

@@ -1655,3 +1655,328 @@ fn heredoc_with_a_shebang_runs_its_interpreter() {
     assert!(!log.contains("after-false"), "{log}");
     assert!(log.contains("exit code: 1"), "{log}");
 }
+
+/// A server on 127.0.0.1 (python3's http.server, or `git daemon`),
+/// killed when dropped.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Served {
+    fn start(mut cmd: Command, port: u16) -> Served {
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let served = Served { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return served;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the server on port {port} did not start");
+    }
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    /// `dir` over HTTP.
+    fn http(dir: &Path) -> Served {
+        let port = Served::free_port();
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(dir);
+        Served::start(cmd, port)
+    }
+
+    /// The repositories under `base` over the git protocol.
+    fn git(base: &Path) -> Served {
+        let port = Served::free_port();
+        let mut cmd = Command::new("git");
+        cmd.args([
+            "daemon",
+            "--export-all",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", base.display()),
+            base.to_str().unwrap(),
+        ]);
+        Served::start(cmd, port)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The modification times of an image's files (later layers win).
+fn saved_mtimes(t: &TestStore, name: &str) -> BTreeMap<String, u64> {
+    let out = t.dir.path().join(format!("{name}-mtimes.tar"));
+    t.ok(&["save", "-o", out.to_str().unwrap(), name]);
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut a = tar::Archive::new(fs::File::open(&out).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        blobs.insert(p, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&blobs["manifest.json"]).unwrap();
+    let mut times = BTreeMap::new();
+    for l in manifest[0]["Layers"].as_array().unwrap() {
+        let mut a = tar::Archive::new(&blobs[l.as_str().unwrap()][..]);
+        for e in a.entries().unwrap() {
+            let e = e.unwrap();
+            let p = e.path().unwrap().display().to_string();
+            let p = p.trim_start_matches("./").trim_end_matches('/').to_string();
+            times.insert(p, e.header().mtime().unwrap());
+        }
+    }
+    times
+}
+
+#[test]
+fn add_http_url_downloads_a_file_with_its_checksum_and_cache() {
+    let t = TestStore::new();
+    let www = t.dir.path().join("www");
+    fs::create_dir_all(www.join("inner")).unwrap();
+    fs::write(www.join("inner/in.txt"), "inside").unwrap();
+    let st = Command::new("tar")
+        .args(["czf", "a.tar.gz", "-C", "inner", "in.txt"])
+        .current_dir(&www)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::write(www.join("f.txt"), "hello\n").unwrap();
+    let stamp = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    let set_time = |p: &Path| {
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(stamp)
+            .unwrap();
+    };
+    set_time(&www.join("f.txt"));
+    let server = Served::http(&www);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let df = format!(
+        "FROM scratch\n\
+         ADD {base}/a.tar.gz /arch/\n\
+         ADD --unpack=true {base}/a.tar.gz /unpacked/\n\
+         ADD {base}/f.txt /d/\n\
+         ADD --chmod=0644 --chown=5:6 {base}/f.txt /other/name.txt\n"
+    );
+    let ctx = context(&t, "http", &[("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+    let first = build(&t, &["-t", "http", c]);
+    let (files, _) = saved_files(&t, "http");
+    let f = &files["d/f.txt"];
+    assert_eq!((f.kind, f.mode, f.uid, f.gid), ('f', 0o600, 0, 0), "{f:?}");
+    assert_eq!(f.data, b"hello\n");
+    let o = &files["other/name.txt"];
+    assert_eq!((o.mode, o.uid, o.gid), (0o644, 5, 6), "{o:?}");
+    assert_eq!(o.data, b"hello\n");
+    // A remote archive is not extracted.
+    assert_eq!(
+        files["arch/a.tar.gz"].data,
+        fs::read(www.join("a.tar.gz")).unwrap()
+    );
+    assert!(!files.contains_key("arch/in.txt"), "{:?}", files.keys());
+    // Unless --unpack=true says so.
+    assert_eq!(files["unpacked/in.txt"].data, b"inside");
+    assert!(!files.contains_key("unpacked/a.tar.gz"));
+    // Last-Modified is the file's mtime.
+    let times = saved_mtimes(&t, "http");
+    assert_eq!(times["d/f.txt"], 1_600_000_000);
+    assert_eq!(times["other/name.txt"], 1_600_000_000);
+    // Same content: every step is a hit.
+    let log = build_plain(&t, &["-t", "http", c]);
+    assert_eq!(cached_steps(&log), 4, "{log}");
+    assert_eq!(inspect(&t, "http")["Id"], first);
+    // Changed content: the steps that download it are built again.
+    fs::write(www.join("f.txt"), "changed\n").unwrap();
+    let log = build_plain(&t, &["-t", "http", c]);
+    assert_eq!(cached_steps(&log), 2, "{log}");
+    let (files, _) = saved_files(&t, "http");
+    assert_eq!(files["d/f.txt"].data, b"changed\n");
+    assert_ne!(inspect(&t, "http")["Id"], first);
+
+    // --checksum: verified; a mismatch names the URL and writes nothing.
+    let good = sha256_hex(b"changed\n");
+    let bad = sha256_hex(b"hello\n");
+    let df = format!("FROM scratch\nADD --checksum=sha256:{good} {base}/f.txt /sum\n");
+    let ctx = context(&t, "sum-ok", &[("Dockerfile", &df)]);
+    build(&t, &["-t", "sum-ok", ctx.to_str().unwrap()]);
+    assert_eq!(saved_files(&t, "sum-ok").0["sum"].data, b"changed\n");
+    let df = format!("FROM scratch\nADD --checksum=sha256:{bad} {base}/f.txt /sum\n");
+    let ctx = context(&t, "sum-bad", &[("Dockerfile", &df)]);
+    let before = t.state();
+    let err = t.fails(&["build", "-t", "sum-bad", ctx.to_str().unwrap()]);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains(&format!("{base}/f.txt")), "{err}");
+    assert!(err.contains(&bad), "{err}");
+    assert_eq!(t.state(), before, "a failed ADD leaves the store as it was");
+    t.fails(&["inspect", "sum-bad"]);
+    // A missing file: the URL and the status.
+    let df = format!("FROM scratch\nADD {base}/missing.txt /m\n");
+    let ctx = context(&t, "missing", &[("Dockerfile", &df)]);
+    let err = t.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(err.contains(&format!("{base}/missing.txt")), "{err}");
+    assert!(err.contains("404"), "{err}");
+    // COPY of a URL is an error.
+    let df = format!("FROM scratch\nCOPY {base}/f.txt /f\n");
+    let ctx = context(&t, "copy-url", &[("Dockerfile", &df)]);
+    let err = t.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(err.contains("source can't be a URL for COPY"), "{err}");
+    drop(server);
+}
+
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn add_git_repository_at_a_ref_and_subdirectory() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestStore::new();
+    let work = t.dir.path().join("work");
+    fs::create_dir_all(work.join("sub")).unwrap();
+    git_in(&work, &["init", "-q", "-b", "main"]);
+    fs::write(work.join("a.txt"), "one").unwrap();
+    fs::write(work.join("sub/b.txt"), "b1").unwrap();
+    fs::write(work.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(work.join("sub/run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+    git_in(&work, &["add", "."]);
+    git_in(&work, &["commit", "-q", "-m", "one"]);
+    let first_commit = git_in(&work, &["rev-parse", "HEAD"]);
+    git_in(&work, &["tag", "-a", "v1", "-m", "v1"]);
+    fs::write(work.join("a.txt"), "two").unwrap();
+    git_in(&work, &["commit", "-q", "-am", "two"]);
+    let served = t.dir.path().join("served");
+    fs::create_dir_all(&served).unwrap();
+    // A submodule, served next to the repository.
+    let lib = t.dir.path().join("lib");
+    fs::create_dir_all(&lib).unwrap();
+    git_in(&lib, &["init", "-q", "-b", "main"]);
+    fs::write(lib.join("lib.txt"), "from the submodule").unwrap();
+    git_in(&lib, &["add", "."]);
+    git_in(&lib, &["commit", "-q", "-m", "lib"]);
+    git_in(
+        &served,
+        &["clone", "-q", "--bare", lib.to_str().unwrap(), "lib.git"],
+    );
+    let server = Served::git(&served);
+    let lib_url = format!("git://127.0.0.1:{}/lib.git", server.port);
+    git_in(&work, &["submodule", "add", "-q", &lib_url, "lib"]);
+    git_in(&work, &["commit", "-q", "-m", "submodule"]);
+    git_in(
+        &served,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), "repo.git"],
+    );
+    let repo = format!("git://127.0.0.1:{}/repo.git", server.port);
+    let df = format!(
+        "FROM scratch\n\
+         ADD {repo} /src\n\
+         ADD {repo}#v1:sub /sub/\n\
+         ADD --keep-git-dir=true {repo}#v1 /kept\n\
+         ADD --chown=3:4 {repo}#{first_commit} /bycommit\n\
+         ADD {repo}?tag=v1&subdir=sub /query/\n"
+    );
+    let ctx = context(&t, "git", &[("Dockerfile", &df)]);
+    let c = ctx.to_str().unwrap();
+    let first = build(&t, &["-t", "git", c]);
+    let (files, _) = saved_files(&t, "git");
+    let names: Vec<&String> = files.keys().collect();
+    // HEAD (main): the whole tree, without .git.
+    assert_eq!(files["src/a.txt"].data, b"two", "{names:?}");
+    assert_eq!(files["src/sub/b.txt"].data, b"b1");
+    let a = &files["src/a.txt"];
+    assert_eq!((a.mode, a.uid, a.gid), (0o644, 0, 0), "{a:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| *n == "src/.git" || n.starts_with("src/.git/")),
+        "{names:?}"
+    );
+    // Its submodule, checked out, without its .git link.
+    assert_eq!(files["src/lib/lib.txt"].data, b"from the submodule");
+    assert!(!files.contains_key("src/lib/.git"), "{names:?}");
+    assert!(files.contains_key("src/.gitmodules"), "{names:?}");
+    // The tag's subdirectory only.
+    assert_eq!(files["sub/b.txt"].data, b"b1");
+    assert_eq!(files["sub/run.sh"].mode, 0o755);
+    assert!(!files.contains_key("sub/a.txt"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("sub/.git")),
+        "{names:?}"
+    );
+    // --keep-git-dir keeps .git, at the tag's commit.
+    assert_eq!(files["kept/a.txt"].data, b"one");
+    assert!(files.contains_key("kept/.git/HEAD"), "{names:?}");
+    // A commit by its hash, with --chown.
+    let b = &files["bycommit/a.txt"];
+    assert_eq!((b.uid, b.gid, &b.data[..]), (3, 4, &b"one"[..]), "{b:?}");
+    // Same commits: every step is a hit (a kept .git too).
+    // The query form: a tag and a subdirectory.
+    assert_eq!(files["query/b.txt"].data, b"b1");
+    assert!(!files.contains_key("query/a.txt"), "{names:?}");
+    let log = build_plain(&t, &["-t", "git", c]);
+    assert_eq!(cached_steps(&log), 5, "{log}");
+    assert_eq!(inspect(&t, "git")["Id"], first);
+    // A new commit on main: the first step (and so the rest) is rebuilt.
+    fs::write(work.join("a.txt"), "three").unwrap();
+    git_in(&work, &["commit", "-q", "-am", "three"]);
+    git_in(
+        &served.join("repo.git"),
+        &["fetch", "-q", work.to_str().unwrap(), "main:main"],
+    );
+    let log = build_plain(&t, &["-t", "git", c]);
+    assert_eq!(cached_steps(&log), 0, "{log}");
+    let (files, _) = saved_files(&t, "git");
+    assert_eq!(files["src/a.txt"].data, b"three");
+    assert_eq!(files["sub/b.txt"].data, b"b1");
+    // A ref that does not exist, and COPY of a repository: errors.
+    let df = format!("FROM scratch\nADD {repo}#nope /x\n");
+    let ctx = context(&t, "git-noref", &[("Dockerfile", &df)]);
+    let err = t.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(
+        err.contains("ref nope not found") && err.contains(&repo),
+        "{err}"
+    );
+    let df = format!("FROM scratch\nCOPY {repo} /x\n");
+    let ctx = context(&t, "git-copy", &[("Dockerfile", &df)]);
+    let err = t.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(
+        err.contains("source can't be a git repository for COPY"),
+        "{err}"
+    );
+    drop(server);
+}

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kiln_dockerfile::instructions::{CommandLine, Healthcheck, Instruction};
+use kiln_dockerfile::instructions::{CommandLine, Healthcheck, InlineFile, Instruction};
 use kiln_oci::config::{ContainerConfig, Empty, HealthConfig};
 use kiln_oci::ImageConfig;
 use thiserror::Error;
@@ -101,19 +101,41 @@ pub fn with_shell(shell: &[String], cl: &CommandLine) -> Vec<String> {
     argv
 }
 
+/// Where a RUN's heredoc script with a shebang is bound in the step's
+/// container (BuildKit's directory for it; it is in `/dev`, a tmpfs, so it
+/// never reaches a layer).
+pub const SCRIPT_DIR: &str = "/dev/pipes";
+
+/// The heredoc a shell-form RUN consists of, when it is one heredoc and
+/// nothing else and its body starts with `#!`: BuildKit writes that body
+/// to a file (mode 0755, in [`SCRIPT_DIR`]) and has the shell run the file,
+/// so the kernel runs its interpreter (`#!/usr/bin/env python3`,
+/// `#!/bin/sh -e`). A name that is no file name (`.`, `..`) is left to the
+/// shell.
+pub fn heredoc_script(cl: &CommandLine) -> Option<&InlineFile> {
+    if !cl.prepend_shell || cl.files.len() != 1 {
+        return None;
+    }
+    let f = &cl.files[0];
+    let bare = is_heredoc_marker(cl.args.join(" ").trim());
+    (bare && f.data.starts_with("#!") && f.name != "." && f.name != "..").then_some(f)
+}
+
 /// The argv of a RUN, with its heredocs as BuildKit's dispatcher passes
 /// them: a shell-form RUN that is only one heredoc (`RUN <<EOF`) runs the
-/// heredoc's body as the shell's script; otherwise each heredoc's body and
-/// terminator are appended to the command line, for the shell to read.
-/// A body starting with `#!` is also run by the shell (BuildKit executes it
-/// as a file; kiln does not yet).
+/// heredoc's body as the shell's script, or, when the body starts with
+/// `#!`, the file it is written to (see [`heredoc_script`]); otherwise each
+/// heredoc's body and terminator are appended to the command line, for the
+/// shell to read.
 pub fn run_argv(shell: &[String], cl: &CommandLine) -> Vec<String> {
     if cl.files.is_empty() || !cl.prepend_shell {
         return with_shell(shell, cl);
     }
     let line = cl.args.join(" ");
     let bare = cl.files.len() == 1 && is_heredoc_marker(line.trim());
-    let script = if bare {
+    let script = if let Some(f) = heredoc_script(cl) {
+        format!("{SCRIPT_DIR}/{}", f.name)
+    } else if bare {
         cl.files[0].data.clone()
     } else {
         let mut full = line;
@@ -234,7 +256,8 @@ pub fn apply(
         Instruction::Cmd(cl) => {
             let c = container(image);
             let argv = with_shell(&c.shell, cl);
-            c.cmd = Some(argv.clone());
+            // `CMD []` clears it: no Cmd at all, as Docker writes it.
+            c.cmd = (!argv.is_empty()).then(|| argv.clone());
             c.args_escaped = Some(true);
             st.cmd_set = true;
             format!("CMD {}", go_quoted_list(&argv))
@@ -242,7 +265,8 @@ pub fn apply(
         Instruction::Entrypoint(cl) => {
             let c = container(image);
             let argv = with_shell(&c.shell, cl);
-            c.entrypoint = Some(argv.clone());
+            // `ENTRYPOINT []` clears it, as `CMD []` does.
+            c.entrypoint = (!argv.is_empty()).then(|| argv.clone());
             if !st.cmd_set {
                 c.cmd = None;
             }
@@ -548,6 +572,16 @@ mod tests {
             Some(&["/bin/sh".to_string(), "-c".into(), "echo hi".into()][..])
         );
         assert_eq!(c.args_escaped, Some(true));
+        // Empty exec forms clear both, as Docker writes them (no `[]`).
+        for i in [
+            Instruction::Entrypoint(cl(&[], false)),
+            Instruction::Cmd(cl(&[], false)),
+        ] {
+            let by = apply(&mut img, &mut st, &i, &no_args).unwrap();
+            assert!(by.unwrap().ends_with(" []"));
+        }
+        let c = img.config.as_ref().unwrap();
+        assert_eq!((c.entrypoint.as_ref(), c.cmd.as_ref()), (None, None));
     }
 
     #[test]
@@ -570,6 +604,25 @@ mod tests {
         );
         let c = cl(&["echo hi"], true);
         assert_eq!(run_argv(&[], &c), ["/bin/sh", "-c", "echo hi"]);
+        // A shebang: the shell runs the file the body is written to.
+        let mut c = cl(&["<<EOT"], true);
+        c.files = vec![file("EOT", "#!/usr/bin/env python3\nprint(1)\n")];
+        assert_eq!(heredoc_script(&c).unwrap().name, "EOT");
+        assert_eq!(run_argv(&[], &c), ["/bin/sh", "-c", "/dev/pipes/EOT"]);
+        let shell = ["/bin/bash".to_string(), "-ec".into()];
+        assert_eq!(run_argv(&shell, &c), ["/bin/bash", "-ec", "/dev/pipes/EOT"]);
+        // Not alone on the line, or not first in the body: the shell's.
+        let mut c = cl(&["cat <<EOT"], true);
+        c.files = vec![file("EOT", "#!/bin/sh\n")];
+        assert!(heredoc_script(&c).is_none());
+        let mut c = cl(&["<<EOT"], true);
+        c.files = vec![file("EOT", " #!/bin/sh\necho\n")];
+        assert!(heredoc_script(&c).is_none());
+        assert_eq!(run_argv(&[], &c), ["/bin/sh", "-c", " #!/bin/sh\necho\n"]);
+        // Exec form never.
+        let mut c = cl(&["<<EOT"], false);
+        c.files = vec![file("EOT", "#!/bin/sh\n")];
+        assert!(heredoc_script(&c).is_none());
         assert!(is_heredoc_marker("<<-'EOF'"));
         assert!(!is_heredoc_marker("<<EOF cat"));
     }

@@ -36,7 +36,15 @@
 //!   zstd, detected by content) extracts it into the destination directory
 //!   (`--unpack=false` copies it as it is); the archive's owners are kept.
 //!
-//! Not done here (errors name them): ADD of URLs and git repositories.
+//! - ADD of an http(s) URL or a git repository ([`crate::remote`] fetches
+//!   them before the plan, into [`Fetched`] sources): a download is one
+//!   file named after the URL (mode 0600 unless `--chmod`, owned by 0:0
+//!   unless `--chown`, its mtime from `Last-Modified`), never extracted
+//!   unless `--unpack=true`; a repository's tree (or subdirectory) is
+//!   copied like a directory of the context, owned by 0:0. A download is
+//!   keyed by its content; a checkout by its commit (its files by path
+//!   and mode only: a kept `.git` differs from clone to clone). COPY of
+//!   either is an error, as in BuildKit.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -54,7 +62,8 @@ use thiserror::Error;
 use crate::hashes::HashCache;
 use crate::key::KeyHasher;
 use crate::perms::{Chmod, PermsError};
-use crate::tree::{clean_abs, components, join, Entry, Kind, Tree};
+use crate::remote::{GitCheckout, HttpFile, Remote};
+use crate::tree::{clean_abs, components, join, ContextTree, Entry, Kind, Tree};
 
 /// A COPY or ADD that cannot be done.
 #[derive(Debug, Error)]
@@ -71,16 +80,27 @@ pub enum CopyError {
         /// COPY or ADD.
         cmd: &'static str,
     },
-    /// A source kind this build does not do yet.
-    #[error("{cmd} from {what} is not supported yet: {source_path}")]
+    /// A URL or git repository as a COPY source.
+    #[error("source can't be {what} for {cmd}: {source_path}")]
     Unsupported {
-        /// COPY or ADD.
+        /// COPY.
         cmd: &'static str,
         /// `a URL`, `a git repository`.
         what: &'static str,
-        /// The source as written.
+        /// The source as written (without credentials).
         source_path: String,
     },
+    /// A remote source that was not fetched before the plan.
+    #[error("{cmd}: {source_path} was not fetched")]
+    NotFetched {
+        /// ADD.
+        cmd: &'static str,
+        /// The source (without credentials).
+        source_path: String,
+    },
+    /// A remote source that cannot be fetched.
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
     /// An owner or mode that cannot be resolved.
     #[error(transparent)]
     Perms(#[from] PermsError),
@@ -145,6 +165,25 @@ pub struct CopySpec<'a> {
     pub from_context: bool,
     /// The time given to directories the copy creates (seconds).
     pub now: i64,
+    /// ADD's remote sources, fetched, by the source as written.
+    pub remote: &'a BTreeMap<String, Fetched>,
+}
+
+/// A remote ADD source after [`crate::remote`] fetched it.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// A downloaded file.
+    File(HttpFile),
+    /// A checked-out repository.
+    Git(GitCheckout),
+}
+
+/// One source of a COPY/ADD after wildcard expansion.
+enum Match<'s> {
+    /// A path in the source tree, with its `--parents` base.
+    Local(String, String),
+    /// A fetched remote source (as written, and what it is).
+    Remote(&'s str, &'s Fetched),
 }
 
 impl CopySpec<'_> {
@@ -204,6 +243,9 @@ pub struct Plan {
     pub dir_mode: u32,
     /// Time of those directories.
     pub now: i64,
+    /// Host directories whose files are keyed by path and mode only, with
+    /// what pins their content (a git checkout and its commit).
+    pub pinned: Vec<(PathBuf, String)>,
     /// Where the source tree remembers its files' hashes, if it does.
     pub hashes: Option<Arc<HashCache>>,
 }
@@ -265,6 +307,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 /// symlinks on the way resolved in-root (the matches themselves are not).
 fn expand(tree: &dyn Tree, pattern: &str) -> Result<Vec<String>, CopyError> {
     let mut current = vec!["/".to_string()];
+    let mut missing = None;
     let comps = components(pattern);
     for (i, c) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
@@ -288,13 +331,22 @@ fn expand(tree: &dyn Tree, pattern: &str) -> Result<Vec<String>, CopyError> {
                     }
                 }
             } else {
+                // A name after a wildcard must exist below what the
+                // wildcard matched (`dir/*/g` skips the files of `dir`).
                 let p = join(&dir, c);
-                if last || tree.lstat(&p).map_err(io_err("read", &p))?.is_some() {
+                if tree.lstat(&p).map_err(io_err("read", &p))?.is_some() {
                     next.push(p);
+                } else if last && missing.is_none() {
+                    missing = Some(p);
                 }
             }
         }
         current = next;
+    }
+    if current.is_empty() {
+        // Nothing has the last name: the first candidate is the one the
+        // error names.
+        current.extend(missing);
     }
     current.sort();
     current.dedup();
@@ -376,9 +428,10 @@ fn destination(spec: &CopySpec<'_>, image: &dyn Tree) -> Result<(String, bool), 
             return Ok((p, true));
         }
     }
-    let resolved = image
-        .resolve(&abs, false)
-        .map_err(io_err("resolve", &abs))?;
+    // An existing symlink at the destination is followed (in the image's
+    // root), as BuildKit resolves the whole destination path: the file is
+    // written where the link points, and the link stays.
+    let resolved = image.resolve(&abs, true).map_err(io_err("resolve", &abs))?;
     Ok((resolved, false))
 }
 
@@ -406,6 +459,7 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
             _ => 0o755,
         },
         now: spec.now,
+        pinned: Vec::new(),
         hashes: src.hash_cache(),
     };
     let owner = |e: &Entry| match spec.chown {
@@ -419,17 +473,25 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
     };
     let mut matched_total = Vec::new();
     for source in spec.sources {
-        if source.contains("://") || source.starts_with("git@") {
-            let what = if source.starts_with("git@") || source.ends_with(".git") {
-                "a git repository"
-            } else {
-                "a URL"
-            };
-            return Err(CopyError::Unsupported {
-                cmd,
-                what,
-                source_path: source.clone(),
-            });
+        if let Some(remote) = crate::remote::classify(source) {
+            let source_path = crate::remote::redact(source);
+            if !spec.add {
+                let what = match remote {
+                    Remote::Http(_) => "a URL",
+                    Remote::Git(_) => "a git repository",
+                };
+                return Err(CopyError::Unsupported {
+                    cmd,
+                    what,
+                    source_path,
+                });
+            }
+            let fetched = spec
+                .remote
+                .get(source)
+                .ok_or(CopyError::NotFetched { cmd, source_path })?;
+            matched_total.push(Match::Remote(source, fetched));
+            continue;
         }
         let (base, pattern) = match (spec.parents, source.split_once("/./")) {
             (true, Some((b, p))) => (clean_abs(b), clean_abs(&format!("{b}/{p}"))),
@@ -453,7 +515,7 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
             }
         };
         for m in matches {
-            matched_total.push((m, base.clone()));
+            matched_total.push(Match::Local(m, base.clone()));
         }
     }
     if matched_total.len() > 1 && !dest_dir {
@@ -461,7 +523,24 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
         // destination as a directory.
         dest_dir = true;
     }
-    for (m, base) in matched_total {
+    for m in matched_total {
+        let (m, base) = match m {
+            Match::Local(m, base) => (m, base),
+            Match::Remote(source, fetched) => {
+                plan_remote(
+                    spec,
+                    source,
+                    fetched,
+                    &dest,
+                    dest_dir,
+                    image,
+                    exclude.as_ref(),
+                    &mode,
+                    &mut plan,
+                )?;
+                continue;
+            }
+        };
         let Some((real, e)) = src.stat(&m).map_err(io_err("read", &m))? else {
             return Err(CopyError::NotFound { path: m });
         };
@@ -610,6 +689,94 @@ pub fn plan(spec: &CopySpec<'_>, src: &dyn Tree, image: &dyn Tree) -> Result<Pla
     Ok(plan)
 }
 
+/// Add a fetched remote source to the plan.
+#[allow(clippy::too_many_arguments)]
+fn plan_remote(
+    spec: &CopySpec<'_>,
+    source: &str,
+    fetched: &Fetched,
+    dest: &str,
+    dest_dir: bool,
+    image: &dyn Tree,
+    exclude: Option<&IgnoreRules>,
+    mode: &dyn Fn(u32, Kind) -> u32,
+    plan: &mut Plan,
+) -> Result<(), CopyError> {
+    let (uid, gid) = spec.chown.unwrap_or((0, 0));
+    match fetched {
+        Fetched::File(f) => {
+            if spec.unpack == Some(true) && is_archive(&f.path) {
+                plan.items.insert(
+                    format!("{dest}\0unpack\0{source}"),
+                    Item {
+                        dest: dest.to_string(),
+                        kind: ItemKind::Unpack(f.path.clone()),
+                        mode: 0o755,
+                        uid: plan.parent_owner.0,
+                        gid: plan.parent_owner.1,
+                        mtime: (spec.now, 0),
+                    },
+                );
+                return Ok(());
+            }
+            let target = if dest_dir {
+                join(dest, &f.name)
+            } else {
+                dest.to_string()
+            };
+            plan.items.insert(
+                target.clone(),
+                Item {
+                    dest: target,
+                    kind: ItemKind::File(f.path.clone()),
+                    mode: mode(0o600, Kind::File),
+                    uid,
+                    gid,
+                    mtime: (f.mtime, 0),
+                },
+            );
+        }
+        Fetched::Git(g) => {
+            // The repository's contents go into the destination, which is
+            // a directory whatever its spelling (BuildKit copies the
+            // checkout's `/`).
+            let exists = image
+                .stat(dest)
+                .map_err(io_err("read", dest))?
+                .is_some_and(|(_, e)| e.kind == Kind::Dir);
+            if !exists {
+                plan.items.insert(
+                    dest.to_string(),
+                    Item {
+                        dest: dest.to_string(),
+                        kind: ItemKind::Dir,
+                        mode: plan.dir_mode,
+                        uid: plan.parent_owner.0,
+                        gid: plan.parent_owner.1,
+                        mtime: (spec.now, 0),
+                    },
+                );
+            }
+            let tree = ContextTree::new(g.root.clone(), None);
+            let dir = tree
+                .resolve(&g.subdir, true)
+                .map_err(io_err("resolve", &g.subdir))?;
+            let owner = |_: &Entry| (uid, gid);
+            walk(&tree, &dir, "", dest, exclude, &owner, mode, plan)?;
+            plan.pinned.push((
+                g.root.clone(),
+                format!(
+                    "git {} commit {} subdir {}",
+                    crate::remote::redact(source),
+                    g.commit,
+                    g.subdir
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Items under a destination that ends up a non-directory (a later
 /// source put a file or symlink where an earlier one had a directory) are
 /// dropped: that path is not a directory in the result.
@@ -744,9 +911,15 @@ impl Plan {
                     "directory".to_string()
                 }
                 ItemKind::File(host) => {
-                    let h = self.sha256(host)?;
-                    key.field("file", &h);
-                    format!("file {}", hex(&h))
+                    if let Some((_, pin)) = self.pinned.iter().find(|(r, _)| host.starts_with(r)) {
+                        // Its content is the commit's (keyed below).
+                        key.field("pinned-file", b"");
+                        format!("file of {pin}")
+                    } else {
+                        let h = self.sha256(host)?;
+                        key.field("file", &h);
+                        format!("file {}", hex(&h))
+                    }
                 }
                 ItemKind::Symlink(t) => {
                     key.field("symlink", t.as_bytes());
@@ -782,6 +955,10 @@ impl Plan {
             )
             .as_bytes(),
         );
+        for (i, (_, pin)) in self.pinned.iter().enumerate() {
+            key.field("pin", pin.as_bytes());
+            key.note(format!("pin {i}"), pin.clone());
+        }
         Ok(())
     }
 
@@ -1039,8 +1216,11 @@ mod tests {
             unpack: None,
             from_context: true,
             now: 1_000,
+            remote: &NO_REMOTE,
         }
     }
+
+    static NO_REMOTE: BTreeMap<String, Fetched> = BTreeMap::new();
 
     /// Destination rules: (sources, dest) → destinations planned.
     #[test]
@@ -1056,6 +1236,7 @@ mod tests {
         fs::create_dir_all(img.join("usr/bin")).unwrap();
         fs::create_dir_all(img.join("existing")).unwrap();
         std::os::unix::fs::symlink("usr/bin", img.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/tool", img.join("lnkfile")).unwrap();
         let src = ContextTree::new(ctx, None);
         let image = LayeredTree::new(vec![img]);
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -1068,6 +1249,10 @@ mod tests {
             (s(&["a.txt"]), "/bin/", vec!["/usr/bin/a.txt"]),
             (s(&["a.txt", "b.txt"]), "/m/", vec!["/m/a.txt", "/m/b.txt"]),
             (s(&["*.txt"]), "/w", vec!["/w/a.txt", "/w/b.txt"]),
+            // `d/*` also matches the file `d/x`, which has no `y` below.
+            (s(&["d/*/y"]), "/w/", vec!["/w/y"]),
+            // A symlink at the destination is written through, in-root.
+            (s(&["a.txt"]), "/lnkfile", vec!["/usr/bin/tool"]),
             (
                 s(&["d"]),
                 "/app",

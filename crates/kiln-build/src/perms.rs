@@ -3,11 +3,13 @@
 //! being built, never the host's), `USER` for WORKDIR's directories, and
 //! `--chmod` in octal or chmod(1)'s symbolic form.
 //!
-//! Docker's rules: `--chown=USER` alone uses USER's numeric uid as the gid
-//! too (the Dockerfile reference: "a UID without GID will use the same
-//! numeric UID as the GID"); a numeric id needs no entry in the files; a
-//! name that is in neither file is an error. USER for WORKDIR is resolved
-//! like a container user: a name's primary group from passwd.
+//! Docker's rules: `--chown=UID` alone uses the same number as the gid (the
+//! Dockerfile reference); `--chown=NAME` alone takes NAME's primary group
+//! from passwd (what `docker build` does, checked by `tests/compat.rs`); an
+//! empty user or group (`:staff`, `app:`) and `root` are 0; a numeric id
+//! needs no entry in the files. A name that is in neither file is an error
+//! (BuildKit silently uses 0; `docs/compat.md`). USER for WORKDIR is
+//! resolved like a container user: a name's primary group from passwd.
 
 use std::fs;
 
@@ -195,27 +197,31 @@ fn group_lookup(text: &str, name: &str) -> Option<u32> {
     })
 }
 
-/// `--chown=USER[:GROUP]` in the image `tree`.
+/// `--chown=USER[:GROUP]` in the image `tree`. An empty user or group
+/// (`:staff`, `app:`) is id 0, as BuildKit (and Docker 20.10) make it.
 pub fn resolve_chown(tree: &dyn Tree, spec: &str) -> Result<(u32, u32), PermsError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let uid = match user.parse::<u32>() {
-        Ok(n) => n,
+    // A number alone is also the group; a name alone takes its primary
+    // group from passwd (as BuildKit's file operations do).
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(n) => (n, n),
+        // `root` is 0 without a passwd file (`FROM scratch`), as in BuildKit.
+        Err(_) if user.is_empty() || user == "root" => (0, 0),
         Err(_) => {
             let passwd = read_in(tree, "/etc/passwd").unwrap_or_default();
-            passwd_lookup(&passwd, user)
-                .ok_or_else(|| PermsError::NoUser {
-                    name: user.to_string(),
-                })?
-                .0
+            passwd_lookup(&passwd, user).ok_or_else(|| PermsError::NoUser {
+                name: user.to_string(),
+            })?
         }
     };
     let gid = match group {
-        None => uid,
+        None => primary,
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
+            Err(_) if g.is_empty() || g == "root" => 0,
             Err(_) => {
                 let groups = read_in(tree, "/etc/group").unwrap_or_default();
                 group_lookup(&groups, g).ok_or_else(|| PermsError::NoGroup {
@@ -312,7 +318,10 @@ mod tests {
         .unwrap();
         fs::write(dir.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         let t = ContextTree::new(dir.path().to_path_buf(), None);
-        assert_eq!(resolve_chown(&t, "app").unwrap(), (1000, 1000));
+        // A name alone: its primary group; a number alone: the same id.
+        assert_eq!(resolve_chown(&t, "app").unwrap(), (1000, 1001));
+        assert_eq!(resolve_chown(&t, ":staff").unwrap(), (0, 50));
+        assert_eq!(resolve_chown(&t, "app:").unwrap(), (1000, 0));
         assert_eq!(resolve_chown(&t, "app:staff").unwrap(), (1000, 50));
         assert_eq!(resolve_chown(&t, "42:7").unwrap(), (42, 7));
         assert_eq!(resolve_chown(&t, "42").unwrap(), (42, 42));
@@ -324,6 +333,9 @@ mod tests {
             resolve_chown(&t, "app:nogroup"),
             Err(PermsError::NoGroup { .. })
         ));
+        let bare = tempfile::tempdir().unwrap();
+        let scratch = ContextTree::new(bare.path().to_path_buf(), None);
+        assert_eq!(resolve_chown(&scratch, "root:root").unwrap(), (0, 0));
         assert_eq!(resolve_user(&t, "app").unwrap(), (1000, 1001));
         assert_eq!(resolve_user(&t, "1000").unwrap(), (1000, 1001));
         assert_eq!(resolve_user(&t, "7").unwrap(), (7, 0));

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_dockerfile::instructions::{Instruction, Run};
 use kiln_dockerfile::lower::{Base, Build, ImageEnv, LowerOptions, Source, Stage, Step};
-use kiln_dockerfile::mounts::{CacheSharing, Mount, MountType, NetworkMode};
+use kiln_dockerfile::mounts::{Mount, MountType, NetworkMode};
 use kiln_fs::layer::{write_layer, WriteOptions};
 use kiln_oci::config::History;
 use kiln_oci::media_types::layer_compression;
@@ -52,6 +52,7 @@ use kiln_store::records::{chain_id, ImageRecord, LayerRecord};
 use kiln_store::{BuildCacheRecord, Store};
 use thiserror::Error;
 
+use crate::cachemount::{self, CacheInit, CacheSpec};
 use crate::config::{self, StageConfig, HISTORY_COMMENT};
 use crate::copy::{self, CopyError, CopySpec};
 use crate::key::KeyHasher;
@@ -251,10 +252,15 @@ pub enum MountSource {
         path: String,
     },
     /// A cache directory kept between builds under the store
-    /// (`cache/mounts/<hash of the id>`), made with the mount's mode and
-    /// owner on first use. With `sharing=locked` the build holds an
-    /// exclusive lock on it while the step runs.
+    /// (`cache/mounts/`), the instance this step holds for as long as it
+    /// runs (see `cachemount`: names, seeding with `from=`, `sharing`).
     Cache {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Files the build wrote for the step (a heredoc script with a
+    /// shebang): a directory to bind read-only.
+    Files {
         /// The directory.
         dir: PathBuf,
     },
@@ -1592,6 +1598,47 @@ impl<'a> Builder<'a> {
             .as_ref()
             .and_then(|c| c.working_dir.clone())
             .unwrap_or_else(|| "/".into());
+        // ADD's URLs and repositories, fetched now: the key depends on
+        // what they hold. The directory lives until the layer is written.
+        let mut fetched = BTreeMap::new();
+        let mut fetch_dir = None;
+        if let Instruction::Add(a) = &step.instruction {
+            for source in &a.sources {
+                let Some(remote) = crate::remote::classify(source) else {
+                    continue;
+                };
+                if fetched.contains_key(source) {
+                    continue;
+                }
+                if fetch_dir.is_none() {
+                    fetch_dir = Some(
+                        crate::remote::FetchDir::new(&std::env::temp_dir())
+                            .map_err(CopyError::from)?,
+                    );
+                }
+                let parent = fetch_dir
+                    .as_ref()
+                    .map(|d| d.path().to_path_buf())
+                    .unwrap_or_default();
+                let dir = parent.join(fetched.len().to_string());
+                std::fs::create_dir(&dir).map_err(|source| StepError::Io {
+                    action: "create",
+                    path: dir.clone(),
+                    source,
+                })?;
+                let f = match remote {
+                    crate::remote::Remote::Http(url) => copy::Fetched::File(
+                        crate::remote::fetch_http(&url, a.checksum.as_deref(), &dir)
+                            .map_err(CopyError::from)?,
+                    ),
+                    crate::remote::Remote::Git(g) => copy::Fetched::Git(
+                        crate::remote::fetch_git(&g, a.keep_git_dir, a.checksum.as_deref(), &dir)
+                            .map_err(CopyError::from)?,
+                    ),
+                };
+                fetched.insert(source.clone(), f);
+            }
+        }
         let spec = CopySpec {
             add,
             sources,
@@ -1608,6 +1655,7 @@ impl<'a> Builder<'a> {
                 .opts
                 .source_date_epoch
                 .map_or_else(now_secs, |e| e as i64),
+            remote: &fetched,
         };
         let plan = copy::plan(&spec, src, &image_tree)?;
         let kind = match (add, linked) {
@@ -1692,10 +1740,7 @@ impl<'a> Builder<'a> {
         k.field("workdir", workdir.as_bytes());
         let mounts: Vec<String> = run.mounts.iter().map(|m| format!("{m:?}")).collect();
         k.list("mounts", &mounts);
-        let resolved =
-            self.resolve_mounts(run, &workdir, deps, context, build, cx.lease, &mut k)?;
-        // `sharing=locked` caches: held for the step (released on drop).
-        let _locks = lock_caches(&resolved)?;
+        let pending = self.resolve_mounts(run, &workdir, deps, context, build, cx.lease, &mut k)?;
         k.field("network", format!("{:?}", run.network).as_bytes());
         k.field("security", format!("{:?}", run.security).as_bytes());
         k.field("platform", platform.to_string().as_bytes());
@@ -1725,7 +1770,19 @@ impl<'a> Builder<'a> {
             .map(|l| self.store.snapshot_path(&l.chain_id))
             .collect();
         let id = cx.id;
+        let script = config::heredoc_script(&run.command);
         let (layer, created) = self.layer_step(cx, &new_key, &notes, layers, false, |upper| {
+            // Cache directories only now that the step runs (`locked` may
+            // wait for one), held until it ends.
+            let (mut resolved, _held) = acquire_caches(self.store.root(), pending)?;
+            let _script_dir = match script {
+                Some(f) => {
+                    let (dir, mount) = script_mount(self.store, f)?;
+                    resolved.push(mount);
+                    Some(dir)
+                }
+                None => None,
+            };
             let req = RunRequest {
                 argv: &argv,
                 env: &run_env,
@@ -1771,7 +1828,7 @@ impl<'a> Builder<'a> {
         build: &Build,
         lease: &Lease<'_>,
         key: &mut KeyHasher,
-    ) -> Result<Vec<ResolvedMount>, StepError> {
+    ) -> Result<Vec<PendingMount>, StepError> {
         let mut out = Vec::new();
         for m in &run.mounts {
             let target = m.target_in(workdir).map_err(|e| StepError::Mount {
@@ -1780,45 +1837,12 @@ impl<'a> Builder<'a> {
             let path = crate::tree::clean_abs(m.source.as_deref().unwrap_or("/"));
             let source = match m.kind {
                 MountType::Bind => match m.from.as_deref().map(|f| build.resolve_source(f)) {
-                    Some(Source::Stage(i)) => {
-                        let r = deps.get(i).ok_or_else(|| StepError::Mount {
-                            reason: format!("stage {i} was not built"),
-                        })?;
-                        key.field("mount-stage", r.key.as_bytes());
-                        let tree = r.tree(self.store);
+                    Some(Source::Stage(_)) | Some(Source::Image(_)) => {
+                        let from = m.from.as_deref().unwrap_or_default();
+                        let (lower, tree, _) = self.mount_from(from, deps, build, lease, key)?;
                         MountSource::Layers {
-                            lower: r
-                                .layers
-                                .iter()
-                                .map(|l| self.store.snapshot_path(&l.chain_id))
-                                .collect(),
-                            path: tree.resolve(&path, true).map_err(|source| StepError::Io {
-                                action: "resolve",
-                                path: PathBuf::from(&path),
-                                source,
-                            })?,
-                        }
-                    }
-                    Some(Source::Image(name)) => {
-                        let base = load_image(self.store, &name)?;
-                        lease.protect(base.record.blobs(), base.record.snapshots())?;
-                        key.field(
-                            "mount-image",
-                            base.record.config.digest.to_string().as_bytes(),
-                        );
-                        let tree = layers_tree(self.store, &base.record.layers);
-                        MountSource::Layers {
-                            lower: base
-                                .record
-                                .layers
-                                .iter()
-                                .map(|l| self.store.snapshot_path(&l.chain_id))
-                                .collect(),
-                            path: tree.resolve(&path, true).map_err(|source| StepError::Io {
-                                action: "resolve",
-                                path: PathBuf::from(&path),
-                                source,
-                            })?,
+                            lower,
+                            path: resolve_in(&tree, &path)?,
                         }
                     }
                     None => {
@@ -1837,6 +1861,7 @@ impl<'a> Builder<'a> {
                             unpack: Some(false),
                             from_context: true,
                             now: 0,
+                            remote: &BTreeMap::new(),
                         };
                         let plan = copy::plan(&spec, context, &LayeredTree::new(Vec::new()))?;
                         plan.hash(key)?;
@@ -1862,42 +1887,13 @@ impl<'a> Builder<'a> {
                         .clone()
                         .or_else(|| target.clone())
                         .unwrap_or_default();
-                    let mut h = KeyHasher::new("cache-mount", None);
-                    h.field("id", id.as_bytes());
-                    let name = h.finish();
-                    let dir = self
-                        .store
-                        .root()
-                        .join("cache/mounts")
-                        .join(name.trim_start_matches("sha256:"));
-                    if !dir.is_dir() {
-                        fs::create_dir_all(&dir).map_err(|source| StepError::Io {
-                            action: "create",
-                            path: dir.clone(),
-                            source,
-                        })?;
-                        let mode = m.file_mode().unwrap_or(0o755);
-                        rustix::fs::chown(
-                            &dir,
-                            Some(rustix::fs::Uid::from_raw(m.uid.unwrap_or(0))),
-                            Some(rustix::fs::Gid::from_raw(m.gid.unwrap_or(0))),
-                        )
-                        .map_err(|e| StepError::Io {
-                            action: "chown",
-                            path: dir.clone(),
-                            source: e.into(),
-                        })?;
-                        fs::set_permissions(
-                            &dir,
-                            std::os::unix::fs::PermissionsExt::from_mode(mode),
-                        )
-                        .map_err(|source| StepError::Io {
-                            action: "chmod",
-                            path: dir.clone(),
-                            source,
-                        })?;
-                    }
-                    MountSource::Cache { dir }
+                    let spec = self.cache_spec(m, &id, &path, deps, build, lease, key)?;
+                    out.push(PendingMount::Cache {
+                        mount: m.clone(),
+                        target,
+                        spec,
+                    });
+                    continue;
                 }
                 MountType::Secret | MountType::Ssh => {
                     let id = m.cache_id.clone().unwrap_or_else(|| "default".into());
@@ -1924,13 +1920,107 @@ impl<'a> Builder<'a> {
                 }
                 MountType::Tmpfs => MountSource::None,
             };
-            out.push(ResolvedMount {
+            out.push(PendingMount::Ready(ResolvedMount {
                 mount: m.clone(),
                 target,
                 source,
-            });
+            }));
         }
         Ok(out)
+    }
+
+    /// The layers of a mount's `from=` (a stage or an image), as a tree,
+    /// and what names their content (the stage's key, the image's config
+    /// digest), which goes into the step's key.
+    fn mount_from(
+        &self,
+        from: &str,
+        deps: &StageDeps<'_>,
+        build: &Build,
+        lease: &Lease<'_>,
+        key: &mut KeyHasher,
+    ) -> Result<(Vec<PathBuf>, LayeredTree, String), StepError> {
+        let (layers, base) = match build.resolve_source(from) {
+            Source::Stage(i) => {
+                let r = deps.get(i).ok_or_else(|| StepError::Mount {
+                    reason: format!("stage {i} was not built"),
+                })?;
+                key.field("mount-stage", r.key.as_bytes());
+                (r.layers.clone(), format!("stage {}", r.key))
+            }
+            Source::Image(name) => {
+                let image = load_image(self.store, &name)?;
+                lease.protect(image.record.blobs(), image.record.snapshots())?;
+                let digest = image.record.config.digest.to_string();
+                key.field("mount-image", digest.as_bytes());
+                (image.record.layers, format!("image {digest}"))
+            }
+        };
+        let lower: Vec<PathBuf> = layers
+            .iter()
+            .map(|l| self.store.snapshot_path(&l.chain_id))
+            .collect();
+        Ok((lower.clone(), LayeredTree::new(lower), base))
+    }
+
+    /// A cache mount's name, base and first contents (see
+    /// [`crate::cachemount`]); its `from=` joins the step's key, as a
+    /// mount's input does in BuildKit.
+    #[allow(clippy::too_many_arguments)]
+    fn cache_spec(
+        &self,
+        m: &Mount,
+        id: &str,
+        path: &str,
+        deps: &StageDeps<'_>,
+        build: &Build,
+        lease: &Lease<'_>,
+        key: &mut KeyHasher,
+    ) -> Result<CacheSpec, StepError> {
+        let perms = m.uid.is_some() || m.gid.is_some() || m.mode.is_some();
+        let mode = m.file_mode().unwrap_or(0o755);
+        let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+        let empty = CacheInit::Empty { mode, uid, gid };
+        let perms_name = format!("dir {uid}:{gid} {mode:o}");
+        let (base, init) = match m.from.as_deref() {
+            Some(from) => {
+                let (_, tree, base) = self.mount_from(from, deps, build, lease, key)?;
+                if path != "/" {
+                    let resolved = resolve_in(&tree, path)?;
+                    let base = format!("{base} source {resolved}");
+                    (
+                        Some(base),
+                        CacheInit::Seed {
+                            tree,
+                            path: resolved,
+                        },
+                    )
+                } else if perms {
+                    // BuildKit makes a directory with the owner and mode on
+                    // top of the `from` and mounts that: an empty cache.
+                    (Some(format!("{base} {perms_name}")), empty)
+                } else {
+                    let base = format!("{base} source /");
+                    (
+                        Some(base),
+                        CacheInit::Seed {
+                            tree,
+                            path: "/".into(),
+                        },
+                    )
+                }
+            }
+            None if path != "/" => {
+                return Err(StepError::Mount {
+                    reason: format!(
+                        "cache source {path} needs a `from` (a cache without one starts empty)"
+                    ),
+                })
+            }
+            None if perms => (Some(perms_name), empty),
+            None => (None, empty),
+        };
+        Ok(CacheSpec::new(id, base.as_deref(), m.sharing, init))
     }
 
     /// Write the target stage as an image into the store and tag it.
@@ -2023,34 +2113,109 @@ fn sha256_digest(bytes: &[u8]) -> Digest {
     Digest::sha256_from_bytes(sha2::Sha256::digest(bytes).into())
 }
 
-/// Exclusive locks on the `sharing=locked` cache directories of a step,
-/// held until dropped.
-fn lock_caches(mounts: &[ResolvedMount]) -> Result<Vec<fs::File>, StepError> {
-    let mut locks = Vec::new();
-    for m in mounts {
-        if let (MountSource::Cache { dir }, CacheSharing::Locked) = (&m.source, m.mount.sharing) {
-            let path = dir.with_extension("lock");
-            let f = fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|source| StepError::Io {
-                    action: "open",
-                    path: path.clone(),
-                    source,
-                })?;
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-                StepError::Io {
-                    action: "lock",
-                    path: path.clone(),
-                    source: e.into(),
-                }
-            })?;
-            locks.push(f);
+/// A RUN mount resolved as far as its key needs: caches get their
+/// directory only when the step runs ([`acquire_caches`]).
+enum PendingMount {
+    /// Nothing left to do.
+    Ready(ResolvedMount),
+    /// A cache mount.
+    Cache {
+        mount: Mount,
+        target: Option<String>,
+        spec: CacheSpec,
+    },
+}
+
+/// The mounts of a step with its cache directories found or made, and the
+/// holds on them (released when dropped). Caches are taken in the order of
+/// their names, so two steps waiting for `locked` caches never wait for
+/// each other; a cache named twice in one step is one directory (as in
+/// BuildKit, whose mounts of one step share a cache).
+fn acquire_caches(
+    root: &Path,
+    pending: Vec<PendingMount>,
+) -> Result<(Vec<ResolvedMount>, Vec<cachemount::Held>), StepError> {
+    let mut order: Vec<(&str, usize)> = pending
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            PendingMount::Cache { spec, .. } => Some((spec.name.as_str(), i)),
+            PendingMount::Ready(_) => None,
+        })
+        .collect();
+    order.sort();
+    let mut held: Vec<cachemount::Held> = Vec::new();
+    let mut dirs: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, PathBuf> = BTreeMap::new();
+    for (name, i) in order {
+        let dir = match by_name.get(name) {
+            Some(d) => d.clone(),
+            None => {
+                let PendingMount::Cache { spec, .. } = &pending[i] else {
+                    continue;
+                };
+                let h = cachemount::acquire(root, spec)?;
+                let d = h.dir.clone();
+                held.push(h);
+                by_name.insert(name, d.clone());
+                d
+            }
+        };
+        dirs.insert(i, dir);
+    }
+    let mut out = Vec::new();
+    for (i, p) in pending.iter().enumerate() {
+        match p {
+            PendingMount::Ready(m) => out.push(m.clone()),
+            PendingMount::Cache { mount, target, .. } => out.push(ResolvedMount {
+                mount: mount.clone(),
+                target: target.clone(),
+                source: MountSource::Cache {
+                    dir: dirs.get(&i).cloned().unwrap_or_default(),
+                },
+            }),
         }
     }
-    Ok(locks)
+    Ok((out, held))
+}
+
+/// The directory with a RUN's heredoc script (mode 0755, named as the
+/// heredoc) for [`config::SCRIPT_DIR`], and its read-only bind mount.
+fn script_mount(
+    store: &Store,
+    f: &kiln_dockerfile::instructions::InlineFile,
+) -> Result<(StagingDir, ResolvedMount), StepError> {
+    let dir = StagingDir::new(store)?;
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StepError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    fs::set_permissions(
+        &dir.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(io("chmod", &dir.path))?;
+    let file = dir.path.join(&f.name);
+    fs::write(&file, &f.data).map_err(io("write", &file))?;
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(io("chmod", &file))?;
+    let mount = Mount {
+        read_only: true,
+        target: Some(config::SCRIPT_DIR.into()),
+        ..Mount::new(MountType::Bind)
+    };
+    let resolved = ResolvedMount {
+        mount,
+        target: Some(config::SCRIPT_DIR.into()),
+        source: MountSource::Files {
+            dir: dir.path.clone(),
+        },
+    };
+    Ok((dir, resolved))
 }
 
 /// How a staged directory is to be written.
@@ -2103,6 +2268,15 @@ fn normalize_history(history: &mut [History]) {
             }
         }
     }
+}
+
+/// `path` resolved in `tree`'s root (symlinks and `..` stay inside).
+fn resolve_in(tree: &dyn Tree, path: &str) -> Result<String, StepError> {
+    tree.resolve(path, true).map_err(|source| StepError::Io {
+        action: "resolve",
+        path: PathBuf::from(path),
+        source,
+    })
 }
 
 fn layers_tree(store: &Store, layers: &[LayerRecord]) -> LayeredTree {
@@ -2249,6 +2423,7 @@ pub fn export_rootfs(store: &Store, image: &ImageRecord, dir: &Path) -> Result<(
         unpack: Some(false),
         from_context: false,
         now: now_secs(),
+        remote: &BTreeMap::new(),
     };
     let plan = copy::plan(&spec, &tree, &empty)?;
     plan.stage(&empty, dir)?;

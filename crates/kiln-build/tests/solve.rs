@@ -510,3 +510,197 @@ fn required_secrets_must_be_given_and_optional_ones_are_left_out() {
     assert_eq!(seen[0].len(), 1, "the optional secret is not mounted");
     assert_eq!(seen[0][0].mount.cache_id.as_deref(), Some("need"));
 }
+
+/// Records, for each RUN, its cache directories and how many RUNs were
+/// running at once while it ran (it waits up to a second for a second one).
+#[derive(Default)]
+struct SharingRunner {
+    active: Mutex<Vec<std::path::PathBuf>>,
+    wake: std::sync::Condvar,
+    seen: Mutex<Vec<(std::path::PathBuf, usize)>>,
+}
+
+impl StepRunner for SharingRunner {
+    fn run(&self, req: &RunRequest<'_>, _output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
+        let dir = req
+            .mounts
+            .iter()
+            .find_map(|m| match &m.source {
+                kiln_build::MountSource::Cache { dir } => Some(dir.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let mut active = self.active.lock().unwrap();
+        active.push(dir.clone());
+        self.wake.notify_all();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let mut most = active.len();
+        while active.len() < 2 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            active = self.wake.wait_timeout(active, left).unwrap().0;
+            most = most.max(active.len());
+        }
+        // Let the other one see this one too before leaving.
+        drop(active);
+        std::thread::sleep(Duration::from_millis(100));
+        let mut active = self.active.lock().unwrap();
+        let i = active.iter().position(|d| *d == dir).unwrap();
+        active.remove(i);
+        self.wake.notify_all();
+        self.seen.lock().unwrap().push((dir, most));
+        fs::write(req.upper.join("ran"), "").unwrap();
+        Ok(())
+    }
+}
+
+/// Two stages that can run in parallel, both with a cache of one id:
+/// `shared` gives both the same directory at once, `private` two
+/// directories at once, `locked` one directory, one step after the other.
+#[test]
+fn cache_sharing_between_parallel_stages() {
+    for (sharing, same_dir, together) in [
+        ("shared", true, true),
+        ("private", false, true),
+        ("locked", true, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let text = format!(
+            "FROM scratch AS a\nRUN --mount=type=cache,id=c,target=/c,sharing={sharing} step-a\n\
+             FROM scratch AS b\nRUN --mount=type=cache,id=c,target=/c,sharing={sharing} step-b\n\
+             FROM scratch\nCOPY --from=a /ran /a\nCOPY --from=b /ran /b\n"
+        );
+        let build = lowered(&text, &BTreeMap::new(), None);
+        let runner = SharingRunner::default();
+        let opts = BuildOptions {
+            jobs: 3,
+            ..BuildOptions::default()
+        };
+        Builder::new(&store, &opts, &Silent, Some(&runner))
+            .build(&build)
+            .unwrap();
+        let seen = runner.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{sharing}");
+        assert_eq!(seen[0].0 == seen[1].0, same_dir, "{sharing}: {seen:?}");
+        let at_once = if together { 2 } else { 1 };
+        assert!(
+            seen.iter().all(|(_, n)| *n == at_once),
+            "{sharing}: {seen:?}"
+        );
+        for (d, _) in &seen {
+            assert!(d.starts_with(store.root().join("cache/mounts")), "{d:?}");
+        }
+    }
+}
+
+/// Reads `f` of each cache it gets (recorded), then writes `f` there.
+#[derive(Default)]
+struct SeedRunner {
+    seen: Mutex<Vec<(std::path::PathBuf, String)>>,
+}
+
+impl StepRunner for SeedRunner {
+    fn run(&self, req: &RunRequest<'_>, _output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
+        for m in req.mounts {
+            if let kiln_build::MountSource::Cache { dir } = &m.source {
+                let f = fs::read_to_string(dir.join("f")).unwrap_or_default();
+                self.seen.lock().unwrap().push((dir.clone(), f));
+                fs::write(dir.join("f"), "written-by-a-step").unwrap();
+            }
+        }
+        fs::write(req.upper.join("ran"), "").unwrap();
+        Ok(())
+    }
+}
+
+/// `RUN --mount=type=cache,from=STAGE,source=PATH`: a new cache starts as a
+/// copy of PATH in the stage (resolved in its root); an existing one is
+/// used as it is; another content of the stage is another cache; the
+/// plain cache of the same id is apart.
+#[test]
+fn cache_mounts_from_a_stage_are_seeded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(ctx.join("seed/sub")).unwrap();
+    fs::write(ctx.join("seed/sub/f"), "seed-1").unwrap();
+    // Leads far above the root: resolved in the stage, it is /data/sub.
+    std::os::unix::fs::symlink("../../../../../../../data/sub", ctx.join("seed/up")).unwrap();
+    let text = "FROM scratch AS seed\nCOPY seed/ /data/\n\
+                FROM scratch\n\
+                RUN --mount=type=cache,id=c,target=/c,from=seed,source=/data/up use-seeded\n\
+                RUN --mount=type=cache,id=c,target=/c use-plain\n";
+    let build = lowered(text, &BTreeMap::new(), None);
+    let opts = BuildOptions {
+        context: Some(ctx.clone()),
+        no_cache: true,
+        ..BuildOptions::default()
+    };
+    let runner = SeedRunner::default();
+    let run = || {
+        Builder::new(&store, &opts, &Silent, Some(&runner))
+            .build(&build)
+            .unwrap()
+    };
+    run();
+    let seen = runner.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].1, "seed-1");
+    // The plain cache of the id is another directory, empty at first.
+    assert_ne!(seen[0].0, seen[1].0);
+    assert_eq!(seen[1].1, "");
+    // The seed is not copied again into the existing cache.
+    run();
+    let seen = runner.seen.lock().unwrap().clone();
+    assert_eq!(seen[2], (seen[0].0.clone(), "written-by-a-step".into()));
+    assert_eq!(seen[3], (seen[1].0.clone(), "written-by-a-step".into()));
+    // The stage changed: a new cache, seeded from its new content.
+    fs::write(ctx.join("seed/sub/f"), "seed-2").unwrap();
+    run();
+    let seen = runner.seen.lock().unwrap().clone();
+    assert_ne!(seen[4].0, seen[0].0);
+    assert_eq!(seen[4].1, "seed-2");
+    assert_eq!(seen[5].0, seen[1].0);
+    // The store's temporary directories are all gone.
+    let ingest: Vec<_> = fs::read_dir(store.root().join("ingest"))
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(ingest.is_empty(), "{ingest:?}");
+}
+
+/// A cache `source` needs a `from` (BuildKit: it does not exist in the
+/// empty base), and a `source` that is a file is refused.
+#[test]
+fn cache_mount_sources_must_be_directories_of_a_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("file"), "x").unwrap();
+    let opts = BuildOptions {
+        context: Some(ctx.clone()),
+        ..BuildOptions::default()
+    };
+    let runner = SeedRunner::default();
+    for (text, want) in [
+        (
+            "FROM scratch\nRUN --mount=type=cache,target=/c,source=/x true\n",
+            "needs a `from`",
+        ),
+        (
+            "FROM scratch AS s\nCOPY file /file\nFROM scratch\nRUN --mount=type=cache,target=/c,from=s,source=/file true\n",
+            "is not a directory",
+        ),
+    ] {
+        let build = lowered(text, &BTreeMap::new(), None);
+        let err = Builder::new(&store, &opts, &Silent, Some(&runner))
+            .build(&build)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    assert!(runner.seen.lock().unwrap().is_empty());
+}

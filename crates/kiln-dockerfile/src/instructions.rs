@@ -876,8 +876,10 @@ pub fn parse_node(
 pub fn validate_flag_value(flag: &str, value: &str) -> Result<(), &'static str> {
     match flag {
         "chown" => {
-            let (user, group) = value.split_once(':').unwrap_or((value, "x"));
-            if user.is_empty() || group.is_empty() {
+            // An empty user or group (`:staff`, `app:`) is id 0, as in
+            // BuildKit; only an empty value, or `:` alone, says nothing.
+            let (user, group) = value.split_once(':').unwrap_or((value, ""));
+            if user.is_empty() && group.is_empty() {
                 return Err("expected USER[:GROUP], names or numeric ids");
             }
             Ok(())
@@ -1300,7 +1302,7 @@ mod tests {
         for bad in [
             "COPY --chmod=999 a b",
             "COPY --chmod=u+q a b",
-            "COPY --chown=:x a b",
+            "COPY --chown=: a b",
             "ADD --checksum=md5:abc http://x/y /y",
         ] {
             assert!(
@@ -1310,6 +1312,8 @@ mod tests {
         }
         assert!(one("COPY --chmod=0755 --chown=app:app a b").is_ok());
         assert!(one("COPY --chmod=u+rwx,go=rx --chown=1000 a b").is_ok());
+        assert!(one("COPY --chown=:staff a b").is_ok(), "user 0");
+        assert!(one("COPY --chown=app: a b").is_ok(), "group 0");
         assert!(
             one("COPY --chmod=$MODE a b").is_ok(),
             "validated after expansion"

@@ -281,7 +281,8 @@ pub struct Mount {
 }
 
 impl Mount {
-    fn new(kind: MountType) -> Mount {
+    /// A mount of `kind` with every option at its default.
+    pub fn new(kind: MountType) -> Mount {
         Mount {
             kind,
             target: None,

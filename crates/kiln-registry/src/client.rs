@@ -36,8 +36,10 @@ use crate::credentials::{CredentialError, CredentialSource, Credentials, Secret}
 /// What can go wrong talking to a registry.
 #[derive(Debug, Error)]
 pub enum Error {
-    /// The request could not be made or its answer not read.
-    #[error("{method} {url}: {source}")]
+    /// The request could not be made or its answer not read. The cause
+    /// is the error's source, printed after it by an error chain (not
+    /// repeated in this text).
+    #[error("{method} {url}")]
     Http {
         /// The method.
         method: Method,

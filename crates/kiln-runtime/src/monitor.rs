@@ -186,9 +186,11 @@ fn cleanup(cfg: &MonitorConfig, overlay: &Overlay) {
     }
     let _ = overlay.unmount();
     let _ = fs::remove_file(cfg.dir.join("console.sock"));
-    let mut targets: Vec<&str> = GENERATED.to_vec();
-    targets.extend(cfg.opts.mounts.iter().map(|m| m.target.as_str()));
-    overlay.remove_mount_points(&targets, MountPointParents::InImage);
+    // Only the files kiln generates: the mount points of volumes, binds and
+    // tmpfs (and the directories made for them) stay in the container's
+    // changes, as Docker keeps them (`docker diff` lists them, `docker
+    // commit` takes them).
+    overlay.remove_mount_points(&GENERATED, MountPointParents::InImage);
 }
 
 /// The files kiln generates and binds into every container.

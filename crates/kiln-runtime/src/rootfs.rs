@@ -65,6 +65,37 @@ pub struct Overlay {
 }
 
 impl Overlay {
+    /// Mount with the new mount API, one `lowerdir+` per layer (topmost
+    /// first, as in `lowers`): EINVAL from a kernel without `lowerdir+`.
+    fn mount_layer_by_layer(&self, lowers: &[String]) -> io::Result<()> {
+        use rustix::mount::{
+            fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+            FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+        };
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for l in lowers {
+            fsconfig_set_string(&fs, "lowerdir+", l.as_str())?;
+        }
+        fsconfig_set_string(&fs, "upperdir", self.upper.as_path())?;
+        fsconfig_set_string(&fs, "workdir", self.work.as_path())?;
+        fsconfig_set_string(&fs, "index", "off")?;
+        fsconfig_set_string(&fs, "redirect_dir", "off")?;
+        fsconfig_set_string(&fs, "metacopy", "off")?;
+        if self.volatile {
+            fsconfig_set_flag(&fs, "volatile")?;
+        }
+        fsconfig_create(&fs)?;
+        let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+        move_mount(
+            &mnt,
+            "",
+            rustix::fs::CWD,
+            &self.target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )?;
+        Ok(())
+    }
+
     /// The overlay of a container directory `dir` over `lowers`.
     pub fn in_dir(dir: &Path, lowers: Vec<PathBuf>) -> Overlay {
         Overlay {
@@ -119,7 +150,20 @@ impl Overlay {
             data
         };
         if data.len() >= 4096 {
-            return Err(RootfsError::TooManyLayers(data.len()));
+            // mount(2) takes one page of options: ~40 layers at the
+            // store's path lengths. The new mount API takes each lower
+            // directory on its own (`lowerdir+`, Linux 6.8), without that
+            // limit (overlayfs allows 500 lowers).
+            return self.mount_layer_by_layer(&lowers).map_err(|e| {
+                if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) {
+                    RootfsError::TooManyLayers(data.len())
+                } else {
+                    RootfsError::Mount {
+                        path: self.target.clone(),
+                        source: e,
+                    }
+                }
+            });
         }
         let data = std::ffi::CString::new(data).map_err(|e| RootfsError::Mount {
             path: self.target.clone(),

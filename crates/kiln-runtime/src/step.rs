@@ -169,7 +169,16 @@ pub enum StepOutcome {
 
 /// Run the step to its end; the container's output goes to `output`.
 /// Call only from a single-threaded process (libcontainer forks).
+///
+/// Termination signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT) are blocked from
+/// the start, so that one arriving while the container is being set up
+/// never kills this process between the container's creation and its
+/// start, which would leave the created container's init waiting forever
+/// (it is PID 1 of its namespace: a terminal's SIGINT does not kill it).
+/// One pending when the container is ready stops the step before it
+/// starts; one arriving later kills the container (see [`wait`]).
 pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&termination()), None);
     let overlay = Overlay {
         lowers: cfg.lowers.clone(),
         upper: cfg.upper.clone(),
@@ -400,6 +409,11 @@ fn prepare_and_run(
     let started = block_signals()
         .map_err(err("failed to block signals"))
         .and_then(|sfd| {
+            if let Some(sig) = pending_termination() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+                return Err(format!("stopped by {sig} before the step started"));
+            }
             engine::start(&mut container).map_err(|e| e.to_string())?;
             Ok(wait(pid, &sfd))
         });
@@ -486,6 +500,32 @@ fn write_etc_files(dir: &Path, net: NetworkMode) -> io::Result<(PathBuf, PathBuf
     };
     fs::write(&resolv, text)?;
     Ok((hosts, hostname, resolv))
+}
+
+/// The signals that end a step.
+fn termination() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        mask.add(s);
+    }
+    mask
+}
+
+/// A termination signal waiting (blocked) for this process, if any (taken:
+/// the step stops).
+fn pending_termination() -> Option<Signal> {
+    let sfd = SignalFd::with_flags(
+        &termination(),
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )
+    .ok()?;
+    let si = sfd.read_signal().ok()??;
+    Signal::try_from(si.ssi_signo as i32).ok()
 }
 
 fn block_signals() -> nix::Result<SignalFd> {

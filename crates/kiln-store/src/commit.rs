@@ -5,12 +5,12 @@
 //! ingested like any other layer (extracted into a snapshot on top of the
 //! parent's top snapshot, compressed into a blob), under a lease.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::SystemTime;
 
 use kiln_fs::layer::{write_layer, WriteOptions};
+use kiln_fs::pipe::{chunk_pipe, ChunkReader};
 use kiln_oci::config::{ContainerConfig, History};
 use kiln_oci::media_types::ManifestFormat;
 use kiln_oci::time::format_rfc3339;
@@ -63,23 +63,18 @@ impl Store {
             ..NewLayerOptions::default()
         };
         let top = parent.layers.last().map(|l| &l.chain_id);
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+        let (out, rx) = chunk_pipe(16);
         let layer = std::thread::scope(|s| {
             let writer = s.spawn(move || {
-                let out = io::BufWriter::with_capacity(256 * 1024, ChanWriter(tx));
                 let opts = WriteOptions {
                     overlay: true,
                     ..WriteOptions::default()
                 };
-                let (_, mut out) =
+                let (_, out) =
                     write_layer(upper, out, &opts).map_err(|e| io::Error::other(e.to_string()))?;
-                out.flush()
+                out.finish()
             });
-            let reader = ChanReader {
-                rx,
-                buf: Vec::new(),
-                pos: 0,
-            };
+            let reader = ChunkReader::new(rx);
             let result = self.ingest_layer_tar(&lease, reader, top, &layer_opts);
             let written = writer.join().map_err(|_| ArchiveError::Io {
                 action: "read",
@@ -145,43 +140,5 @@ impl Store {
         };
         self.add_image(&record, names)?;
         Ok(record)
-    }
-}
-
-struct ChanWriter(mpsc::SyncSender<Vec<u8>>);
-
-impl Write for ChanWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .send(buf.to_vec())
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the committer stopped"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-struct ChanReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl io::Read for ChanReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            match self.rx.recv() {
-                Ok(b) => {
-                    self.buf = b;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }

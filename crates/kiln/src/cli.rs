@@ -103,6 +103,9 @@ pub(crate) enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(after_long_help = COMPLETION_HELP)]
+    Completion(CompletionArgs),
     /// Internal commands for benchmarks and debugging (unstable)
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
@@ -144,6 +147,22 @@ pub(crate) enum Command {
     /// Run one RUN step of a build in a container (internal)
     #[command(name = "__build-step", hide = true)]
     BuildStep(BuildStepArgs),
+}
+
+const COMPLETION_HELP: &str = "\
+Load the script in the current shell, or install it for new shells:
+  bash  source <(kiln completion bash)
+        kiln completion bash > ~/.local/share/bash-completion/completions/kiln
+  zsh   source <(kiln completion zsh)        (after compinit)
+        kiln completion zsh > \"${fpath[1]}/_kiln\"
+  fish  kiln completion fish > ~/.config/fish/completions/kiln.fish";
+
+/// `kiln completion SHELL`
+#[derive(Debug, Args)]
+pub(crate) struct CompletionArgs {
+    /// The shell to write the script for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// The hidden build-step subcommand.
@@ -570,6 +589,12 @@ pub(crate) struct BuildArgs {
     /// ($SSH_AUTH_SOCK) or `ID=SOCKET[,SOCKET…]`; may be repeated
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     pub(crate) ssh: Vec<String>,
+
+    /// The network of RUN steps that have no `--network` of their own:
+    /// default (a namespace of their own on kiln's bridge, with outbound
+    /// access), none (loopback only) or host
+    #[arg(long, value_name = "MODE", default_value = "default", value_parser = ["default", "none", "host"])]
+    pub(crate) network: String,
 
     /// Build this stage (name or index) without the cache; may be repeated
     #[arg(long = "no-cache-filter", value_name = "STAGE")]

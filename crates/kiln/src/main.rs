@@ -74,6 +74,7 @@ fn main() -> ExitCode {
         Command::Builder(BuilderCommand::Prune(args)) => {
             commands::system::builder_prune(&cli, args)
         }
+        Command::Completion(args) => commands::completion::run(args),
         Command::Debug(cmd) => commands::debug::run(cmd),
         Command::Run(args) => commands::container::run(&cli, args),
         Command::Create(args) => commands::container::create(&cli, args),

@@ -296,3 +296,71 @@ fn debug_layer_commands_round_trip_and_stay_hidden() {
             .stderr(contains("not empty"));
     }
 }
+
+/// `shell -n FILE` (parse only) when `shell` is installed; `None` if not.
+fn shell_parses(shell: &str, file: &Path) -> Option<std::process::Output> {
+    match std::process::Command::new(shell)
+        .arg("-n")
+        .arg(file)
+        .output()
+    {
+        Ok(out) => Some(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("{shell}: {e}"),
+    }
+}
+
+#[test]
+fn completion_scripts_parse_and_leave_out_hidden_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = kiln().args(["completion", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("build") && script.contains("run"),
+            "{shell}"
+        );
+        for hidden in ["__monitor", "__build-step", "layer-write", "layer-apply"] {
+            assert!(!script.contains(hidden), "{shell} completes {hidden}");
+        }
+        let file = dir.path().join(format!("kiln.{shell}"));
+        fs::write(&file, &script).unwrap();
+        if matches!(shell, "bash" | "zsh" | "fish") {
+            match shell_parses(shell, &file) {
+                Some(out) => assert!(
+                    out.status.success(),
+                    "{shell} -n rejects the script: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+                // Only bash is sure to be installed; nothing is installed
+                // for this test.
+                None => assert_ne!(shell, "bash", "bash is not installed"),
+            }
+        }
+    }
+    let bash = fs::read_to_string(dir.path().join("kiln.bash")).unwrap();
+    for cmd in ["build", "run", "push", "pull", "completion", "image"] {
+        assert!(bash.contains(&format!("kiln,{cmd})")), "bash misses {cmd}");
+    }
+    assert!(!bash.contains("kiln,debug)"), "bash completes `debug`");
+    // The script really completes: `kiln d<TAB>` is `diff` (not `debug`),
+    // `kiln run --pu<TAB>` offers `--pull`.
+    let complete = |words: &str, cword: usize| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+                 _kiln kiln \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                dir.path().join("kiln.bash").display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(complete("kiln d", 1), "diff\n");
+    assert!(complete("kiln run --pu", 2).lines().any(|l| l == "--pull"));
+    kiln().args(["completion", "tcsh"]).assert().code(2);
+}

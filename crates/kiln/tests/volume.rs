@@ -91,6 +91,20 @@ fn named_volumes_persist_and_follow_dockers_rules() {
         std::fs::read_to_string(t.root().join("volumes/data/_data/f")).unwrap(),
         "hello\n"
     );
+    // The mount point and the directories made for it stay in the
+    // container's changes, as `docker diff` shows them (checked against
+    // dockerd 20.10); the files kiln generates (/etc/hosts, …) do not.
+    t.ok(&[
+        "run",
+        "--name",
+        "mp",
+        "-v",
+        "data:/mnt/x/y",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(t.ok(&["diff", "mp"]), "A /mnt\nA /mnt/x\nA /mnt/x/y\n");
+    t.ok(&["rm", "mp"]);
     // Read-only: the write fails inside the container.
     let out = t.output(&[
         "run",

@@ -505,6 +505,11 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     let plain = PlainProgress;
     let reporter: &dyn Reporter = if quiet { &Silent } else { &plain };
     let runner = super::build_step::ContainerSteps {
+        default_network: match args.network.as_str() {
+            "none" => kiln_runtime::options::NetworkMode::None,
+            "host" => kiln_runtime::options::NetworkMode::Host,
+            _ => super::build_step::default_network(),
+        },
         root: super::store_root(cli),
         log_level: if cli.debug > 0 {
             cli.log_level()

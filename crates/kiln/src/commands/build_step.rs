@@ -12,10 +12,9 @@
 //! diagnostics, shown when it fails.
 //!
 //! Decisions: `RUN --network=default` is a namespace of its own on kiln's
-//! bridge with outbound NAT, like `docker build` (see [`default_network`]);
-//! a cache mount's `from=` seeding and
-//! `sharing=private` (a second instance while the first is in use) are not
-//! implemented: a cache is shared unless `locked`.
+//! bridge with outbound NAT, like `docker build` (see [`default_network`]).
+//! Cache mounts arrive as the directory of the instance the build holds for
+//! the step (`kiln-build` seeds them and applies `sharing`).
 
 use std::fs;
 use std::io::Read;
@@ -36,6 +35,9 @@ use crate::cli::BuildStepArgs;
 /// Exit status of a step process that could not even start (as `run`).
 const EXIT_KILN: u8 = 125;
 
+/// The build's process id, in the step process's environment.
+const PARENT_ENV: &str = "KILN_BUILD_PID";
+
 /// Runs RUN steps in containers through `kiln __build-step`.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerSteps {
@@ -43,6 +45,9 @@ pub(crate) struct ContainerSteps {
     pub(crate) root: PathBuf,
     /// The child's `--log-level`.
     pub(crate) log_level: String,
+    /// The network of a step without `RUN --network` or with
+    /// `--network=default` (`build --network`).
+    pub(crate) default_network: NetworkMode,
 }
 
 /// The network of `RUN --network=default` (or no `--network`): the step's
@@ -51,11 +56,11 @@ pub(crate) fn default_network() -> NetworkMode {
     NetworkMode::Bridge
 }
 
-fn network(mode: Option<RunNetwork>) -> NetworkMode {
+fn network(mode: Option<RunNetwork>, default: NetworkMode) -> NetworkMode {
     match mode {
         Some(RunNetwork::None) => NetworkMode::None,
         Some(RunNetwork::Host) => NetworkMode::Host,
-        Some(RunNetwork::Default) | None => default_network(),
+        Some(RunNetwork::Default) | None => default,
     }
 }
 
@@ -108,6 +113,11 @@ fn mounts(req: &RunRequest<'_>) -> Result<Vec<StepMount>, RunError> {
                     path: path.clone(),
                     target: need_target()?,
                     readonly,
+                }),
+                MountSource::Files { dir } => out.push(StepMount::Bind {
+                    source: dir.clone(),
+                    target: need_target()?,
+                    readonly: true,
                 }),
                 other => return Err(setup(format!("a bind mount from {other:?}"))),
             },
@@ -191,7 +201,7 @@ impl StepRunner for ContainerSteps {
             env: req.env.to_vec(),
             user: req.user.to_string(),
             cwd: req.workdir.to_string(),
-            network: network(req.network),
+            network: network(req.network, self.default_network),
             bridge: Some(
                 kiln_runtime::network::NetworkConfig::from_env(&self.root)
                     .map_err(|e| setup(e.to_string()))?,
@@ -209,6 +219,7 @@ impl StepRunner for ContainerSteps {
             .args(["--log-level", &self.log_level])
             .arg("__build-step")
             .arg(&request)
+            .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -299,8 +310,19 @@ pub(crate) fn child(args: &BuildStepArgs) -> Result<u8> {
         eprintln!("kiln: cannot run a build step from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
-    // The step ends with the build: a build killed takes its step along.
+    // The step ends with the build: a build killed takes its step along
+    // (the signal waits, blocked, until the step can stop its container:
+    // kiln_runtime::step::run). A build that was gone before this line
+    // sends no signal: the step then ends here.
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    let parent = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    let ppid = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
+    if parent.is_some_and(|p| ppid != Some(p)) {
+        eprintln!("kiln: the build that started this step is gone");
+        return Ok(EXIT_KILN);
+    }
     let text = fs::read(&args.request)
         .with_context(|| format!("failed to read {}", args.request.display()))?;
     let cfg: StepConfig = serde_json::from_slice(&text)

@@ -111,7 +111,9 @@ fn command(page: &mut String, cmd: &Command, path: &str, level: usize) {
                 .get_value_names()
                 .map(|v| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
                 .unwrap_or_else(|| a.get_id().as_str().to_uppercase());
-            let _ = writeln!(page, "| `{names}` | {} |", help(a));
+            let mut text = help(a);
+            text.push_str(&possible_values(a));
+            let _ = writeln!(page, "| `{names}` | {} |", text.trim());
         }
         let _ = writeln!(page);
     }
@@ -159,14 +161,8 @@ fn options<'a>(page: &mut String, args: impl Iterator<Item = &'a Arg>) {
             flag.push_str(&format!(" {v}"));
         }
         let mut text = help(a);
-        let values: Vec<String> = a
-            .get_possible_values()
-            .iter()
-            .filter(|v| !v.is_hide_set())
-            .map(|v| format!("`{}`", v.get_name()))
-            .collect();
-        if !values.is_empty() && takes_value(a) {
-            text.push_str(&format!(" (one of {})", values.join(", ")));
+        if takes_value(a) {
+            text.push_str(&possible_values(a));
         }
         let defaults: Vec<String> = a
             .get_default_values()
@@ -182,6 +178,21 @@ fn options<'a>(page: &mut String, args: impl Iterator<Item = &'a Arg>) {
         let _ = writeln!(page, "| `{flag}` | {} |", text.trim());
     }
     let _ = writeln!(page);
+}
+
+/// ` (one of `a`, `b`)` for an argument with a fixed set of values.
+fn possible_values(a: &Arg) -> String {
+    let values: Vec<String> = a
+        .get_possible_values()
+        .iter()
+        .filter(|v| !v.is_hide_set())
+        .map(|v| format!("`{}`", v.get_name()))
+        .collect();
+    if values.is_empty() {
+        String::new()
+    } else {
+        format!(" (one of {})", values.join(", "))
+    }
 }
 
 fn takes_value(a: &Arg) -> bool {

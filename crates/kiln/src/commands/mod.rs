@@ -1,6 +1,7 @@
 pub(crate) mod archive;
 pub(crate) mod build;
 pub(crate) mod build_step;
+pub(crate) mod completion;
 pub(crate) mod container;
 pub(crate) mod debug;
 pub(crate) mod docs;

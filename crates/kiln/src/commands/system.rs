@@ -24,6 +24,7 @@ pub(crate) fn df(cli: &Cli, args: &DfArgs) -> Result<u8> {
     let store = open_store(cli)?;
     let u = store.disk_usage()?;
     let volumes = crate::commands::volume::usage(&store)?;
+    let caches = kiln_build::cache_mounts_usage(&super::store_root(cli));
     let active = u.images.iter().filter(|i| i.containers > 0).count();
     let rows = vec![
         json!({
@@ -48,11 +49,13 @@ pub(crate) fn df(cli: &Cli, args: &DfArgs) -> Result<u8> {
             "Reclaimable": format!("{}{}", human_size(volumes.3), percent(volumes.3, volumes.2)),
         }),
         json!({
+            // Cache records (their layers are counted with the images they
+            // share them with) and RUN cache-mount directories.
             "Type": "Build Cache",
-            "TotalCount": u.build_cache.to_string(),
+            "TotalCount": (u.build_cache + caches.caches).to_string(),
             "Active": "0",
-            "Size": human_size(0),
-            "Reclaimable": human_size(0),
+            "Size": human_size(caches.bytes),
+            "Reclaimable": human_size(caches.bytes),
         }),
     ];
     let headers = [
@@ -157,6 +160,7 @@ pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
     // build running in another process to keep one for; a running build
     // holds its layers under its lease).
     store.build_cache_clear()?;
+    let caches = kiln_build::prune_cache_mounts(&super::store_root(cli))?;
     let gc = store.gc()?;
     // Addresses and veths that a killed monitor could not give back.
     let net = kiln_runtime::network::NetworkConfig::from_env(store.root())?;
@@ -166,7 +170,7 @@ pub(crate) fn prune(cli: &Cli, args: &SystemPruneArgs) -> Result<u8> {
     print_pruned(
         &mut std::io::stdout().lock(),
         &events,
-        bytes + gc.bytes + volume_bytes,
+        bytes + gc.bytes + volume_bytes + caches.bytes,
     )?;
     Ok(0)
 }
@@ -182,9 +186,17 @@ pub(crate) fn builder_prune(cli: &Cli, args: &BuilderPruneArgs) -> Result<u8> {
     let store = open_store(cli)?;
     let records = store.build_cache_clear()?;
     let gc = store.gc()?;
+    // RUN --mount=type=cache directories too, as Docker's prune does (but
+    // not those a running build holds).
+    let caches = kiln_build::prune_cache_mounts(&super::store_root(cli))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "Deleted build cache records: {records}")?;
-    writeln!(out, "Total reclaimed space: {}", human_size(gc.bytes))?;
+    writeln!(out, "Deleted cache mounts: {}", caches.caches)?;
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(gc.bytes + caches.bytes)
+    )?;
     Ok(0)
 }
 

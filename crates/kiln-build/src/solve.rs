@@ -31,10 +31,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +41,7 @@ use kiln_dockerfile::instructions::{Instruction, Run};
 use kiln_dockerfile::lower::{Base, Build, ImageEnv, LowerOptions, Source, Stage, Step};
 use kiln_dockerfile::mounts::{Mount, MountType, NetworkMode};
 use kiln_fs::layer::{write_layer, WriteOptions};
+use kiln_fs::pipe::{chunk_pipe, ChunkReader};
 use kiln_oci::config::History;
 use kiln_oci::media_types::layer_compression;
 use kiln_oci::time::format_rfc3339;
@@ -1475,24 +1475,18 @@ impl<'a> Builder<'a> {
             lower: None,
             source_date_epoch: self.opts.source_date_epoch,
         };
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+        let (out, rx) = chunk_pipe(16);
         std::thread::scope(|s| {
             let writer = s.spawn(move || {
-                let out = io::BufWriter::with_capacity(256 * 1024, ChanWriter(tx));
-                let (_, mut out) = write_layer(dir, out, &opts)?;
-                io::Write::flush(&mut out).map_err(|source| {
-                    kiln_fs::layer::LayerWriteError::Write {
+                let (_, out) = write_layer(dir, out, &opts)?;
+                out.finish()
+                    .map_err(|source| kiln_fs::layer::LayerWriteError::Write {
                         path: dir.display().to_string(),
                         source,
-                    }
-                })?;
+                    })?;
                 Ok::<_, kiln_fs::layer::LayerWriteError>(())
             });
-            let reader = ChanReader {
-                rx,
-                buf: Vec::new(),
-                pos: 0,
-            };
+            let reader = ChunkReader::new(rx);
             let result = self
                 .store
                 .ingest_layer_tar(lease, reader, parent, &self.opts.layer);
@@ -2362,44 +2356,6 @@ impl StagingDir {
 impl Drop for StagingDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-struct ChanWriter(mpsc::SyncSender<Vec<u8>>);
-
-impl io::Write for ChanWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .send(buf.to_vec())
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the store stopped reading"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-struct ChanReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChanReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            match self.rx.recv() {
-                Ok(b) => {
-                    self.buf = b;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 

@@ -15,8 +15,9 @@
 #
 # With KILN_BENCH_DEBIAN=1, a second case the same three ways: FROM
 # debian:bookworm-slim (the fixture image), `apt-get update && apt-get
-# install -y --no-install-recommends curl` (network: the default bridge,
-# it downloads from the Debian mirror), then the same COPY; fewer runs, as
+# install -y --no-install-recommends curl` (--network host for all three:
+# the fixture dockerd has no bridge; it downloads from the Debian mirror),
+# then the same COPY; fewer runs, as
 # each cold build takes tens of seconds.
 #
 # Needs root. Environment:
@@ -45,7 +46,8 @@ if ((${#need[@]})); then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 KILN=${KILN_BIN:-$REPO/target/release/kiln}
-[ -x "$KILN" ] || cargo build --release --locked -p kiln
+# Always build (a no-op when current): a stale binary would measure old code.
+[ -n "${KILN_BIN:-}" ] || cargo build --release --locked -p kiln
 
 FIX=$(bash scripts/fixtures/base-images.sh 2>/dev/null)
 WORK=$(mktemp -d /var/tmp/kiln-bench-build.XXXXXX)
@@ -143,20 +145,22 @@ COPY files/ /app/files/
 CMD ["bash"]
 DF
   dtouch="head -c 209715 /dev/urandom > $DCTX/files/f50"
-  dcold=(-n deb-kiln-cold "$KILN build -q --no-cache -t bench:kiln-deb $DCTX")
-  dwarm=(-n deb-kiln-nochange "$KILN build -q -t bench:kiln-deb $DCTX")
-  done_=(-n deb-kiln-onefile "$KILN build -q -t bench:kiln-deb $DCTX")
+  # --network host for all three: the fixture dockerd runs with
+  # --bridge=none, so its builds reach the Debian mirror only that way.
+  dcold=(-n deb-kiln-cold "$KILN build -q --network host --no-cache -t bench:kiln-deb $DCTX")
+  dwarm=(-n deb-kiln-nochange "$KILN build -q --network host -t bench:kiln-deb $DCTX")
+  done_=(-n deb-kiln-onefile "$KILN build -q --network host -t bench:kiln-deb $DCTX")
   if ((have_docker)); then
     DFIX=$(bash scripts/fixtures/docker-save.sh 2>/dev/null)
     $DOCKER load -q -i "$DFIX/docker-save.debian.tar" >/dev/null
-    dcold+=(-n deb-docker-cold "$DOCKER build -q --no-cache -t bench:docker-deb $DCTX")
-    dwarm+=(-n deb-docker-nochange "$DOCKER build -q -t bench:docker-deb $DCTX")
-    done_+=(-n deb-docker-onefile "$DOCKER build -q -t bench:docker-deb $DCTX")
+    dcold+=(-n deb-docker-cold "$DOCKER build -q --network host --no-cache -t bench:docker-deb $DCTX")
+    dwarm+=(-n deb-docker-nochange "$DOCKER build -q --network host -t bench:docker-deb $DCTX")
+    done_+=(-n deb-docker-onefile "$DOCKER build -q --network host -t bench:docker-deb $DCTX")
   fi
   if command -v buildah >/dev/null; then
     buildah tag "$(buildah pull -q "oci-archive:$FIX/debian.oci-archive.tar")" \
       docker.io/library/debian:bookworm-slim
-    bb="buildah bud -q --layers --pull-never --ulimit nproc=1024:1024 --ulimit nofile=1024:1024"
+    bb="buildah bud -q --layers --network host --pull-never --ulimit nproc=1024:1024 --ulimit nofile=1024:1024"
     dcold+=(-n deb-buildah-cold "$bb --no-cache -t bench:buildah-deb $DCTX")
     dwarm+=(-n deb-buildah-nochange "$bb -t bench:buildah-deb $DCTX")
     done_+=(-n deb-buildah-onefile "$bb -t bench:buildah-deb $DCTX")
@@ -183,7 +187,7 @@ if [ "${KILN_BENCH_NO_RESULTS:-0}" != 1 ]; then
     echo "$report"
     if [ -n "$deb_report" ]; then
       echo
-      echo "Debian case: FROM debian:bookworm-slim, apt-get install curl (default network, from the Debian mirror), the same COPY; $DRUNS runs each (medians)."
+      echo "Debian case: FROM debian:bookworm-slim, apt-get install curl (from the Debian mirror, `--network host` for all three), the same COPY; $DRUNS runs each (medians)."
       echo
       echo "$deb_report"
     fi

@@ -45,9 +45,8 @@ if ! command -v hyperfine >/dev/null; then
 fi
 
 KILN=${KILN_BIN:-$REPO/target/release/kiln}
-if [ ! -x "$KILN" ]; then
-  cargo build --release --locked -p kiln
-fi
+# Always build (a no-op when current): a stale binary would measure old code.
+[ -n "${KILN_BIN:-}" ] || cargo build --release --locked -p kiln
 
 bash scripts/fixtures/registry.sh start
 eval "$(bash scripts/fixtures/registry.sh env)"

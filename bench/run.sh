@@ -35,9 +35,8 @@ if ! command -v hyperfine >/dev/null || ! command -v runc >/dev/null; then
   apt-get install -y -qq hyperfine runc >/dev/null
 fi
 KILN=${KILN_BIN:-$REPO/target/release/kiln}
-if [ ! -x "$KILN" ]; then
-  cargo build --release --locked -p kiln
-fi
+# Always build (a no-op when current): a stale binary would measure old code.
+[ -n "${KILN_BIN:-}" ] || cargo build --release --locked -p kiln
 
 FIX=$(bash scripts/fixtures/base-images.sh 2>/dev/null)
 WORK=$(mktemp -d /var/tmp/kiln-bench-run.XXXXXX)

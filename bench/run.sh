@@ -82,6 +82,9 @@ hyperfine -N --runs "$RUNS" --warmup 3 --export-json "$WORK/run.json" "${cmds[@]
 # The monitor's memory while a container runs.
 id=$("$KILN" --root "$STORE" run -d --network none busybox sleep 30)
 mpid=$("$KILN" --root "$STORE" inspect --format '{{.State.MonitorPid}}' "$id")
+rss0=$(awk '/VmRSS/ {print $2}' "/proc/$mpid/status")
+# The monitor gives back its binary's set-up pages after a second.
+sleep 2
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$mpid/status")
 "$KILN" --root "$STORE" rm -f "$id" >/dev/null
 
@@ -94,9 +97,9 @@ done
 for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
 "$KILN" --root "$STORE" rmi -f busybox >/dev/null 2>&1 || true
 
-report=$(python3 - "$WORK/run.json" "$rss" "$fails" <<'PY'
+report=$(python3 - "$WORK/run.json" "$rss" "$fails" "$rss0" <<'PY'
 import json, statistics, sys
-f, rss, fails = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+f, rss, fails, rss0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 r = {x["command"]: x["times"] for x in json.load(open(f))["results"]}
 med = {k: statistics.median(v) for k, v in r.items()}
 print("| command | median | min | kiln-none / it | kiln-bridge / it |")
@@ -107,7 +110,8 @@ for k, v in r.items():
 print()
 print(f"Goals: kiln-none median < 30 ms ({med['kiln-none']*1000:.1f} ms), "
       f"kiln-bridge < 60 ms ({med['kiln-bridge']*1000:.1f} ms). "
-      f"Monitor VmRSS: {rss/1024:.1f} MB (goal < 10 MB). "
+      f"Monitor VmRSS: {rss/1024:.1f} MB two seconds after the start "
+      f"({rss0/1024:.1f} MB right after it; goal < 10 MB). "
       f"20 parallel `run --rm`: {20-fails}/20 succeeded.")
 PY
 )

@@ -22,5 +22,6 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod step;
+pub mod trim;
 pub mod user;
 pub mod volume;

@@ -879,7 +879,16 @@ fn supervise(
     let mut drain_deadline: Option<Instant> =
         status.map(|_| Instant::now() + Duration::from_secs(2));
     let mut buf = vec![0u8; 64 * 1024];
+    // Once the container has run for a second, give back the pages of
+    // kiln's binary that setting it up touched (see `trim`).
+    let mut trim_at = Some(Instant::now() + Duration::from_secs(1));
     loop {
+        if let Some(t) = trim_at {
+            if Instant::now() >= t {
+                crate::trim::release_clean_file_pages();
+                trim_at = None;
+            }
+        }
         if let Some(d) = drain_deadline {
             let open = ends.stdout.is_some() || ends.stderr.is_some() || ends.pty.is_some();
             if !open || Instant::now() >= d {
@@ -906,6 +915,9 @@ fn supervise(
         }
         let timeout = if drain_deadline.is_some() {
             PollTimeout::from(100u16)
+        } else if let Some(t) = trim_at {
+            let ms = t.saturating_duration_since(Instant::now()).as_millis() + 1;
+            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
         } else {
             PollTimeout::NONE
         };

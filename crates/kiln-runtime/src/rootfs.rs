@@ -264,8 +264,23 @@ fn is_opaque(p: &Path) -> bool {
     rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf).is_ok()
 }
 
-/// Whether `path` is a mount point (per /proc/self/mountinfo).
+/// Whether `path` is a mount point: `statx`'s mount-root attribute (one
+/// system call), else /proc/self/mountinfo (whose reading was ~4 ms of a
+/// `run --rm`, three times).
 pub fn is_mount_point(path: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
+    match rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS,
+    ) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            return st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+        }
+        Err(rustix::io::Errno::NOENT) => return false,
+        _ => {}
+    }
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };

@@ -332,6 +332,9 @@ impl Store {
     /// Remove the anonymous volumes among `names` that no container uses
     /// any more (`rm -v`, `run --rm`): named volumes stay.
     pub fn remove_anonymous_volumes(&self, names: &[String]) -> Result<Vec<String>, Error> {
+        if names.is_empty() {
+            return Ok(Vec::new()); // no transaction (and its syncs) for nothing
+        }
         let removed =
             self.remove_volumes_where(|v, _| v.anonymous && names.contains(&v.name), false)?;
         Ok(removed.into_iter().map(|(n, _)| n).collect())

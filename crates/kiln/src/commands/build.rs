@@ -516,6 +516,7 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         } else {
             "off".into()
         },
+        exe: std::sync::Arc::new(kiln_runtime::memfd::SealedExe::open()),
     };
     let builder = Builder::new(&store, &options, reporter, Some(&runner));
     let result = builder.build(&lowered).map_err(|e| match e {

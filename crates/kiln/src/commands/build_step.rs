@@ -20,7 +20,6 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -48,6 +47,9 @@ pub(crate) struct ContainerSteps {
     /// The network of a step without `RUN --network` or with
     /// `--network=default` (`build --network`).
     pub(crate) default_network: NetworkMode,
+    /// kiln's sealed copy, opened once per build, that step processes
+    /// start from (so they need not re-execute themselves).
+    pub(crate) exe: std::sync::Arc<kiln_runtime::memfd::SealedExe>,
 }
 
 /// The network of `RUN --network=default` (or no `--network`): the step's
@@ -212,8 +214,9 @@ impl StepRunner for ContainerSteps {
         let text = serde_json::to_vec(&cfg).map_err(|e| setup(e.to_string()))?;
         fs::write(&request, text)
             .map_err(|e| setup(format!("failed to write {}: {e}", request.display())))?;
-        let mut child = std::process::Command::new("/proc/self/exe")
-            .arg0("kiln")
+        let mut child = self
+            .exe
+            .command()
             .arg("--root")
             .arg(&self.root)
             .args(["--log-level", &self.log_level])

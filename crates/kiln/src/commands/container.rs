@@ -482,13 +482,15 @@ fn make_record(
 }
 
 fn monitor_command(
+    exe: &kiln_runtime::memfd::SealedExe,
     cli: &Cli,
     id: &str,
     attach: bool,
     ready_fd: Option<i32>,
 ) -> std::process::Command {
-    let mut c = std::process::Command::new("/proc/self/exe");
-    c.arg0("kiln");
+    // Started from kiln's sealed copy, the monitor need not re-execute
+    // itself (`exe` must live until the spawn or exec).
+    let mut c = exe.command();
     c.arg("--root").arg(store_root(cli));
     // libcontainer's own log lines would land on the user's terminal;
     // kiln reports its errors itself unless debugging was asked for.
@@ -522,7 +524,8 @@ fn start_detached(
         .create(true)
         .append(true)
         .open(store.container_dir(id).join("monitor.log"))?;
-    let mut child = monitor_command(cli, id, false, Some(w.as_raw_fd()))
+    let exe = kiln_runtime::memfd::SealedExe::open();
+    let mut child = monitor_command(&exe, cli, id, false, Some(w.as_raw_fd()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
@@ -580,7 +583,8 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
                 }
             };
         }
-        let mut c = monitor_command(cli, &record.id, true, None);
+        let exe = kiln_runtime::memfd::SealedExe::open();
+        let mut c = monitor_command(&exe, cli, &record.id, true, None);
         if !args.attach.is_empty() {
             let streams: Vec<String> = args.attach.iter().map(|a| a.to_ascii_lowercase()).collect();
             c.arg("--streams").arg(streams.join(","));
@@ -619,7 +623,8 @@ pub(crate) fn start(cli: &Cli, args: &StartArgs) -> Result<u8> {
             if c.state == ContainerState::Running {
                 bail!("container {} is already running", c.name);
             }
-            let e = monitor_command(cli, &c.id, true, None).exec();
+            let exe = kiln_runtime::memfd::SealedExe::open();
+            let e = monitor_command(&exe, cli, &c.id, true, None).exec();
             return Err(anyhow!(e).context("failed to run the container monitor"));
         }
         let mut code = 0;

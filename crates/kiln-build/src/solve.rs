@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use kiln_dockerfile::instructions::{Instruction, Run};
 use kiln_dockerfile::lower::{Base, Build, ImageEnv, LowerOptions, Source, Stage, Step};
 use kiln_dockerfile::mounts::{Mount, MountType, NetworkMode};
-use kiln_fs::layer::{write_layer, WriteOptions};
+use kiln_fs::layer::{write_tar, WriteOptions};
 use kiln_fs::pipe::{chunk_pipe, ChunkReader};
 use kiln_oci::config::History;
 use kiln_oci::media_types::layer_compression;
@@ -1475,10 +1475,20 @@ impl<'a> Builder<'a> {
             lower: None,
             source_date_epoch: self.opts.source_date_epoch,
         };
+        if source == LayerSource::Plain && self.opts.source_date_epoch.is_none() {
+            // A COPY's tree, written by kiln as its layer holds it: it
+            // becomes the snapshot as it is (see `ingest_layer_dir`).
+            if let Some(layer) =
+                self.store
+                    .ingest_layer_dir(lease, dir, parent, &self.opts.layer, &opts)?
+            {
+                return Ok(layer);
+            }
+        }
         let (out, rx) = chunk_pipe(16);
         std::thread::scope(|s| {
             let writer = s.spawn(move || {
-                let (_, out) = write_layer(dir, out, &opts)?;
+                let out = write_tar(dir, out, &opts)?;
                 out.finish()
                     .map_err(|source| kiln_fs::layer::LayerWriteError::Write {
                         path: dir.display().to_string(),
@@ -2395,6 +2405,6 @@ pub fn export_rootfs_tar<W: io::Write>(
 ) -> Result<W, StepError> {
     let staging = StagingDir::new(store)?;
     export_rootfs(store, image, &staging.path)?;
-    let (_, out) = write_layer(&staging.path, out, &WriteOptions::default())?;
+    let out = write_tar(&staging.path, out, &WriteOptions::default())?;
     Ok(out)
 }

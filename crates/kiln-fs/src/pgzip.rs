@@ -339,9 +339,22 @@ fn incompressible(job: &Job) -> bool {
     if n < MIN_TESTED {
         return false;
     }
+    // Four tables, summed after: one table's increments of equal bytes in
+    // a row wait for each other (measured: twice the time for 20 MB).
+    let mut tables = [[0u32; 256]; 4];
+    let mut quads = input.chunks_exact(4);
+    for q in &mut quads {
+        tables[0][usize::from(q[0])] += 1;
+        tables[1][usize::from(q[1])] += 1;
+        tables[2][usize::from(q[2])] += 1;
+        tables[3][usize::from(q[3])] += 1;
+    }
+    for &b in quads.remainder() {
+        tables[0][usize::from(b)] += 1;
+    }
     let mut counts = [0u64; 256];
-    for &b in input {
-        counts[usize::from(b)] += 1;
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c = tables.iter().map(|t| u64::from(t[i])).sum();
     }
     let n64 = n as u64;
     let chi: u128 = counts

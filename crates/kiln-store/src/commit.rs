@@ -1,7 +1,7 @@
 //! `commit`: a new image from an existing one plus a layer written from a
 //! container's overlay upper directory (whiteouts for deletions, opaque
 //! directories), with a history entry and a new container configuration.
-//! The layer is written by `kiln_fs::layer::write_layer` in overlay mode and
+//! The layer is written by `kiln_fs::layer::write_tar` in overlay mode and
 //! ingested like any other layer (extracted into a snapshot on top of the
 //! parent's top snapshot, compressed into a blob), under a lease.
 
@@ -9,7 +9,7 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-use kiln_fs::layer::{write_layer, WriteOptions};
+use kiln_fs::layer::{write_tar, WriteOptions};
 use kiln_fs::pipe::{chunk_pipe, ChunkReader};
 use kiln_oci::config::{ContainerConfig, History};
 use kiln_oci::media_types::ManifestFormat;
@@ -70,8 +70,8 @@ impl Store {
                     overlay: true,
                     ..WriteOptions::default()
                 };
-                let (_, out) =
-                    write_layer(upper, out, &opts).map_err(|e| io::Error::other(e.to_string()))?;
+                let out =
+                    write_tar(upper, out, &opts).map_err(|e| io::Error::other(e.to_string()))?;
                 out.finish()
             });
             let reader = ChunkReader::new(rx);

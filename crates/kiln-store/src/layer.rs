@@ -17,13 +17,14 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use kiln_fs::apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats};
 use kiln_fs::compress::{available_threads, decompressed, CompressOptions, Encoder};
 use kiln_fs::hash::{HashingWriter, TeeReader};
+use kiln_fs::layer::{write_layer, WriteOptions};
 use kiln_fs::pipe::ChunkWriter;
 use kiln_oci::media_types::{Compression, ManifestFormat};
 use kiln_oci::{Descriptor, Digest};
@@ -253,12 +254,119 @@ impl Store {
         })
     }
 
+    /// Make a new layer from the directory tree `dir` (a COPY's staging
+    /// tree, on the store's file system), which becomes its snapshot as it
+    /// is: renamed, not extracted again from the tar (for a COPY of 20 MB,
+    /// 20 MB written and ~60 ms of CPU less). Its tar is written, hashed
+    /// and compressed into a new blob on two threads. `dir` must hold only
+    /// what extracting that tar would make again: what kiln itself wrote,
+    /// with metadata the tar keeps as it is (`opts` without a
+    /// SOURCE_DATE_EPOCH clamp, not an overlay upper directory). `None`,
+    /// with `dir` left alone, for a tree an extraction would not give back
+    /// as it is (a name starting with `.wh.`, which the tar makes a
+    /// whiteout; a device, fifo or socket): the caller goes the tar way.
+    pub fn ingest_layer_dir(
+        &self,
+        lease: &Lease<'_>,
+        dir: &Path,
+        parent: Option<&Digest>,
+        opts: &NewLayerOptions,
+        write: &WriteOptions,
+    ) -> Result<Option<LayerRecord>, Error> {
+        let Some(bytes) = plain_tree_bytes(dir).map_err(io_err("read", dir))? else {
+            return Ok(None);
+        };
+        let snapshot = NewSnapshot::create(self)?;
+        fs::remove_dir(&snapshot.fs).map_err(io_err("remove", &snapshot.fs))?;
+        fs::rename(dir, &snapshot.fs).map_err(io_err("rename into", &snapshot.fs))?;
+        // As an extraction leaves it (the staging root is private).
+        fs::set_permissions(&snapshot.fs, fs::Permissions::from_mode(0o755))
+            .map_err(io_err("chmod", &snapshot.fs))?;
+        let ingest = self.content().ingest(None)?;
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+        let compression = opts.compression;
+        let level = opts.level;
+        let (info, ingest) = std::thread::scope(|scope| {
+            let compressor = scope.spawn(move || compress_chunks(rx, ingest, compression, level));
+            let result = write_layer(&snapshot.fs, ChunkWriter::new(tx), write)
+                .map_err(|e| LayerError::Compress {
+                    source: io::Error::other(e.to_string()),
+                })
+                .and_then(|(info, chunks)| {
+                    chunks
+                        .finish()
+                        .map_err(|source| LayerError::Compress { source })?;
+                    Ok(info)
+                });
+            let ingest = compressor
+                .join()
+                .map_err(|_| LayerError::Compress {
+                    source: io::Error::other("the compression thread panicked"),
+                })?
+                .map_err(|source| LayerError::Compress { source });
+            let info = result?;
+            Ok::<_, Error>((info, ingest?))
+        })?;
+        let verified = ingest.finish()?;
+        let chain = chain_id(parent, &info.diff_id);
+        lease.protect([verified.digest()], [&chain])?;
+        let blob = Descriptor::new(
+            opts.format.layer(opts.compression),
+            verified.digest().clone(),
+            verified.size(),
+        );
+        verified.publish()?;
+        let stats = ApplyStats {
+            entries: info.entries,
+            bytes,
+        };
+        if self.existing_snapshot(&chain)?.is_none() {
+            snapshot.publish(self, &chain, &info.diff_id, parent, stats, info.size)?;
+        }
+        Ok(Some(LayerRecord {
+            blob,
+            diff_id: info.diff_id,
+            chain_id: chain,
+            unpacked_size: bytes,
+            tar_size: info.size,
+        }))
+    }
+
     /// The record of a snapshot whose directory is in place.
     fn existing_snapshot(&self, chain: &Digest) -> Result<Option<SnapshotRecord>, Error> {
         Ok(self
             .snapshot(chain)?
             .filter(|_| self.snapshot_path(chain).is_dir()))
     }
+}
+
+/// Bytes of regular file content under `dir`, each inode once (as an
+/// extraction of its tar writes them); `None` if it holds anything but
+/// directories, regular files and symbolic links, or a `.wh.` name.
+fn plain_tree_bytes(dir: &Path) -> io::Result<Option<u64>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_name().as_encoded_bytes().starts_with(b".wh.") {
+                return Ok(None);
+            }
+            let m = e.metadata()?;
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                if m.nlink() == 1 || seen.insert((m.dev(), m.ino())) {
+                    total += m.len();
+                }
+            } else if !m.file_type().is_symlink() {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(total))
 }
 
 /// A snapshot being extracted, in `snapshots/.tmp-PID-…/fs`; removed if
@@ -370,4 +478,104 @@ fn compress_chunks(
         enc.write_all(&c)?;
     }
     enc.finish().map_err(io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn tree(dir: &Path) {
+        fs::create_dir_all(dir.join("app/sub")).unwrap();
+        fs::write(dir.join("app/a"), b"alpha").unwrap();
+        fs::write(dir.join("app/sub/b"), vec![7u8; 70_000]).unwrap();
+        fs::hard_link(dir.join("app/a"), dir.join("app/a2")).unwrap();
+        std::os::unix::fs::symlink("a", dir.join("app/link")).unwrap();
+        fs::set_permissions(dir.join("app/sub/b"), fs::Permissions::from_mode(0o751)).unwrap();
+    }
+
+    /// (path, mode, size, link target, content) of every entry, sorted.
+    fn listing(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let m = fs::symlink_metadata(&p).unwrap();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                let extra = if m.file_type().is_symlink() {
+                    fs::read_link(&p).unwrap().display().to_string()
+                } else if m.is_file() {
+                    format!("{:?}", fs::read(&p).unwrap().len())
+                } else {
+                    stack.push(p.clone());
+                    String::new()
+                };
+                out.push(format!(
+                    "{rel} {:o} {} {} {extra}",
+                    m.mode(),
+                    m.nlink(),
+                    m.mtime()
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_plain_tree_becomes_the_snapshot_of_the_layer_its_tar_makes() {
+        let opts = NewLayerOptions::default();
+        // The tree moved into one store…
+        let a = tempfile::tempdir().unwrap();
+        let store_a = Store::open(a.path()).unwrap();
+        let lease_a = store_a.lease().unwrap();
+        let src = a.path().join("ingest/tree");
+        tree(&src);
+        let expected = listing(&src);
+        let (_, tar) = write_layer(&src, Vec::new(), &WriteOptions::default()).unwrap();
+        let by_dir = store_a
+            .ingest_layer_dir(&lease_a, &src, None, &opts, &WriteOptions::default())
+            .unwrap()
+            .expect("a plain tree");
+        assert!(!src.exists(), "the tree was moved into the store");
+        // …and its tar extracted into another.
+        let b = tempfile::tempdir().unwrap();
+        let store_b = Store::open(b.path()).unwrap();
+        let lease_b = store_b.lease().unwrap();
+        let by_tar = store_b
+            .ingest_layer_tar(&lease_b, tar.as_slice(), None, &opts)
+            .unwrap();
+        assert_eq!(by_dir, by_tar, "same blob, DiffID, chain and sizes");
+        let snap_a = listing(&store_a.snapshot_path(&by_dir.chain_id));
+        assert_eq!(snap_a, expected);
+        assert_eq!(snap_a, listing(&store_b.snapshot_path(&by_tar.chain_id)));
+        assert_eq!(by_dir.unpacked_size, 5 + 70_000);
+        assert_eq!(
+            store_a.snapshot(&by_dir.chain_id).unwrap(),
+            store_b.snapshot(&by_tar.chain_id).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_tree_a_tar_would_change_is_left_for_the_tar_way() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let lease = store.lease().unwrap();
+        let src = root.path().join("ingest/tree");
+        tree(&src);
+        fs::write(src.join("app/.wh.gone"), b"").unwrap();
+        let r = store
+            .ingest_layer_dir(
+                &lease,
+                &src,
+                None,
+                &NewLayerOptions::default(),
+                &WriteOptions::default(),
+            )
+            .unwrap();
+        assert!(r.is_none());
+        assert!(src.join("app/.wh.gone").exists(), "left alone");
+    }
 }

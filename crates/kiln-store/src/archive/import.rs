@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use kiln_fs::layer::{write_layer, WriteOptions};
+use kiln_fs::layer::{write_tar, WriteOptions};
 use kiln_fs::pipe::{chunk_pipe, ChunkReader};
 use kiln_oci::config::{ContainerConfig, History, RootFs};
 use kiln_oci::time::format_rfc3339;
@@ -56,7 +56,7 @@ impl Store {
                 let (out, rx) = chunk_pipe(16);
                 std::thread::scope(|s| {
                     let writer = s.spawn(move || {
-                        let (_, out) = write_layer(&dir, out, &WriteOptions::default())
+                        let out = write_tar(&dir, out, &WriteOptions::default())
                             .map_err(|e| io::Error::other(e.to_string()))?;
                         out.finish()
                     });

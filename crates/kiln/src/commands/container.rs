@@ -1373,12 +1373,12 @@ pub(crate) fn export(cli: &Cli, args: &ExportArgs) -> Result<u8> {
         match &args.output {
             Some(p) => {
                 let f = io::BufWriter::new(File::create(p)?);
-                let (_, mut f) = kiln_fs::layer::write_layer(&root, f, &opts)?;
+                let mut f = kiln_fs::layer::write_tar(&root, f, &opts)?;
                 f.flush()?;
             }
             None => {
                 let out = io::BufWriter::new(io::stdout().lock());
-                let (_, mut out) = kiln_fs::layer::write_layer(&root, out, &opts)?;
+                let mut out = kiln_fs::layer::write_tar(&root, out, &opts)?;
                 out.flush()?;
             }
         }
@@ -1437,7 +1437,7 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
     let src = src.to_path_buf();
     let producer = std::thread::spawn(move || -> Result<()> {
         let w = io::BufWriter::new(writer);
-        let (_, mut w) = kiln_fs::layer::write_layer(&src, w, &Default::default())?;
+        let mut w = kiln_fs::layer::write_tar(&src, w, &Default::default())?;
         w.flush()?;
         Ok(())
     });

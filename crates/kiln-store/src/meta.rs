@@ -389,6 +389,16 @@ impl Txn {
         Ok(out)
     }
 
+    /// The manifest digest a name points at.
+    pub(crate) fn name(&self, name: &str) -> Result<Option<String>, MetaError> {
+        let p = &self.path;
+        let Some(t) = read_table(&self.txn, p, NAMES)? else {
+            return Ok(None);
+        };
+        let found = redb_try!(p, t.get(name))?.map(|v| v.value().to_string());
+        Ok(found)
+    }
+
     /// Point a name at a manifest digest; returns the previous target.
     pub(crate) fn set_name(
         &mut self,

@@ -252,6 +252,9 @@ impl Store {
     /// digest designates (Docker's order: a name first, then an id).
     pub fn resolve(&self, input: &str) -> Result<Image, Error> {
         self.meta.read(|t| {
+            if let Some(image) = by_name(t, input)? {
+                return Ok(image);
+            }
             let images = all_images(t)?;
             resolve_in(&images, input).map(|(i, _)| images[i].clone())
         })
@@ -261,11 +264,16 @@ impl Store {
     pub fn tag(&self, source: &str, name: &Reference) -> Result<Image, Error> {
         let name = name.clone().with_default_tag();
         self.meta.write(|t| {
-            let images = all_images(t)?;
-            let (i, _) = resolve_in(&images, source)?;
-            let image = &images[i];
+            let image = match by_name(t, source)? {
+                Some(image) => image,
+                None => {
+                    let images = all_images(t)?;
+                    let (i, _) = resolve_in(&images, source)?;
+                    images[i].clone()
+                }
+            };
             t.set_name(&name.to_string(), &image.record.manifest.digest.to_string())?;
-            Ok(image.clone())
+            Ok(image)
         })
     }
 
@@ -383,6 +391,34 @@ pub(crate) fn all_images(t: &Txn) -> Result<Vec<Image>, Error> {
         i.names.sort();
     }
     Ok(out)
+}
+
+/// The image a plain reference (`busybox`, `repo:tag`, no digest) names,
+/// read directly: what [`resolve_in`] finds first for such an input,
+/// without decoding every image record (a resolve then costs the same in a
+/// store of ten images or of thousands). `None`: the slow way decides.
+fn by_name(t: &Txn, input: &str) -> Result<Option<Image>, Error> {
+    let Ok(r) = Reference::parse(input) else {
+        return Ok(None);
+    };
+    let r = r.with_default_tag();
+    if r.digest().is_some() {
+        return Ok(None);
+    }
+    let Some(digest) = t.name(&r.to_string())? else {
+        return Ok(None);
+    };
+    let Some(record) = t.get::<ImageRecord>(IMAGES, &digest)? else {
+        return Ok(None);
+    };
+    let mut names: Vec<Reference> = t
+        .names()?
+        .into_iter()
+        .filter(|(_, d)| *d == digest)
+        .filter_map(|(n, _)| Reference::parse(&n).ok())
+        .collect();
+    names.sort();
+    Ok(Some(Image { names, record }))
 }
 
 /// Index of the image `input` designates, and the name it was found by.

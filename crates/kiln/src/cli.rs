@@ -29,7 +29,7 @@ pub(crate) struct Cli {
     #[arg(short = 'D', long = "debug", global = true, action = clap::ArgAction::Count)]
     pub(crate) debug: u8,
 
-    /// Progress output: auto (live on a terminal), plain, tty, quiet
+    /// Progress output: auto (live on a terminal), plain, tty, quiet, rawjson (builds: JSON lines)
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
     pub(crate) progress: Progress,
 
@@ -59,6 +59,9 @@ pub(crate) enum Progress {
     Tty,
     /// Nothing but errors.
     Quiet,
+    /// One JSON object per line (BuildKit's `rawjson`: `vertexes` and
+    /// `logs`, data base64-encoded); other commands show it plain.
+    Rawjson,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1985,3 +1985,59 @@ fn add_git_repository_at_a_ref_and_subdirectory() {
     );
     drop(server);
 }
+
+#[test]
+fn progress_rawjson_is_json_lines_with_vertexes_and_logs() {
+    use base64::Engine as _;
+    let t = TestStore::new();
+    load_busybox(&t);
+    let ctx = context(
+        &t,
+        "raw",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN echo hello-raw\nCOPY a /a\n",
+            ),
+            ("a", "x"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let out = t.output(&["--progress", "rawjson", "build", "-t", "raw:1", c]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let mut run_digest = None;
+    let mut completed = Vec::new();
+    let mut logs = Vec::new();
+    for line in stderr.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+        for vx in v["vertexes"].as_array().into_iter().flatten() {
+            let name = vx["name"].as_str().unwrap();
+            assert!(vx["digest"].as_str().unwrap().starts_with("sha256:"));
+            if name.ends_with("RUN echo hello-raw") {
+                run_digest = Some(vx["digest"].as_str().unwrap().to_string());
+            }
+            if vx.get("completed").is_some() {
+                assert!(vx["started"].is_string(), "{vx}");
+                completed.push(name.to_string());
+            }
+        }
+        for l in v["logs"].as_array().into_iter().flatten() {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(l["data"].as_str().unwrap())
+                .unwrap();
+            logs.push((
+                l["vertex"].as_str().unwrap().to_string(),
+                String::from_utf8(data).unwrap(),
+            ));
+        }
+    }
+    assert_eq!(completed.len(), 3, "{stderr}");
+    let run = run_digest.expect("the RUN vertex");
+    assert!(
+        logs.iter()
+            .any(|(v, d)| *v == run && d.contains("hello-raw")),
+        "{logs:?}"
+    );
+}

@@ -10,7 +10,8 @@
 //! progress, the summary and errors go to stderr.
 //!
 //! Progress is plain (one line per step event, BuildKit's `#N` style) for
-//! `--progress auto|plain|tty`; nothing with `quiet` or `-q`. Only the
+//! `--progress auto|plain|tty`, BuildKit-shaped JSON lines for `rawjson`;
+//! nothing with `quiet` or `-q`. Only the
 //! host platform is built. RUN steps run in containers
 //! ([`super::build_step`]).
 
@@ -363,6 +364,95 @@ impl Reporter for PlainProgress {
     }
 }
 
+/// `--progress rawjson`: one JSON object per line on stderr, in the shape
+/// of BuildKit's (`{"vertexes":[…]}`, `{"logs":[…]}`), for tools that read
+/// a build's progress. A vertex's `digest` is kiln's own (a hash of its
+/// number and name), the same in its logs.
+#[derive(Debug, Default)]
+struct RawJsonProgress {
+    /// Vertex number → (digest, name, start).
+    vertices: std::sync::Mutex<BTreeMap<usize, (String, String, std::time::SystemTime)>>,
+}
+
+impl RawJsonProgress {
+    fn digest(id: usize, name: &str) -> String {
+        use std::io::Write as _;
+        let mut h = kiln_fs::hash::HashingWriter::new(std::io::sink());
+        let _ = write!(h, "{id}\0{name}");
+        h.finish().0.to_string()
+    }
+}
+
+impl Reporter for RawJsonProgress {
+    fn event(&self, event: &Event<'_>) {
+        use base64::Engine as _;
+        use kiln_runtime::monitor::rfc3339_nanos;
+        let now = std::time::SystemTime::now();
+        let line = match event {
+            Event::Vertex { id, name, status } => {
+                let mut map = self
+                    .vertices
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (digest, _, started) = map
+                    .entry(*id)
+                    .or_insert_with(|| (Self::digest(*id, name), name.to_string(), now))
+                    .clone();
+                let mut v = serde_json::json!({"digest": digest, "name": name});
+                match status {
+                    Status::Started => v["started"] = rfc3339_nanos(started).into(),
+                    Status::Cached => {
+                        v["started"] = rfc3339_nanos(started).into();
+                        v["completed"] = rfc3339_nanos(now).into();
+                        v["cached"] = true.into();
+                    }
+                    Status::Done(d) => {
+                        v["started"] = rfc3339_nanos(now.checked_sub(*d).unwrap_or(started)).into();
+                        v["completed"] = rfc3339_nanos(now).into();
+                    }
+                    Status::Failed => {
+                        v["started"] = rfc3339_nanos(started).into();
+                        v["completed"] = rfc3339_nanos(now).into();
+                        v["error"] = "failed".into();
+                    }
+                }
+                serde_json::json!({ "vertexes": [v] })
+            }
+            Event::Output { id, data } => {
+                let digest = self.vertex_digest(*id);
+                serde_json::json!({"logs": [{
+                    "vertex": digest,
+                    "stream": 1,
+                    "data": base64::engine::general_purpose::STANDARD.encode(data),
+                    "timestamp": rfc3339_nanos(now),
+                }]})
+            }
+            Event::Explain { id, reasons } => {
+                let digest = self.vertex_digest(*id);
+                let text: String = reasons.iter().map(|r| format!("MISS {r}\n")).collect();
+                serde_json::json!({"logs": [{
+                    "vertex": digest,
+                    "stream": 2,
+                    "data": base64::engine::general_purpose::STANDARD.encode(text),
+                    "timestamp": rfc3339_nanos(now),
+                }]})
+            }
+        };
+        eprintln!("{line}");
+    }
+}
+
+impl RawJsonProgress {
+    fn vertex_digest(&self, id: usize) -> String {
+        self.vertices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .map(|v| v.0.clone())
+            .unwrap_or_else(|| Self::digest(id, ""))
+    }
+}
+
 fn key_values(raw: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in raw {
@@ -435,13 +525,17 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     let quiet = args.quiet || cli.progress == Progress::Quiet;
     if !quiet {
         for f in &lowered.findings {
-            eprintln!(
-                "WARN: {}: {} ({}:{})",
-                f.rule.name(),
-                f.message,
-                src.name,
-                f.line
-            );
+            let text = format!("{}: {} ({}:{})", f.rule.name(), f.message, src.name, f.line);
+            if cli.progress == Progress::Rawjson {
+                use base64::Engine as _;
+                let short = base64::engine::general_purpose::STANDARD.encode(&text);
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"warnings": [{"level": 1, "short": short}]})
+                );
+            } else {
+                eprintln!("WARN: {text}");
+            }
         }
         for a in &lowered.unused_build_args {
             eprintln!("WARN: build argument {a} was not consumed");
@@ -503,7 +597,14 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         options.source_date_epoch = epoch.trim().parse().ok();
     }
     let plain = PlainProgress;
-    let reporter: &dyn Reporter = if quiet { &Silent } else { &plain };
+    let raw = RawJsonProgress::default();
+    let reporter: &dyn Reporter = if quiet {
+        &Silent
+    } else if cli.progress == Progress::Rawjson {
+        &raw
+    } else {
+        &plain
+    };
     let runner = super::build_step::ContainerSteps {
         default_network: match args.network.as_str() {
             "none" => kiln_runtime::options::NetworkMode::None,
@@ -551,6 +652,8 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     }
     if quiet {
         println!("{id}");
+    } else if cli.progress == Progress::Rawjson {
+        // The events said it all; stderr stays JSON lines only.
     } else {
         let cached = result
             .steps

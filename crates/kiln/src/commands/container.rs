@@ -656,6 +656,9 @@ pub(crate) fn start(cli: &Cli, args: &StartArgs) -> Result<u8> {
 struct StoreRecorder<'a> {
     store: &'a Store,
     id: String,
+    /// `--rm`: the record is removed right after the end, so the end of a
+    /// run that did start is not written (one metadata transaction less).
+    auto_remove: bool,
 }
 
 impl Recorder for StoreRecorder<'_> {
@@ -691,6 +694,9 @@ impl Recorder for StoreRecorder<'_> {
     }
 
     fn finished(&mut self, code: i32, error: Option<&str>) {
+        if self.auto_remove && error.is_none() {
+            return;
+        }
         let _ = self.store.update_container(&self.id, |c| {
             // A container whose process never started stays "Created",
             // with the status and error of the attempt (as Docker shows).
@@ -752,6 +758,7 @@ pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
     let mut rec = StoreRecorder {
         store: &store,
         id: c.id.clone(),
+        auto_remove: opts.auto_remove,
     };
     let outcome = monitor::run(&cfg, &mut rec, ready);
     if let Some(e) = &outcome.error {

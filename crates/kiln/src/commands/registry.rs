@@ -76,7 +76,7 @@ impl LayerProgress {
         } else {
             match cli.progress {
                 Progress::Tty => Mode::Tty,
-                Progress::Plain => Mode::Plain,
+                Progress::Plain | Progress::Rawjson => Mode::Plain,
                 _ if std::io::stderr().is_terminal() => Mode::Tty,
                 _ => Mode::Plain,
             }

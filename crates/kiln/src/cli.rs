@@ -573,6 +573,10 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) iidfile: Option<PathBuf>,
 
+    /// Push the image to each of its names (`-t`) once built
+    #[arg(long)]
+    pub(crate) push: bool,
+
     /// Stages built at once [default: the number of cores]
     #[arg(long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
@@ -662,6 +666,10 @@ pub(crate) struct PushArgs {
     pub(crate) image: String,
     /// Where to push it, if not to IMAGE's own name (NAME[:TAG])
     pub(crate) destination: Option<String>,
+    /// Set by `build --push`: the digest is not printed on stdout (that is
+    /// the build's).
+    #[arg(skip)]
+    pub(crate) from_build: bool,
 }
 
 /// `kiln login`

@@ -1376,3 +1376,36 @@ fn run_create_and_build_pull_what_is_missing() {
     assert_eq!(label.trim(), "yes");
     e.check_clean();
 }
+
+#[test]
+fn build_push_pushes_every_name() {
+    let e = Env::new();
+    e.ok(&["pull", "-q", "busybox"]);
+    let reg = fx("KILN_REGISTRY");
+    let repo = unique("buildpush");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo built-and-pushed > /p\n",
+    )
+    .unwrap();
+    let (a, b) = (format!("{reg}/{repo}:a"), format!("{reg}/{repo}:b"));
+    let c = ctx.path().to_str().unwrap();
+    // No name, nothing to push to.
+    let err = e.fails(&["build", "--push", c]);
+    assert!(err.contains("--push needs a name"), "{err}");
+    // `-q`: stdout is the image id alone, as without --push.
+    let (out, _) = e.ok(&["build", "-q", "--push", "-t", &a, "-t", &b, c]);
+    assert!(
+        out.trim().starts_with("sha256:") && out.lines().count() == 1,
+        "{out}"
+    );
+    // Both names are in the registry: another store pulls and runs them.
+    let mut other = Env::new();
+    other.registries_conf = None;
+    for name in [&a, &b] {
+        other.ok(&["pull", "-q", name]);
+        let (out, _) = other.ok(&["run", "--rm", name, "cat", "/p"]);
+        assert_eq!(out, "built-and-pushed\n");
+    }
+}

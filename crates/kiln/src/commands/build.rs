@@ -497,6 +497,9 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         }
         tags.push(r.with_default_tag());
     }
+    if args.push && tags.is_empty() {
+        bail!("--push needs a name to push to: give -t NAME[:TAG]");
+    }
     let store = super::open_store(cli)?;
     let store_images = StoreImages::new(&store);
     let images = super::pull::PullingImages::new(
@@ -684,6 +687,21 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         );
         for t in &tags {
             eprintln!("naming to {t}");
+        }
+    }
+    if args.push {
+        for t in &tags {
+            let push = crate::cli::PushArgs {
+                compression: None,
+                quiet: quiet || cli.progress == Progress::Rawjson,
+                image: t.to_string(),
+                destination: None,
+                from_build: true,
+            };
+            let code = super::push::run(cli, &push)?;
+            if code != 0 {
+                return Ok(code);
+            }
         }
     }
     Ok(0)

@@ -163,7 +163,9 @@ pub(crate) fn run(cli: &Cli, args: &PushArgs) -> Result<u8> {
         store.add_image(&record, &[])?;
     }
     drop(lease);
-    println!("{digest}");
+    if !args.from_build {
+        println!("{digest}");
+    }
     Ok(0)
 }
 

@@ -49,6 +49,13 @@ pub fn running_sealed() -> bool {
     }
 }
 
+/// Name this process `kiln` (its `comm`, what `ps -e` and `top` show):
+/// started from the sealed copy as `/proc/self/fd/N`, it would be named
+/// after that descriptor's number.
+pub fn name_kiln() {
+    let _ = rustix::thread::set_name(c"kiln");
+}
+
 /// Re-execute this process, with the same arguments and environment, from
 /// a sealed memfd copy of its binary. Returns only on failure.
 pub fn reexec_sealed() -> io::Error {

@@ -720,6 +720,7 @@ pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
         eprintln!("kiln: cannot run the monitor from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
+    kiln_runtime::memfd::name_kiln();
     let ready = args.ready_fd.and_then(monitor::inherited_fd);
     if !args.attach {
         let _ = rustix::process::setsid();
@@ -1229,6 +1230,7 @@ pub(crate) fn exec(cli: &Cli, args: &ExecArgs) -> Result<u8> {
         eprintln!("kiln: cannot run from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
+    kiln_runtime::memfd::name_kiln();
     let store = open_store(cli)?;
     let c = match store.container(&args.container) {
         Ok(c) => c,

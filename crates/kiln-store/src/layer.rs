@@ -202,56 +202,23 @@ impl Store {
             source,
         };
         let snapshot = NewSnapshot::create(self)?;
-        let ingest = self.content().ingest(None)?;
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
-        let compression = opts.compression;
-        let level = opts.level;
-        let (diff_id, tar_size, stats, ingest) = std::thread::scope(|scope| {
-            let compressor = scope.spawn(move || compress_chunks(rx, ingest, compression, level));
-            let result = (|| {
-                let tar = decompressed(input).map_err(read_err)?;
-                let copy = HashingWriter::new(ChunkWriter::new(tx));
-                let mut tar = TeeReader::new(tar, copy);
-                let stats = apply_layer(&mut tar, &snapshot.fs, &opts.apply).map_err(|source| {
-                    LayerError::Apply {
-                        digest: "(new layer)".into(),
-                        source,
-                    }
-                })?;
-                let (_, copy) = tar.drain().map_err(read_err)?;
-                let (diff_id, tar_size, chunks) = copy.finish();
-                chunks.finish().map_err(read_err)?;
-                Ok::<_, Error>((diff_id, tar_size, stats))
-            })();
-            // On failure the sender is dropped above, which ends the thread.
-            let ingest = compressor
-                .join()
-                .map_err(|_| LayerError::Compress {
-                    source: io::Error::other("the compression thread panicked"),
-                })?
-                .map_err(|source| LayerError::Compress { source });
-            let (diff_id, tar_size, stats) = result?;
-            Ok::<_, Error>((diff_id, tar_size, stats, ingest?))
+        let ((diff_id, tar_size, stats), ingest) = self.compressing(opts, |chunks| {
+            let tar = decompressed(input).map_err(read_err)?;
+            let mut tar = TeeReader::new(tar, HashingWriter::new(chunks));
+            let stats = apply_layer(&mut tar, &snapshot.fs, &opts.apply).map_err(|source| {
+                LayerError::Apply {
+                    digest: "(new layer)".into(),
+                    source,
+                }
+            })?;
+            let (_, copy) = tar.drain().map_err(read_err)?;
+            let (diff_id, tar_size, chunks) = copy.finish();
+            chunks.finish().map_err(read_err)?;
+            Ok((diff_id, tar_size, stats))
         })?;
-        let verified = ingest.finish()?;
-        let chain = chain_id(parent, &diff_id);
-        lease.protect([verified.digest()], [&chain])?;
-        let blob = Descriptor::new(
-            opts.format.layer(opts.compression),
-            verified.digest().clone(),
-            verified.size(),
-        );
-        verified.publish()?;
-        if self.existing_snapshot(&chain)?.is_none() {
-            snapshot.publish(self, &chain, &diff_id, parent, stats, tar_size)?;
-        }
-        Ok(LayerRecord {
-            blob,
-            diff_id,
-            chain_id: chain,
-            unpacked_size: stats.bytes,
-            tar_size,
-        })
+        self.publish_layer(
+            lease, ingest, snapshot, parent, opts, diff_id, stats, tar_size,
+        )
     }
 
     /// Make a new layer from the directory tree `dir` (a COPY's staging
@@ -282,33 +249,77 @@ impl Store {
         // As an extraction leaves it (the staging root is private).
         fs::set_permissions(&snapshot.fs, fs::Permissions::from_mode(0o755))
             .map_err(io_err("chmod", &snapshot.fs))?;
+        let (info, ingest) = self.compressing(opts, |chunks| {
+            let (info, chunks) =
+                write_layer(&snapshot.fs, chunks, write).map_err(|e| LayerError::Compress {
+                    source: io::Error::other(e.to_string()),
+                })?;
+            chunks
+                .finish()
+                .map_err(|source| LayerError::Compress { source })?;
+            Ok(info)
+        })?;
+        let stats = ApplyStats {
+            entries: info.entries,
+            bytes,
+        };
+        self.publish_layer(
+            lease,
+            ingest,
+            snapshot,
+            parent,
+            opts,
+            info.diff_id,
+            stats,
+            info.size,
+        )
+        .map(Some)
+    }
+
+    /// Run `produce` on this thread with a chunk writer whose bytes are
+    /// compressed, on another, into a new blob being ingested; returns what
+    /// `produce` returned and the ingest. A failure of either ends both
+    /// (the sender is dropped with `produce`'s writer; the compressor's
+    /// failure is reported before `produce`'s, which then only saw the
+    /// queue close).
+    fn compressing<T>(
+        &self,
+        opts: &NewLayerOptions,
+        produce: impl FnOnce(ChunkWriter) -> Result<T, Error>,
+    ) -> Result<(T, Ingest), Error> {
         let ingest = self.content().ingest(None)?;
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
-        let compression = opts.compression;
-        let level = opts.level;
-        let (info, ingest) = std::thread::scope(|scope| {
+        let (compression, level) = (opts.compression, opts.level);
+        std::thread::scope(|scope| {
             let compressor = scope.spawn(move || compress_chunks(rx, ingest, compression, level));
-            let result = write_layer(&snapshot.fs, ChunkWriter::new(tx), write)
-                .map_err(|e| LayerError::Compress {
-                    source: io::Error::other(e.to_string()),
-                })
-                .and_then(|(info, chunks)| {
-                    chunks
-                        .finish()
-                        .map_err(|source| LayerError::Compress { source })?;
-                    Ok(info)
-                });
+            let result = produce(ChunkWriter::new(tx));
             let ingest = compressor
                 .join()
                 .map_err(|_| LayerError::Compress {
                     source: io::Error::other("the compression thread panicked"),
                 })?
                 .map_err(|source| LayerError::Compress { source });
-            let info = result?;
-            Ok::<_, Error>((info, ingest?))
-        })?;
+            let out = result?;
+            Ok((out, ingest?))
+        })
+    }
+
+    /// Publish a new layer's blob (protected by `lease` first) and, unless
+    /// its chain already has one, its snapshot; its record.
+    #[allow(clippy::too_many_arguments)]
+    fn publish_layer(
+        &self,
+        lease: &Lease<'_>,
+        ingest: Ingest,
+        snapshot: NewSnapshot,
+        parent: Option<&Digest>,
+        opts: &NewLayerOptions,
+        diff_id: Digest,
+        stats: ApplyStats,
+        tar_size: u64,
+    ) -> Result<LayerRecord, Error> {
         let verified = ingest.finish()?;
-        let chain = chain_id(parent, &info.diff_id);
+        let chain = chain_id(parent, &diff_id);
         lease.protect([verified.digest()], [&chain])?;
         let blob = Descriptor::new(
             opts.format.layer(opts.compression),
@@ -316,20 +327,16 @@ impl Store {
             verified.size(),
         );
         verified.publish()?;
-        let stats = ApplyStats {
-            entries: info.entries,
-            bytes,
-        };
         if self.existing_snapshot(&chain)?.is_none() {
-            snapshot.publish(self, &chain, &info.diff_id, parent, stats, info.size)?;
+            snapshot.publish(self, &chain, &diff_id, parent, stats, tar_size)?;
         }
-        Ok(Some(LayerRecord {
+        Ok(LayerRecord {
             blob,
-            diff_id: info.diff_id,
+            diff_id,
             chain_id: chain,
-            unpacked_size: bytes,
-            tar_size: info.size,
-        }))
+            unpacked_size: stats.bytes,
+            tar_size,
+        })
     }
 
     /// The record of a snapshot whose directory is in place.

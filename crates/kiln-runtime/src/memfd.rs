@@ -49,11 +49,17 @@ pub fn running_sealed() -> bool {
     }
 }
 
-/// Name this process `kiln` (its `comm`, what `ps -e` and `top` show):
-/// started from the sealed copy as `/proc/self/fd/N`, it would be named
-/// after that descriptor's number.
-pub fn name_kiln() {
+/// Make sure this process runs from a sealed copy of kiln: if it does,
+/// name it `kiln` (its `comm`, what `ps -e` and `top` show: started as
+/// `/proc/self/fd/N` it would be named after that descriptor's number);
+/// otherwise re-execute it from one ([`reexec_sealed`]), which returns
+/// only on failure, with the error.
+pub fn ensure_sealed() -> io::Result<()> {
+    if !running_sealed() {
+        return Err(reexec_sealed());
+    }
     let _ = rustix::thread::set_name(c"kiln");
+    Ok(())
 }
 
 /// Re-execute this process, with the same arguments and environment, from

@@ -308,12 +308,10 @@ fn stream_lines(input: &mut dyn Read, output: &mut dyn FnMut(&[u8])) {
 
 /// `kiln __build-step FILE`: run one step (see the module docs).
 pub(crate) fn child(args: &BuildStepArgs) -> Result<u8> {
-    if !kiln_runtime::memfd::running_sealed() {
-        let e = kiln_runtime::memfd::reexec_sealed();
+    if let Err(e) = kiln_runtime::memfd::ensure_sealed() {
         eprintln!("kiln: cannot run a build step from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
-    kiln_runtime::memfd::name_kiln();
     // The step ends with the build: a build killed takes its step along
     // (the signal waits, blocked, until the step can stop its container:
     // kiln_runtime::step::run). A build that was gone before this line

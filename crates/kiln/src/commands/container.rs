@@ -715,12 +715,10 @@ impl Recorder for StoreRecorder<'_> {
 
 /// `kiln __monitor`: run one container to its end.
 pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
-    if !kiln_runtime::memfd::running_sealed() {
-        let e = kiln_runtime::memfd::reexec_sealed();
+    if let Err(e) = kiln_runtime::memfd::ensure_sealed() {
         eprintln!("kiln: cannot run the monitor from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
-    kiln_runtime::memfd::name_kiln();
     let ready = args.ready_fd.and_then(monitor::inherited_fd);
     if !args.attach {
         let _ = rustix::process::setsid();
@@ -1225,12 +1223,10 @@ pub(crate) fn wait(cli: &Cli, args: &WaitArgs) -> Result<u8> {
 /// `kiln exec`: this process runs the command in the container (from a
 /// sealed copy of kiln, single threaded, as the monitor does).
 pub(crate) fn exec(cli: &Cli, args: &ExecArgs) -> Result<u8> {
-    if !kiln_runtime::memfd::running_sealed() {
-        let e = kiln_runtime::memfd::reexec_sealed();
+    if let Err(e) = kiln_runtime::memfd::ensure_sealed() {
         eprintln!("kiln: cannot run from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
-    kiln_runtime::memfd::name_kiln();
     let store = open_store(cli)?;
     let c = match store.container(&args.container) {
         Ok(c) => c,

@@ -370,86 +370,80 @@ impl Reporter for PlainProgress {
 /// number and name), the same in its logs.
 #[derive(Debug, Default)]
 struct RawJsonProgress {
-    /// Vertex number → (digest, name, start).
-    vertices: std::sync::Mutex<BTreeMap<usize, (String, String, std::time::SystemTime)>>,
+    /// Vertex number → (digest, start).
+    vertices: std::sync::Mutex<BTreeMap<usize, (String, std::time::SystemTime)>>,
 }
 
 impl RawJsonProgress {
-    fn digest(id: usize, name: &str) -> String {
-        use std::io::Write as _;
-        let mut h = kiln_fs::hash::HashingWriter::new(std::io::sink());
-        let _ = write!(h, "{id}\0{name}");
-        h.finish().0.to_string()
+    /// The vertex's digest and start, recorded at its first event.
+    fn vertex(
+        &self,
+        id: usize,
+        name: &str,
+        now: std::time::SystemTime,
+    ) -> (String, std::time::SystemTime) {
+        self.vertices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(id)
+            .or_insert_with(|| {
+                use std::io::Write as _;
+                let mut h = kiln_fs::hash::HashingWriter::new(std::io::sink());
+                let _ = write!(h, "{id}\0{name}");
+                (h.finish().0.to_string(), now)
+            })
+            .clone()
+    }
+
+    /// A `logs` line of the vertex's `stream` (1 output, 2 kiln's notes).
+    fn log(
+        &self,
+        id: usize,
+        stream: u8,
+        data: &[u8],
+        now: std::time::SystemTime,
+    ) -> serde_json::Value {
+        use base64::Engine as _;
+        let (digest, _) = self.vertex(id, "", now);
+        serde_json::json!({"logs": [{
+            "vertex": digest,
+            "stream": stream,
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "timestamp": kiln_runtime::monitor::rfc3339_nanos(now),
+        }]})
     }
 }
 
 impl Reporter for RawJsonProgress {
     fn event(&self, event: &Event<'_>) {
-        use base64::Engine as _;
         use kiln_runtime::monitor::rfc3339_nanos;
         let now = std::time::SystemTime::now();
         let line = match event {
             Event::Vertex { id, name, status } => {
-                let mut map = self
-                    .vertices
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let (digest, _, started) = map
-                    .entry(*id)
-                    .or_insert_with(|| (Self::digest(*id, name), name.to_string(), now))
-                    .clone();
+                let (digest, started) = self.vertex(*id, name, now);
                 let mut v = serde_json::json!({"digest": digest, "name": name});
+                v["started"] = match status {
+                    Status::Done(d) => rfc3339_nanos(now.checked_sub(*d).unwrap_or(started)),
+                    _ => rfc3339_nanos(started),
+                }
+                .into();
+                if *status != Status::Started {
+                    v["completed"] = rfc3339_nanos(now).into();
+                }
                 match status {
-                    Status::Started => v["started"] = rfc3339_nanos(started).into(),
-                    Status::Cached => {
-                        v["started"] = rfc3339_nanos(started).into();
-                        v["completed"] = rfc3339_nanos(now).into();
-                        v["cached"] = true.into();
-                    }
-                    Status::Done(d) => {
-                        v["started"] = rfc3339_nanos(now.checked_sub(*d).unwrap_or(started)).into();
-                        v["completed"] = rfc3339_nanos(now).into();
-                    }
-                    Status::Failed => {
-                        v["started"] = rfc3339_nanos(started).into();
-                        v["completed"] = rfc3339_nanos(now).into();
-                        v["error"] = "failed".into();
-                    }
+                    Status::Cached => v["cached"] = true.into(),
+                    Status::Failed => v["error"] = "failed".into(),
+                    Status::Started | Status::Done(_) => {}
                 }
                 serde_json::json!({ "vertexes": [v] })
             }
-            Event::Output { id, data } => {
-                let digest = self.vertex_digest(*id);
-                serde_json::json!({"logs": [{
-                    "vertex": digest,
-                    "stream": 1,
-                    "data": base64::engine::general_purpose::STANDARD.encode(data),
-                    "timestamp": rfc3339_nanos(now),
-                }]})
-            }
+            Event::Output { id, data } => self.log(*id, 1, data, now),
             Event::Explain { id, reasons } => {
-                let digest = self.vertex_digest(*id);
                 let text: String = reasons.iter().map(|r| format!("MISS {r}\n")).collect();
-                serde_json::json!({"logs": [{
-                    "vertex": digest,
-                    "stream": 2,
-                    "data": base64::engine::general_purpose::STANDARD.encode(text),
-                    "timestamp": rfc3339_nanos(now),
-                }]})
+                self.log(*id, 2, text.as_bytes(), now)
             }
         };
         eprintln!("{line}");
-    }
-}
-
-impl RawJsonProgress {
-    fn vertex_digest(&self, id: usize) -> String {
-        self.vertices
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&id)
-            .map(|v| v.0.clone())
-            .unwrap_or_else(|| Self::digest(id, ""))
     }
 }
 

@@ -53,9 +53,11 @@ impl EngineError {
 pub struct KilnExecutor {
     /// Run the built-in init as PID 1.
     pub init: bool,
-    /// A seccomp filter to load just before exec (for `exec`'d processes:
-    /// libcontainer drops the container's filter for them).
-    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The seccomp filter to load just before exec, compiled beforehand
+    /// ([`crate::bpf`]): the container's when [`crate::bpf::prepare`] took
+    /// it out of the spec, an `exec`'d process's (libcontainer drops the
+    /// container's filter for those).
+    pub seccomp: Option<crate::bpf::Seccomp>,
 }
 
 fn process_args(spec: &Spec) -> Option<Vec<String>> {
@@ -91,14 +93,8 @@ impl Executor for KilnExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;
         crate::init::reset_signals();
-        if let Some(filter) = &self.seccomp {
-            // Loading a filter without CAP_SYS_ADMIN needs no_new_privs.
-            // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) only sets a flag on
-            // this process.
-            unsafe {
-                nix::libc::prctl(nix::libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-            }
-            libcontainer::seccomp::initialize_seccomp(filter).map_err(|e| {
+        if let Some(s) = &self.seccomp {
+            s.install().map_err(|e| {
                 ExecutorError::Other(format!("failed to load the seccomp filter: {e}"))
             })?;
         }
@@ -144,21 +140,20 @@ pub enum Stdio {
 }
 
 /// Create (not start) the container `id` from `bundle/config.json`, its
-/// runtime state under `state_root`. Returns the container and its init's
-/// pid on the host.
+/// runtime state under `state_root`; its executor loads `seccomp` (taken
+/// out of that spec by [`crate::bpf::prepare`]). Returns the container and
+/// its init's pid on the host.
 pub fn create(
     id: &str,
     state_root: &Path,
     bundle: &Path,
     stdio: Stdio,
     init: bool,
+    seccomp: Option<crate::bpf::Seccomp>,
 ) -> Result<(Container, i32), EngineError> {
     let err = |e: libcontainer::error::LibcontainerError| EngineError::Create(error_chain(&e));
     let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-        .with_executor(KilnExecutor {
-            init,
-            seccomp: None,
-        })
+        .with_executor(KilnExecutor { init, seccomp })
         .with_root_path(state_root)
         .map_err(err)?;
     match stdio {
@@ -193,7 +188,7 @@ pub fn exec(
     state_root: &Path,
     process: &Path,
     stdio: Stdio,
-    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<crate::bpf::Seccomp>,
 ) -> Result<i32, EngineError> {
     let err = |e: libcontainer::error::LibcontainerError| EngineError::Create(error_chain(&e));
     let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)

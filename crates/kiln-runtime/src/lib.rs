@@ -10,6 +10,7 @@
 //! [`monitor::Recorder`] trait the binary implements. `unsafe` is allowed
 //! here (signals, fork, ioctl), each block under a `// SAFETY:` comment.
 
+pub mod bpf;
 pub mod engine;
 pub mod freeze;
 pub mod init;

@@ -61,6 +61,9 @@ pub struct MonitorConfig {
     pub network: NetworkConfig,
     /// With `attach`: which streams (`run -a`).
     pub streams: Streams,
+    /// Where compiled seccomp filters are kept (`cache/seccomp` in the
+    /// store; [`crate::bpf`]).
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// The streams an attached client gets (`run -a STREAM`); all by default.
@@ -422,8 +425,23 @@ fn prepare_and_run(
             pid
         }
         None => {
-            let (c, pid) = engine::create(&cfg.id, &state, &bundle, stdio, opts.init)
-                .map_err(|e: EngineError| (e.exit_code(), e.to_string()))?;
+            // kiln's executor loads the filter, compiled once (bpf.rs):
+            // libcontainer gets the spec without it, beside the bundle that
+            // `kiln exec` and external runtimes read.
+            let mut engine_spec = spec.clone();
+            let seccomp = crate::bpf::prepare(&mut engine_spec, cfg.seccomp_cache.as_deref());
+            let engine_bundle = if seccomp.is_some() {
+                let dir = cfg.dir.join("engine");
+                fs::create_dir_all(&dir).map_err(fail(125))?;
+                let text = serde_json::to_vec(&engine_spec).map_err(fail(125))?;
+                fs::write(dir.join("config.json"), text).map_err(fail(125))?;
+                dir
+            } else {
+                bundle.clone()
+            };
+            let (c, pid) =
+                engine::create(&cfg.id, &state, &engine_bundle, stdio, opts.init, seccomp)
+                    .map_err(|e: EngineError| (e.exit_code(), e.to_string()))?;
             container = Some(c);
             pid
         }
@@ -542,6 +560,8 @@ pub struct ExecRequest {
     pub open_stdin: bool,
     /// `-d`: start it and return.
     pub detach: bool,
+    /// Where compiled seccomp filters are kept ([`crate::bpf`]).
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// Run `req` in the running container `id` whose directory is `dir`,
@@ -594,11 +614,15 @@ fn exec_inner(id: &str, dir: &Path, req: &ExecRequest) -> Result<i32, Failure> {
         process["cwd"] = serde_json::json!(w);
     }
     process["terminal"] = serde_json::json!(req.tty);
-    let seccomp: Option<oci_spec::runtime::LinuxSeccomp> = spec["linux"]
+    let seccomp = spec["linux"]
         .get("seccomp")
         .map(|s| serde_json::from_value(s.clone()))
         .transpose()
-        .map_err(fail(125))?;
+        .map_err(fail(125))?
+        .map(|p| crate::bpf::Filter::cached(req.seccomp_cache.as_deref(), &p))
+        .transpose()
+        .map_err(fail(125))?
+        .map(crate::bpf::Seccomp::with_no_new_privs);
     let me = std::process::id();
     let process_path = dir.join(format!("exec-{me}.json"));
     fs::write(

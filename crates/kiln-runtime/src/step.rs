@@ -86,6 +86,9 @@ pub struct StepConfig {
     pub bridge: Option<network::NetworkConfig>,
     /// `RUN --mount`s, in order.
     pub mounts: Vec<StepMount>,
+    /// Where compiled seccomp filters are kept ([`crate::bpf`]).
+    #[serde(default)]
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// A `RUN --mount`, with its source found on the host.
@@ -364,6 +367,7 @@ fn prepare_and_run(
             }
         }
     }
+    let seccomp = crate::bpf::prepare(&mut spec, cfg.seccomp_cache.as_deref());
     let bundle = cfg.scratch.join("bundle");
     fs::create_dir_all(&bundle).map_err(err("failed to create the bundle"))?;
     let text = serde_json::to_vec(&spec).map_err(err("failed to write the runtime spec"))?;
@@ -387,6 +391,7 @@ fn prepare_and_run(
             stderr,
         },
         true,
+        seccomp,
     )
     .map_err(|e| e.to_string())?;
     let mut attached = None;

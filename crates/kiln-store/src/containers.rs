@@ -187,6 +187,12 @@ impl Store {
         self.root().join("containers").join(id)
     }
 
+    /// `cache/seccomp/`: seccomp filters compiled for this host, which
+    /// containers and RUN steps load (kiln-runtime's `bpf`).
+    pub fn seccomp_cache(root: &std::path::Path) -> PathBuf {
+        root.join("cache").join("seccomp")
+    }
+
     /// Record a new container and create its directory (mode 0700). Fails
     /// if the name is taken or invalid, or if a volume it mounts does not
     /// exist.

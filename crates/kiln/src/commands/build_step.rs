@@ -209,6 +209,7 @@ impl StepRunner for ContainerSteps {
                     .map_err(|e| setup(e.to_string()))?,
             ),
             mounts: mounts(req)?,
+            seccomp_cache: Some(kiln_store::Store::seccomp_cache(&self.root)),
         };
         let request = scratch.0.join("step.json");
         let text = serde_json::to_vec(&cfg).map_err(|e| setup(e.to_string()))?;

@@ -753,6 +753,7 @@ pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
             }
         },
         network: NetworkConfig::from_env(store.root())?,
+        seccomp_cache: Some(Store::seccomp_cache(store.root())),
     };
     let mut rec = StoreRecorder {
         store: &store,
@@ -1255,6 +1256,7 @@ pub(crate) fn exec(cli: &Cli, args: &ExecArgs) -> Result<u8> {
         tty: args.tty,
         open_stdin: args.interactive,
         detach: args.detach,
+        seccomp_cache: Some(Store::seccomp_cache(store.root())),
     };
     let out = monitor::exec(&c.id, &store.container_dir(&c.id), &req);
     if let Some(e) = &out.error {

@@ -12,6 +12,7 @@ command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
 command -v bzip2 >/dev/null 2>&1 || need_apt+=(bzip2) # kiln build tests: ADD of a .tar.bz2
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils) # kiln build tests: --progress tty on a pseudo-terminal
 # The container runtime links libseccomp (libcontainer's seccomp feature).
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need_apt+=(libseccomp-dev pkg-config)
 # `run --runtime` is tested against runc.

@@ -303,6 +303,12 @@ pub enum Status {
 /// A progress event.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
+    /// The build graph is made: `total` vertices at most will report (the
+    /// steps of a failed build that never start do not).
+    Plan {
+        /// How many vertices the graph has.
+        total: usize,
+    },
     /// A vertex changed state.
     Vertex {
         /// Its index in [`Graph::vertices`].
@@ -947,6 +953,9 @@ impl<'a> Builder<'a> {
             }
         }
         let graph = Graph::new(build);
+        self.reporter.event(&Event::Plan {
+            total: graph.vertices.len(),
+        });
         let lease = self.store.lease()?;
         let context: Box<dyn Tree> = match &self.opts.context {
             Some(dir) => Box::new(

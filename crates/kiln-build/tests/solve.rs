@@ -71,6 +71,7 @@ struct Recorder(Mutex<Vec<String>>);
 impl Reporter for Recorder {
     fn event(&self, e: &Event<'_>) {
         let line = match e {
+            Event::Plan { total } => format!("plan {total}"),
             Event::Vertex { name, status, .. } => match status {
                 Status::Started => format!("start {name}"),
                 Status::Cached => format!("cached {name}"),
@@ -151,6 +152,13 @@ fn run_steps_go_through_the_runner_and_are_cached() {
     );
     let events = rec.0.lock().unwrap().clone();
     assert!(events.contains(&"output ran\n".to_string()), "{events:?}");
+    // The plan comes first: FROM, WORKDIR and the two RUNs.
+    assert_eq!(events[0], "plan 4", "{events:?}");
+    let finished = events
+        .iter()
+        .filter(|e| e.starts_with("done ") || e.starts_with("cached "))
+        .count();
+    assert_eq!(finished, 4, "{events:?}");
 
     // Again: every step from the cache, the runner not called, same image.
     let again = Builder::new(&store, &opts, &Silent, Some(&runner))

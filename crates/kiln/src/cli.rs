@@ -29,7 +29,7 @@ pub(crate) struct Cli {
     #[arg(short = 'D', long = "debug", global = true, action = clap::ArgAction::Count)]
     pub(crate) debug: u8,
 
-    /// Progress output: auto (live on a terminal), plain, tty, quiet, rawjson (builds: JSON lines)
+    /// Progress output: auto (live on a terminal, unless TERM=dumb or CI is set; else plain), plain, tty (live; an error when stderr is not a terminal), quiet, rawjson (builds: JSON lines)
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
     pub(crate) progress: Progress,
 
@@ -51,11 +51,12 @@ impl Cli {
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Progress {
-    /// Live on a terminal, plain otherwise.
+    /// Live on a terminal (not with `TERM=dumb` or `CI` set), plain
+    /// otherwise.
     Auto,
     /// One line per event.
     Plain,
-    /// Live, redrawn.
+    /// Live, redrawn; refused when stderr is not a terminal (as buildx).
     Tty,
     /// Nothing but errors.
     Quiet,

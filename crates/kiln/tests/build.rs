@@ -2041,3 +2041,204 @@ fn progress_rawjson_is_json_lines_with_vertexes_and_logs() {
         "{logs:?}"
     );
 }
+
+/// `kiln ARGS` with its stdout and stderr on a pseudo-terminal of 100×30
+/// (util-linux's `script`): whether it succeeded, and all the terminal got.
+fn on_terminal(t: &TestStore, args: &[&str]) -> (bool, String) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_kiln"))
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect();
+    let mut c = Command::new("script");
+    for (k, v) in t.cmd().get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .args([
+            "-qfec",
+            &format!("stty cols 100 rows 30; exec {}", line.join(" ")),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Terminal output as text: escape sequences and carriage returns gone.
+fn plain_text(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                if chars.next() == Some('[') {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether a line of the live view ends with a step's time (`1.2s`).
+fn ends_with_time(line: &str) -> bool {
+    let Some(n) = line.trim_end().strip_suffix('s') else {
+        return false;
+    };
+    let n = n.rsplit(' ').next().unwrap_or("");
+    n.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.len() == 1
+    })
+}
+
+#[test]
+fn progress_tty_is_live_on_a_terminal_and_plain_otherwise() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let ctx = context(
+        &t,
+        "tty",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN for i in 1 2 3 4 5 6 7 8; do echo tty-out-$i; done; sleep 1.5; echo tty-last\n\
+                 COPY a /a\n",
+            ),
+            ("a", "x"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let (ok, raw) = on_terminal(&t, &["--progress", "tty", "build", "-t", "tty:1", c]);
+    assert!(ok, "{raw}");
+    // Redrawn in place: the cursor goes up and lines are erased.
+    assert!(raw.contains("\x1b[2K"), "no line erased: {raw:?}");
+    let up = raw.match_indices("\x1b[").any(|(i, _)| {
+        let rest = &raw[i + 2..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && rest[digits..].starts_with('A')
+    });
+    assert!(up, "no cursor movement: {raw:?}");
+    let text = plain_text(&raw);
+    // While the RUN sleeps: its last six lines under it, and the frame
+    // redrawn with a ticking time.
+    let frames: Vec<&str> = text.split("[+] Building ").skip(1).collect();
+    let tails: Vec<&&str> = frames
+        .iter()
+        .filter(|f| f.contains("=> => # tty-out-8"))
+        .collect();
+    assert!(!tails.is_empty(), "{text}");
+    for f in tails {
+        assert!(!f.contains("# tty-out-2 "), "more than six lines: {f}");
+    }
+    let times: std::collections::BTreeSet<&str> = frames
+        .iter()
+        .filter_map(|f| f.split_once('s').map(|(t, _)| t))
+        .collect();
+    assert!(times.len() >= 5, "{times:?}");
+    // The final frame stays: every step with its time, no output.
+    let last = &text[text.rfind("[+] Building").expect("a header")..];
+    let frame: Vec<&str> = last.lines().take(4).collect();
+    assert!(frame[0].ends_with("(3/3) FINISHED"), "{last}");
+    for (line, step) in frame[1..].iter().zip([
+        "=> [stage-0 1/3] FROM busybox",
+        "=> [stage-0 2/3] RUN for i in 1 2 3 4 5 6 7 8; do echo tty-out-$i;",
+        "=> [stage-0 3/3] COPY a /a",
+    ]) {
+        assert!(line.trim_start().starts_with(step), "{line:?}\n{last}");
+        assert!(ends_with_time(line), "{line:?}\n{last}");
+        assert!(line.chars().count() < 100, "{line:?}");
+    }
+    assert!(!last.contains("=> => #"), "{last}");
+    // Then the closing table and the summary, as with plain progress.
+    assert!(last.contains("writing image sha256:"), "{last}");
+    assert!(last.contains("naming to docker.io/library/tty:1"), "{last}");
+
+    // `auto` when stderr is not a terminal: BuildKit's plain lines.
+    let out = t.output(&["--progress", "auto", "build", "-t", "tty:2", c]);
+    assert!(out.status.success());
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        log.lines().any(|l| l == "#1 [stage-0 1/3] FROM busybox"),
+        "{log}"
+    );
+    assert!(log.lines().any(|l| l == "#2 CACHED"), "{log}");
+    assert!(!log.contains('\x1b'), "{log}");
+}
+
+#[test]
+fn progress_tty_failed_run_shows_its_whole_output_and_line() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let ctx = context(
+        &t,
+        "ttyfail",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo first-out; for i in $(seq 1 10); do echo fail-out-$i; done; exit 3\n",
+        )],
+    );
+    let (ok, raw) = on_terminal(&t, &["--progress", "tty", "build", ctx.to_str().unwrap()]);
+    assert!(!ok, "{raw}");
+    let text = plain_text(&raw);
+    let last = &text[text.rfind("[+] Building").expect("a header")..];
+    let lines: Vec<&str> = last.lines().collect();
+    assert!(lines[0].ends_with("(2/2) FINISHED"), "{last}");
+    assert!(
+        lines[2].starts_with(" => ERROR [stage-0 2/2] RUN echo first-out;")
+            && ends_with_time(lines[2]),
+        "{last}"
+    );
+    // All of its output, not only the last lines the live view showed.
+    let start = lines
+        .iter()
+        .position(|l| *l == "------")
+        .expect("the output block");
+    assert!(
+        lines[start + 1].starts_with(" > [stage-0 2/2] RUN echo first-out;"),
+        "{last}"
+    );
+    assert_eq!(lines[start + 2], "first-out", "{last}");
+    for i in 1..=10 {
+        assert_eq!(lines[start + 2 + i], format!("fail-out-{i}"), "{last}");
+    }
+    assert_eq!(lines[start + 13], "------", "{last}");
+    // Then the error, with the Dockerfile's line.
+    assert!(
+        last.contains("error: Dockerfile:2: RUN echo first-out;"),
+        "{last}"
+    );
+    assert!(last.contains("exit code: 3"), "{last}");
+    assert!(last.contains("    2 | RUN echo first-out;"), "{last}");
+}
+
+#[test]
+fn progress_tty_without_a_terminal_is_refused() {
+    let t = TestStore::new();
+    let ctx = context(
+        &t,
+        "notty",
+        &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "x")],
+    );
+    let before = t.state();
+    // As buildx: a live view asked for where there is none is an error.
+    let err = t.fails(&["--progress", "tty", "build", ctx.to_str().unwrap()]);
+    assert!(err.contains("--progress tty needs a terminal"), "{err}");
+    assert_eq!(t.state(), before, "nothing is built");
+}

@@ -9,20 +9,21 @@
 //! table, the findings, JSON, the image ID with `-q`) goes to stdout;
 //! progress, the summary and errors go to stderr.
 //!
-//! Progress is plain (one line per step event, BuildKit's `#N` style) for
-//! `--progress auto|plain|tty`, BuildKit-shaped JSON lines for `rawjson`;
-//! nothing with `quiet` or `-q`. Only the
-//! host platform is built. RUN steps run in containers
-//! ([`super::build_step`]).
+//! Progress ([`super::build_progress`]) is BuildKit's live view, redrawn
+//! in place, for `--progress tty` and for `auto` on a terminal (see
+//! [`super::progress::mode`]: `tty` without a terminal is refused before
+//! anything is done, as buildx does); one line per step event (BuildKit's
+//! `#N` style) for `plain` and `auto` elsewhere; BuildKit-shaped JSON lines
+//! for `rawjson`; nothing with `quiet` or `-q`. The closing table of steps
+//! and the summary follow, but for `rawjson` and `quiet`. Only the host
+//! platform is built. RUN steps run in containers ([`super::build_step`]).
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use kiln_build::{
-    BuildError, BuildOptions, Builder, Event, Reporter, SecretSource, Silent, Status, StoreImages,
-};
+use kiln_build::{BuildError, BuildOptions, Builder, SecretSource, Status, StoreImages};
 use kiln_dockerfile::diagnostic::{render, Located};
 use kiln_dockerfile::ignore::IgnoreRules;
 use kiln_dockerfile::lint::Finding;
@@ -32,6 +33,8 @@ use kiln_oci::{Platform, Reference};
 use kiln_store::archive::SaveFormat;
 use serde_json::{json, Value};
 
+use super::build_progress::{BuildProgress, PlainProgress, RawJsonProgress, TtyProgress};
+use super::progress::{self, Mode};
 use crate::cli::{BuildArgs, Call, Cli, Format, Progress};
 use crate::EXIT_FAILURE;
 
@@ -333,120 +336,6 @@ fn check(build: &Build, src: &Source, format: Format) -> Result<u8> {
     }
 }
 
-/// Plain progress on stderr, one line per event: `#N [stage 1/2] COPY …`,
-/// then `#N CACHED`, `#N DONE 0.1s` or `#N ERROR`.
-#[derive(Debug)]
-struct PlainProgress;
-
-impl Reporter for PlainProgress {
-    fn event(&self, event: &Event<'_>) {
-        match event {
-            Event::Vertex { id, name, status } => {
-                let n = id + 1;
-                match status {
-                    Status::Started => eprintln!("#{n} {name}"),
-                    Status::Cached => eprintln!("#{n} {name}\n#{n} CACHED"),
-                    Status::Done(d) => eprintln!("#{n} DONE {:.1}s", d.as_secs_f64()),
-                    Status::Failed => eprintln!("#{n} ERROR"),
-                }
-            }
-            Event::Explain { id, reasons } => {
-                for r in reasons.iter() {
-                    eprintln!("#{} MISS {r}", id + 1);
-                }
-            }
-            Event::Output { id, data } => {
-                for line in String::from_utf8_lossy(data).lines() {
-                    eprintln!("#{} {line}", id + 1);
-                }
-            }
-        }
-    }
-}
-
-/// `--progress rawjson`: one JSON object per line on stderr, in the shape
-/// of BuildKit's (`{"vertexes":[…]}`, `{"logs":[…]}`), for tools that read
-/// a build's progress. A vertex's `digest` is kiln's own (a hash of its
-/// number and name), the same in its logs.
-#[derive(Debug, Default)]
-struct RawJsonProgress {
-    /// Vertex number → (digest, start).
-    vertices: std::sync::Mutex<BTreeMap<usize, (String, std::time::SystemTime)>>,
-}
-
-impl RawJsonProgress {
-    /// The vertex's digest and start, recorded at its first event.
-    fn vertex(
-        &self,
-        id: usize,
-        name: &str,
-        now: std::time::SystemTime,
-    ) -> (String, std::time::SystemTime) {
-        self.vertices
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(id)
-            .or_insert_with(|| {
-                use std::io::Write as _;
-                let mut h = kiln_fs::hash::HashingWriter::new(std::io::sink());
-                let _ = write!(h, "{id}\0{name}");
-                (h.finish().0.to_string(), now)
-            })
-            .clone()
-    }
-
-    /// A `logs` line of the vertex's `stream` (1 output, 2 kiln's notes).
-    fn log(
-        &self,
-        id: usize,
-        stream: u8,
-        data: &[u8],
-        now: std::time::SystemTime,
-    ) -> serde_json::Value {
-        use base64::Engine as _;
-        let (digest, _) = self.vertex(id, "", now);
-        serde_json::json!({"logs": [{
-            "vertex": digest,
-            "stream": stream,
-            "data": base64::engine::general_purpose::STANDARD.encode(data),
-            "timestamp": kiln_runtime::monitor::rfc3339_nanos(now),
-        }]})
-    }
-}
-
-impl Reporter for RawJsonProgress {
-    fn event(&self, event: &Event<'_>) {
-        use kiln_runtime::monitor::rfc3339_nanos;
-        let now = std::time::SystemTime::now();
-        let line = match event {
-            Event::Vertex { id, name, status } => {
-                let (digest, started) = self.vertex(*id, name, now);
-                let mut v = serde_json::json!({"digest": digest, "name": name});
-                v["started"] = match status {
-                    Status::Done(d) => rfc3339_nanos(now.checked_sub(*d).unwrap_or(started)),
-                    _ => rfc3339_nanos(started),
-                }
-                .into();
-                if *status != Status::Started {
-                    v["completed"] = rfc3339_nanos(now).into();
-                }
-                match status {
-                    Status::Cached => v["cached"] = true.into(),
-                    Status::Failed => v["error"] = "failed".into(),
-                    Status::Started | Status::Done(_) => {}
-                }
-                serde_json::json!({ "vertexes": [v] })
-            }
-            Event::Output { id, data } => self.log(*id, 1, data, now),
-            Event::Explain { id, reasons } => {
-                let text: String = reasons.iter().map(|r| format!("MISS {r}\n")).collect();
-                self.log(*id, 2, text.as_bytes(), now)
-            }
-        };
-        eprintln!("{line}");
-    }
-}
-
 fn key_values(raw: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in raw {
@@ -469,6 +358,9 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
             args.context.display()
         );
     }
+    let quiet = args.quiet || cli.progress == Progress::Quiet;
+    // Refused before anything is read, pulled or built.
+    let mode = progress::mode(cli, quiet)?;
     let src = read_dockerfile(args)?;
     let df = kiln_dockerfile::parse(&src.text).map_err(|e| located(&src, &e))?;
     let ignore = read_ignore(args, &src)?;
@@ -519,7 +411,6 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         return Err(e);
     }
     let lowered = lowered?;
-    let quiet = args.quiet || cli.progress == Progress::Quiet;
     if !quiet {
         for f in &lowered.findings {
             let text = format!("{}: {} ({}:{})", f.rule.name(), f.message, src.name, f.line);
@@ -593,15 +484,6 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     if let Some(epoch) = build_args.get("SOURCE_DATE_EPOCH") {
         options.source_date_epoch = epoch.trim().parse().ok();
     }
-    let plain = PlainProgress;
-    let raw = RawJsonProgress::default();
-    let reporter: &dyn Reporter = if quiet {
-        &Silent
-    } else if cli.progress == Progress::Rawjson {
-        &raw
-    } else {
-        &plain
-    };
     let runner = super::build_step::ContainerSteps {
         default_network: match args.network.as_str() {
             "none" => kiln_runtime::options::NetworkMode::None,
@@ -616,8 +498,20 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
         },
         exe: std::sync::Arc::new(kiln_runtime::memfd::SealedExe::open()),
     };
-    let builder = Builder::new(&store, &options, reporter, Some(&runner));
-    let result = builder.build(&lowered).map_err(|e| match e {
+    // Started last: the live view owns the terminal's last lines until
+    // the build ends.
+    let reporter = match mode {
+        Mode::Quiet => BuildProgress::Quiet,
+        Mode::Plain if cli.progress == Progress::Rawjson => {
+            BuildProgress::RawJson(RawJsonProgress::default())
+        }
+        Mode::Plain => BuildProgress::Plain(PlainProgress),
+        Mode::Tty => BuildProgress::Tty(TtyProgress::new()),
+    };
+    let builder = Builder::new(&store, &options, &reporter, Some(&runner));
+    let result = builder.build(&lowered);
+    reporter.finish();
+    let result = result.map_err(|e| match e {
         BuildError::Step {
             line,
             instruction,

@@ -1,5 +1,6 @@
 pub(crate) mod archive;
 pub(crate) mod build;
+pub(crate) mod build_progress;
 pub(crate) mod build_step;
 pub(crate) mod completion;
 pub(crate) mod container;
@@ -7,6 +8,7 @@ pub(crate) mod debug;
 pub(crate) mod docs;
 pub(crate) mod images;
 pub(crate) mod login;
+pub(crate) mod progress;
 pub(crate) mod pull;
 pub(crate) mod push;
 pub(crate) mod registry;

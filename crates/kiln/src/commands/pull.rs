@@ -107,6 +107,8 @@ pub(crate) fn pull(
     reference: &Reference,
     opts: &PullOptions<'_>,
 ) -> Result<Outcome> {
+    // Refused before anything is fetched.
+    let mode = super::progress::mode(cli, opts.quiet)?;
     let label = match (reference.tag(), reference.digest()) {
         (_, Some(d)) => d.to_string(),
         (Some(t), None) => t.to_string(),
@@ -163,7 +165,7 @@ pub(crate) fn pull(
     }
     let chains = chain_ids(diff_ids);
     let ids: Vec<String> = manifest.layers.iter().map(|l| short(&l.digest)).collect();
-    let progress = LayerProgress::new(cli, opts.quiet, ids);
+    let progress = LayerProgress::new(mode, ids);
     let mut present = Vec::with_capacity(manifest.layers.len());
     for (i, (layer, chain)) in manifest.layers.iter().zip(&chains).enumerate() {
         present.push(store.content().contains(&layer.digest) && store.snapshot(chain)?.is_some());

@@ -29,6 +29,8 @@ use crate::commands::registry::{client, runtime, short, LayerProgress};
 
 /// `kiln push`.
 pub(crate) fn run(cli: &Cli, args: &PushArgs) -> Result<u8> {
+    // Refused before anything is sent.
+    let mode = super::progress::mode(cli, args.quiet)?;
     let store = open_store(cli)?;
     let image = store.resolve(&args.image)?;
     let dest_text = args.destination.as_deref().unwrap_or(&args.image);
@@ -113,8 +115,7 @@ pub(crate) fn run(cli: &Cli, args: &PushArgs) -> Result<u8> {
     let mut blobs: Vec<Descriptor> = manifest.layers.clone();
     blobs.push(manifest.config.clone());
     let progress = Arc::new(LayerProgress::new(
-        cli,
-        args.quiet,
+        mode,
         blobs.iter().map(|d| short(&d.digest)).collect(),
     ));
     if !progress.quiet() {

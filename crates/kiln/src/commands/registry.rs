@@ -1,9 +1,9 @@
 //! What `pull`, `push` and `login` share: the registry client (registries
 //! file, Docker's credentials), the async runtime it runs on, and the
-//! per-layer progress display (indicatif bars on a terminal, one line per
-//! event otherwise, nothing with `--progress quiet` or `-q`).
+//! per-layer progress display (indicatif bars when live, one line per
+//! event when plain, nothing with `--progress quiet` or `-q`: see
+//! [`super::progress`] for which).
 
-use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_registry::{Client, ClientOptions, DockerConfig, RegistriesConf};
 
-use crate::cli::{Cli, Progress};
+use super::progress::Mode;
 
 /// The client, with the registries file and Docker's credentials.
 pub(crate) fn client() -> Result<Client> {
@@ -50,13 +50,6 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("failed to start the network runtime")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Quiet,
-    Plain,
-    Tty,
-}
-
 /// Per-layer progress.
 #[derive(Debug)]
 pub(crate) struct LayerProgress {
@@ -69,18 +62,10 @@ pub(crate) struct LayerProgress {
 }
 
 impl LayerProgress {
-    /// One row per layer, named by `ids` (short digests).
-    pub(crate) fn new(cli: &Cli, quiet: bool, ids: Vec<String>) -> LayerProgress {
-        let mode = if quiet || cli.progress == Progress::Quiet {
-            Mode::Quiet
-        } else {
-            match cli.progress {
-                Progress::Tty => Mode::Tty,
-                Progress::Plain | Progress::Rawjson => Mode::Plain,
-                _ if std::io::stderr().is_terminal() => Mode::Tty,
-                _ => Mode::Plain,
-            }
-        };
+    /// One row per layer, named by `ids` (short digests), shown as `mode`
+    /// says (chosen before the command does anything:
+    /// [`super::progress::mode`]).
+    pub(crate) fn new(mode: Mode, ids: Vec<String>) -> LayerProgress {
         let (multi, bars) = if mode == Mode::Tty {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(

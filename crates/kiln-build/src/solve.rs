@@ -49,7 +49,7 @@ use kiln_oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, Referen
 use kiln_store::layer::NewLayerOptions;
 use kiln_store::lease::Lease;
 use kiln_store::records::{chain_id, ImageRecord, LayerRecord};
-use kiln_store::{BuildCacheRecord, Store};
+use kiln_store::{CacheEntry, Store};
 use thiserror::Error;
 
 use crate::cachemount::{self, CacheInit, CacheSpec};
@@ -1452,13 +1452,16 @@ impl<'a> Builder<'a> {
         let result = (|| {
             let staging = StagingDir::new(self.store)?;
             let overlay = make(&staging.path)?;
-            let layer = self.commit(&staging.path, overlay, parent, lease)?;
             let created = match self.opts.source_date_epoch {
                 Some(e) => format_rfc3339(UNIX_EPOCH + Duration::from_secs(e)),
                 None => format_rfc3339(SystemTime::now()),
             };
-            self.store
-                .build_cache_put(key, &BuildCacheRecord::new(layer.clone(), created.clone()))?;
+            // The cache record goes in with the layer (one transaction).
+            let entry = CacheEntry {
+                key: key.to_string(),
+                created: created.clone(),
+            };
+            let layer = self.commit(&staging.path, overlay, parent, lease, entry)?;
             Ok((layer, created, false))
         })();
         if let Some(id) = id {
@@ -1471,14 +1474,20 @@ impl<'a> Builder<'a> {
         result
     }
 
-    /// Write the staged directory as a layer into the store.
+    /// Write the staged directory as a layer into the store, recorded in
+    /// the build cache as `cache`.
     fn commit(
         &self,
         dir: &Path,
         source: LayerSource,
         parent: Option<&Digest>,
         lease: &Lease<'_>,
+        cache: CacheEntry,
     ) -> Result<LayerRecord, StepError> {
+        let layer_opts = NewLayerOptions {
+            cache: Some(cache),
+            ..self.opts.layer.clone()
+        };
         let opts = WriteOptions {
             overlay: source == LayerSource::OverlayUpper,
             lower: None,
@@ -1489,7 +1498,7 @@ impl<'a> Builder<'a> {
             // becomes the snapshot as it is (see `ingest_layer_dir`).
             if let Some(layer) =
                 self.store
-                    .ingest_layer_dir(lease, dir, parent, &self.opts.layer, &opts)?
+                    .ingest_layer_dir(lease, dir, parent, &layer_opts, &opts)?
             {
                 return Ok(layer);
             }
@@ -1508,7 +1517,7 @@ impl<'a> Builder<'a> {
             let reader = ChunkReader::new(rx);
             let result = self
                 .store
-                .ingest_layer_tar(lease, reader, parent, &self.opts.layer);
+                .ingest_layer_tar(lease, reader, parent, &layer_opts);
             let written = writer.join().map_err(|_| StepError::Io {
                 action: "write a layer from",
                 path: dir.to_path_buf(),

@@ -13,6 +13,17 @@ use crate::meta::BUILD_CACHE;
 use crate::records::LayerRecord;
 use crate::{Error, Store};
 
+/// A build step's cache key and the time of its result: recorded with
+/// the layer it made, in the transaction that publishes it
+/// ([`crate::layer::NewLayerOptions::cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The step's cache key.
+    pub key: String,
+    /// RFC 3339 time of the result (the history entry's `created`).
+    pub created: String,
+}
+
 /// What one cached build step produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildCacheRecord {
@@ -68,6 +79,11 @@ impl Store {
         key: &str,
         lease: &Lease<'_>,
     ) -> Result<Option<BuildCacheRecord>, Error> {
+        // A miss (every step of a changed build) is a read: no commit.
+        let found: Option<BuildCacheRecord> = self.meta.read(|t| t.get(BUILD_CACHE, key))?;
+        if found.is_none() {
+            return Ok(None);
+        }
         let record: Option<BuildCacheRecord> = self.meta.write(|t| {
             let r: Option<BuildCacheRecord> = t.get(BUILD_CACHE, key)?;
             if let Some(r) = &r {

@@ -32,7 +32,7 @@ use thiserror::Error;
 
 use crate::content::Ingest;
 use crate::lease::Lease;
-use crate::meta::SNAPSHOTS;
+use crate::meta::{Txn, SNAPSHOTS};
 use crate::records::{chain_id, LayerRecord, SnapshotRecord};
 use crate::store::io_err;
 use crate::{Error, Store};
@@ -78,7 +78,7 @@ pub enum LayerError {
 }
 
 /// How a new layer is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLayerOptions {
     /// gzip, zstd or none.
     pub compression: Compression,
@@ -88,6 +88,9 @@ pub struct NewLayerOptions {
     pub apply: ApplyOptions,
     /// OCI or Docker media types.
     pub format: ManifestFormat,
+    /// Record the new layer in the build cache under this key (a build
+    /// step's result), in the transaction that publishes it.
+    pub cache: Option<crate::build_cache::CacheEntry>,
 }
 
 impl Default for NewLayerOptions {
@@ -97,6 +100,7 @@ impl Default for NewLayerOptions {
             level: None,
             apply: ApplyOptions::default(),
             format: ManifestFormat::Oci,
+            cache: None,
         }
     }
 }
@@ -304,8 +308,13 @@ impl Store {
         })
     }
 
-    /// Publish a new layer's blob (protected by `lease` first) and, unless
-    /// its chain already has one, its snapshot; its record.
+    /// Publish a new layer, in one metadata transaction (one commit, where
+    /// three made a build step's layer before): its blob and snapshot
+    /// protected by `lease`, the blob renamed into `blobs/`, the snapshot
+    /// (unless its chain has one already) into `snapshots/` and recorded,
+    /// and with `opts.cache` its build cache record. The renames happen
+    /// under the database lock, after the protection, so a collection never
+    /// sees them unprotected.
     #[allow(clippy::too_many_arguments)]
     fn publish_layer(
         &self,
@@ -320,23 +329,29 @@ impl Store {
     ) -> Result<LayerRecord, Error> {
         let verified = ingest.finish()?;
         let chain = chain_id(parent, &diff_id);
-        lease.protect([verified.digest()], [&chain])?;
-        let blob = Descriptor::new(
-            opts.format.layer(opts.compression),
-            verified.digest().clone(),
-            verified.size(),
-        );
-        verified.publish()?;
-        if self.existing_snapshot(&chain)?.is_none() {
-            snapshot.publish(self, &chain, &diff_id, parent, stats, tar_size)?;
-        }
-        Ok(LayerRecord {
-            blob,
-            diff_id,
-            chain_id: chain,
+        let record = LayerRecord {
+            blob: Descriptor::new(
+                opts.format.layer(opts.compression),
+                verified.digest().clone(),
+                verified.size(),
+            ),
+            diff_id: diff_id.clone(),
+            chain_id: chain.clone(),
             unpacked_size: stats.bytes,
             tar_size,
-        })
+        };
+        self.meta.write(|t| {
+            lease.protect_in(t, [verified.digest()], [&chain])?;
+            verified.publish()?;
+            snapshot.publish_in(t, self, &chain, &diff_id, parent, stats, tar_size)?;
+            if let Some(c) = &opts.cache {
+                let r =
+                    crate::build_cache::BuildCacheRecord::new(record.clone(), c.created.clone());
+                t.put(crate::meta::BUILD_CACHE, &c.key, &r)?;
+            }
+            Ok::<_, Error>(())
+        })?;
+        Ok(record)
     }
 
     /// The record of a snapshot whose directory is in place.
@@ -403,7 +418,24 @@ impl NewSnapshot {
     /// protected by the caller's lease already). If another process
     /// published the same snapshot meanwhile, ours is discarded.
     fn publish(
+        self,
+        store: &Store,
+        chain: &Digest,
+        diff_id: &Digest,
+        parent: Option<&Digest>,
+        stats: ApplyStats,
+        tar_size: u64,
+    ) -> Result<(), Error> {
+        store
+            .meta
+            .write(|t| self.publish_in(t, store, chain, diff_id, parent, stats, tar_size))
+    }
+
+    /// [`NewSnapshot::publish`] in the caller's write transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn publish_in(
         mut self,
+        t: &mut Txn,
         store: &Store,
         chain: &Digest,
         diff_id: &Digest,
@@ -412,33 +444,31 @@ impl NewSnapshot {
         tar_size: u64,
     ) -> Result<(), Error> {
         let target = store.snapshots_dir().join(chain.hex());
-        store.meta.write(|t| {
-            if t.get::<SnapshotRecord>(SNAPSHOTS, &chain.to_string())?
-                .is_some()
-                && target.is_dir()
-            {
-                return Ok(());
-            }
-            if target.exists() {
-                crate::gc::remove_dir(&target)?;
-            }
-            fs::rename(&self.dir, &target).map_err(io_err("rename into", &target))?;
-            kiln_fs::atomic::sync_dir(store.snapshots_dir())
-                .map_err(io_err("sync", store.snapshots_dir()))?;
-            self.dir = PathBuf::new();
-            t.put(
-                SNAPSHOTS,
-                &chain.to_string(),
-                &SnapshotRecord {
-                    diff_id: diff_id.clone(),
-                    parent: parent.cloned(),
-                    size: stats.bytes,
-                    entries: stats.entries,
-                    tar_size,
-                },
-            )?;
-            Ok::<_, Error>(())
-        })
+        if t.get::<SnapshotRecord>(SNAPSHOTS, &chain.to_string())?
+            .is_some()
+            && target.is_dir()
+        {
+            return Ok(());
+        }
+        if target.exists() {
+            crate::gc::remove_dir(&target)?;
+        }
+        fs::rename(&self.dir, &target).map_err(io_err("rename into", &target))?;
+        kiln_fs::atomic::sync_dir(store.snapshots_dir())
+            .map_err(io_err("sync", store.snapshots_dir()))?;
+        self.dir = PathBuf::new();
+        t.put(
+            SNAPSHOTS,
+            &chain.to_string(),
+            &SnapshotRecord {
+                diff_id: diff_id.clone(),
+                parent: parent.cloned(),
+                size: stats.bytes,
+                entries: stats.entries,
+                tar_size,
+            },
+        )?;
+        Ok(())
     }
 }
 

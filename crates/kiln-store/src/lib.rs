@@ -34,7 +34,7 @@ mod store;
 pub mod usage;
 pub mod volumes;
 
-pub use build_cache::BuildCacheRecord;
+pub use build_cache::{BuildCacheRecord, CacheEntry};
 pub use containers::{ContainerError, ContainerRecord, ContainerState};
 pub use content::{ContentStore, Ingest, StoreError};
 pub use meta::MetaError;

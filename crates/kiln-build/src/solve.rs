@@ -2093,21 +2093,6 @@ impl<'a> Builder<'a> {
                 source,
             })?;
         let manifest_digest = sha256_digest(&manifest_bytes);
-        // Both protected in one transaction before they are published; a
-        // blob already there (a rebuild with nothing changed) is not
-        // written again.
-        lease.protect([&config_digest, &manifest_digest], [])?;
-        for (digest, bytes) in [
-            (&config_digest, &bytes),
-            (&manifest_digest, &manifest_bytes),
-        ] {
-            if !self.store.content().contains(digest) {
-                self.store
-                    .content()
-                    .put(bytes, Some((digest.clone(), bytes.len() as u64)))
-                    .map_err(kiln_store::Error::from)?;
-            }
-        }
         let record = ImageRecord {
             manifest: Descriptor::new(
                 format.manifest(),
@@ -2124,7 +2109,18 @@ impl<'a> Builder<'a> {
             added: now_secs().max(0) as u64,
             repo_digests: Default::default(),
         };
-        self.store.add_image(&record, &self.opts.tags)?;
+        // The config and manifest (unless there already: a rebuild with
+        // nothing changed), the image and the end of the build's lease:
+        // one transaction.
+        self.store.add_image_releasing(
+            &record,
+            &self.opts.tags,
+            &[
+                (&record.config.digest, &bytes),
+                (&record.manifest.digest, &manifest_bytes),
+            ],
+            lease,
+        )?;
         Ok((record, config))
     }
 }

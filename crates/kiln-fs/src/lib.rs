@@ -13,3 +13,4 @@ pub mod hash;
 pub mod layer;
 pub mod pgzip;
 pub mod pipe;
+pub mod process;

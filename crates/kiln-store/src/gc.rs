@@ -199,13 +199,16 @@ impl Store {
 
     /// End a lease and remove what it alone kept alive.
     pub(crate) fn release_lease(&self, id: &str) -> Result<GcReport, Error> {
-        self.meta.write(|t| {
-            let Some(lease) = t.get::<LeaseRecord>(LEASES, id)? else {
-                return Ok(GcReport::default());
-            };
-            t.remove(LEASES, id)?;
-            self.sweep(t, &lease.blobs, &lease.snapshots)
-        })
+        self.meta.write(|t| self.release_lease_in(t, id))
+    }
+
+    /// [`Store::release_lease`] in the caller's write transaction.
+    pub(crate) fn release_lease_in(&self, t: &mut Txn, id: &str) -> Result<GcReport, Error> {
+        let Some(lease) = t.get::<LeaseRecord>(LEASES, id)? else {
+            return Ok(GcReport::default());
+        };
+        t.remove(LEASES, id)?;
+        self.sweep(t, &lease.blobs, &lease.snapshots)
     }
 
     /// Remove those of the candidate blobs and snapshots that nothing live

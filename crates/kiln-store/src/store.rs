@@ -12,7 +12,7 @@ use kiln_oci::{Digest, Reference, ReferenceError};
 use thiserror::Error;
 
 use crate::content::{ContentStore, StoreError};
-use crate::lease::LeaseRecord;
+use crate::lease::{Lease, LeaseRecord};
 use crate::meta::{Meta, MetaError, Txn, CONTAINERS, IMAGES, LEASES, SNAPSHOTS};
 use crate::records::{ImageRecord, SnapshotRecord};
 
@@ -199,48 +199,80 @@ impl Store {
         record: &ImageRecord,
         names: &[Reference],
     ) -> Result<Vec<Digest>, Error> {
+        self.meta.write(|t| self.add_image_in(t, record, names))
+    }
+
+    /// [`Store::add_image`], in the same transaction storing `blobs` (the
+    /// image's config and manifest, small: written under the database lock,
+    /// so no collection sees them unreferenced) that are not here yet and
+    /// ending `lease` (what only it protected and the image does not use
+    /// is collected). One commit where a build made three.
+    pub fn add_image_releasing(
+        &self,
+        record: &ImageRecord,
+        names: &[Reference],
+        blobs: &[(&Digest, &[u8])],
+        lease: &Lease<'_>,
+    ) -> Result<Vec<Digest>, Error> {
         self.meta.write(|t| {
-            for d in record.blobs() {
-                if !self.content.contains(d) {
-                    return Err(Error::Missing {
-                        image: record.manifest.digest.clone(),
-                        what: "blob",
-                        digest: d.clone(),
-                    });
+            for (digest, bytes) in blobs {
+                if !self.content.contains(digest) {
+                    self.content
+                        .put(bytes, Some(((*digest).clone(), bytes.len() as u64)))?;
                 }
             }
-            for c in record.snapshots() {
-                if t.get::<SnapshotRecord>(SNAPSHOTS, &c.to_string())?
-                    .is_none()
-                {
-                    return Err(Error::Missing {
-                        image: record.manifest.digest.clone(),
-                        what: "snapshot",
-                        digest: c.clone(),
-                    });
-                }
+            let displaced = self.add_image_in(t, record, names)?;
+            lease.release_in(t)?;
+            Ok(displaced)
+        })
+    }
+
+    fn add_image_in(
+        &self,
+        t: &mut Txn,
+        record: &ImageRecord,
+        names: &[Reference],
+    ) -> Result<Vec<Digest>, Error> {
+        for d in record.blobs() {
+            if !self.content.contains(d) {
+                return Err(Error::Missing {
+                    image: record.manifest.digest.clone(),
+                    what: "blob",
+                    digest: d.clone(),
+                });
             }
-            let key = record.manifest.digest.to_string();
-            // A manifest already here keeps its first `added` time.
-            let mut record = record.clone();
-            if let Some(old) = t.get::<ImageRecord>(IMAGES, &key)? {
-                record.added = old.added;
-                record.repo_digests.extend(old.repo_digests);
+        }
+        for c in record.snapshots() {
+            if t.get::<SnapshotRecord>(SNAPSHOTS, &c.to_string())?
+                .is_none()
+            {
+                return Err(Error::Missing {
+                    image: record.manifest.digest.clone(),
+                    what: "snapshot",
+                    digest: c.clone(),
+                });
             }
-            t.put(IMAGES, &key, &record)?;
-            let mut displaced = Vec::new();
-            for n in names {
-                let n = n.clone().with_default_tag();
-                if let Some(old) = t.set_name(&n.to_string(), &key)? {
-                    if old != key {
-                        if let Ok(d) = old.parse() {
-                            displaced.push(d);
-                        }
+        }
+        let key = record.manifest.digest.to_string();
+        // A manifest already here keeps its first `added` time.
+        let mut record = record.clone();
+        if let Some(old) = t.get::<ImageRecord>(IMAGES, &key)? {
+            record.added = old.added;
+            record.repo_digests.extend(old.repo_digests);
+        }
+        t.put(IMAGES, &key, &record)?;
+        let mut displaced = Vec::new();
+        for n in names {
+            let n = n.clone().with_default_tag();
+            if let Some(old) = t.set_name(&n.to_string(), &key)? {
+                if old != key {
+                    if let Ok(d) = old.parse() {
+                        displaced.push(d);
                     }
                 }
             }
-            Ok(displaced)
-        })
+        }
+        Ok(displaced)
     }
 
     /// Every image with its names, newest first.

@@ -33,6 +33,21 @@ const LOCK: &str = "ipam.lock";
 pub(super) struct Entry {
     pub(super) ip: Ipv4Addr,
     pub(super) veth: String,
+    /// The process that attached it (a monitor, a build step) and its
+    /// start time: the entry is stale once that process is gone, whichever
+    /// store it ran for (0: not recorded, by an older kiln).
+    #[serde(default)]
+    pub(super) owner: u32,
+    #[serde(default)]
+    pub(super) owner_start: u64,
+}
+
+impl Entry {
+    /// Whether the recorded owner still runs (`None`: none recorded).
+    pub(super) fn owner_alive(&self) -> Option<bool> {
+        (self.owner != 0)
+            .then(|| kiln_fs::process::start_time(self.owner) == Some(self.owner_start))
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -144,10 +159,19 @@ pub(super) fn allocate(
     let broadcast = network | !mask;
     let in_subnet = |ip: Ipv4Addr| u32::from(ip) & mask == network;
 
+    let owner = std::process::id();
+    let owner_start = kiln_fs::process::start_time(owner).unwrap_or(0);
     let mut locked = lock(cfg)?;
-    if let Some(entry) = locked.book.containers.get(container_id) {
+    if let Some(entry) = locked.book.containers.get_mut(container_id) {
         if in_subnet(entry.ip) {
-            return Ok(entry.ip);
+            // (A new start of the container: this process owns it now.)
+            let ip = entry.ip;
+            if (entry.owner, entry.owner_start) != (owner, owner_start) {
+                entry.owner = owner;
+                entry.owner_start = owner_start;
+                locked.save()?;
+            }
+            return Ok(ip);
         }
     }
     let used: BTreeSet<u32> = locked
@@ -170,6 +194,8 @@ pub(super) fn allocate(
         Entry {
             ip,
             veth: veth.to_owned(),
+            owner,
+            owner_start,
         },
     );
     locked.save()?;

@@ -642,9 +642,11 @@ pub fn detach(
 }
 
 /// After a crash: frees the address and deletes the veth of every container
-/// in the address book for which `live(id)` is false, and deletes any other
-/// `kv*` veth on the bridge that the address book does not know. `live` must
-/// also answer true for containers being created right now.
+/// in the address book whose attaching process (its monitor, a build step)
+/// is gone — or, for an entry an older kiln wrote without one, for which
+/// `live(id)` is false — and deletes any other `kv*` veth on the bridge
+/// that the address book does not know. Another store's containers on the
+/// same bridge are left alone while they run.
 pub fn release_stale(cfg: &NetworkConfig, live: &dyn Fn(&str) -> bool) -> Result<(), NetworkError> {
     cfg.validate()?;
     let entries = ipam::entries(cfg)?;
@@ -652,7 +654,7 @@ pub fn release_stale(cfg: &NetworkConfig, live: &dyn Fn(&str) -> bool) -> Result
     let mut stale_ids = Vec::new();
     let mut known = std::collections::BTreeSet::new();
     for (id, entry) in &entries {
-        if live(id) {
+        if entry.owner_alive().unwrap_or_else(|| live(id)) {
             known.insert(entry.veth.clone());
         } else {
             stale_links.push(entry.veth.clone());

@@ -9,7 +9,7 @@
 //! on it being there, or before they publish it.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kiln_oci::Digest;
@@ -62,30 +62,34 @@ pub fn pid_alive(pid: u32) -> bool {
     process_start_time(pid).is_some()
 }
 
-/// A lease held by this process; released when dropped.
+/// A lease held by this process; released when dropped, or in the
+/// transaction that records an operation's image
+/// ([`Store::add_image_releasing`]).
 ///
-/// It is recorded with the first protection (an operation that protects
-/// nothing — a `kiln build` that misses nothing until its image — costs no
-/// transaction for it), and [`Store::add_image_releasing`] ends it in the
-/// transaction that records an operation's image.
+/// (It is recorded when taken, not at its first protection: an operation
+/// killed before that leaves temporary files that only a dead lease makes
+/// the next command collect.)
 #[derive(Debug)]
 pub struct Lease<'a> {
     store: &'a Store,
     id: String,
-    /// [`UNRECORDED`], [`RECORDED`] or [`RELEASED`].
-    state: AtomicU8,
+    /// Ended by [`Lease::release_in`]: the drop does nothing.
+    released: AtomicBool,
 }
-
-const UNRECORDED: u8 = 0;
-const RECORDED: u8 = 1;
-const RELEASED: u8 = 2;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Store {
-    /// Take a new lease (recorded when it first protects something).
+    /// Take a new lease.
     pub fn lease(&self) -> Result<Lease<'_>, Error> {
         let pid = std::process::id();
+        let record = LeaseRecord {
+            pid,
+            start_time: process_start_time(pid).unwrap_or(0),
+            expires: now() + LEASE_TTL,
+            blobs: BTreeSet::new(),
+            snapshots: BTreeSet::new(),
+        };
         let id = format!(
             "{pid}-{}-{}",
             COUNTER.fetch_add(1, Ordering::Relaxed),
@@ -94,10 +98,12 @@ impl Store {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         );
+        self.meta
+            .write(|t| t.put(LEASES, &id, &record).map_err(Error::from))?;
         Ok(Lease {
             store: self,
             id,
-            state: AtomicU8::new(UNRECORDED),
+            released: AtomicBool::new(false),
         })
     }
 }
@@ -115,37 +121,19 @@ impl Lease<'_> {
             .write(|t| self.protect_in(t, blobs, snapshots))
     }
 
-    /// [`Lease::protect`] inside the caller's write transaction (which
-    /// records the lease if this is its first protection).
+    /// [`Lease::protect`] inside the caller's write transaction.
     pub(crate) fn protect_in<'d>(
         &self,
         t: &mut Txn,
         blobs: impl IntoIterator<Item = &'d Digest>,
         snapshots: impl IntoIterator<Item = &'d Digest>,
     ) -> Result<(), Error> {
-        let mut r: LeaseRecord = match t.get(LEASES, &self.id)? {
-            Some(r) => r,
-            None if self.state.load(Ordering::SeqCst) == UNRECORDED => {
-                let pid = std::process::id();
-                LeaseRecord {
-                    pid,
-                    start_time: process_start_time(pid).unwrap_or(0),
-                    expires: now() + LEASE_TTL,
-                    blobs: BTreeSet::new(),
-                    snapshots: BTreeSet::new(),
-                }
-            }
-            None => {
-                return Err(Error::LeaseLost {
-                    id: self.id.clone(),
-                })
-            }
-        };
+        let mut r: LeaseRecord = t.get(LEASES, &self.id)?.ok_or(Error::LeaseLost {
+            id: self.id.clone(),
+        })?;
         r.blobs.extend(blobs.into_iter().cloned());
         r.snapshots.extend(snapshots.into_iter().cloned());
         t.put(LEASES, &self.id, &r)?;
-        // (If the caller's transaction then fails, so does its operation.)
-        self.state.store(RECORDED, Ordering::SeqCst);
         Ok(())
     }
 
@@ -153,9 +141,8 @@ impl Lease<'_> {
     /// removed and what only it protected is collected. The drop then does
     /// nothing.
     pub(crate) fn release_in(&self, t: &mut Txn) -> Result<(), Error> {
-        if self.state.swap(RELEASED, Ordering::SeqCst) == RECORDED {
-            self.store.release_lease_in(t, &self.id)?;
-        }
+        self.store.release_lease_in(t, &self.id)?;
+        self.released.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -169,7 +156,7 @@ impl Drop for Lease<'_> {
     /// The lease ends, and what only it protected goes with it: content a
     /// failed operation published before it gave up.
     fn drop(&mut self) {
-        if self.state.load(Ordering::SeqCst) == RECORDED {
+        if !self.released.load(Ordering::SeqCst) {
             let _ = self.store.release_lease(&self.id);
         }
     }

@@ -30,6 +30,11 @@ impl<W: Write> HashingWriter<W> {
         self.written
     }
 
+    /// The inner writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
     /// The digest of everything written, the count, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
         let bytes: [u8; 32] = self.hasher.finalize().into();

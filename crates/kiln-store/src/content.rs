@@ -160,6 +160,7 @@ impl ContentStore {
             path,
             store: self.clone(),
             expected,
+            kicked: 0,
         })
     }
 
@@ -275,7 +276,17 @@ pub struct Ingest {
     path: PathBuf,
     store: ContentStore,
     expected: Option<(Digest, u64)>,
+    /// Bytes whose writeback was started ([`WRITEBACK_STEP`]).
+    kicked: u64,
 }
+
+/// Every this many bytes, an ingest starts the writeback of what it wrote
+/// (`fadvise(DONTNEED)` on the new range: Linux queues its dirty pages for
+/// writing and keeps them cached), so the disk writes while the producer
+/// still hashes and compresses, and the `fsync` that publishes the blob
+/// waits for the tail only (a 20 MB layer: ~14-45 ms of fsync on this VM's
+/// disk otherwise).
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl Ingest {
     fn too_long(&self) -> StoreError {
@@ -393,10 +404,24 @@ impl Write for Ingest {
                 return Err(io::Error::other(TooLongMarker));
             }
         }
-        match &mut self.writer {
-            Some(w) => w.write(buf),
-            None => Err(io::Error::other("write after commit")),
+        let Some(w) = &mut self.writer else {
+            return Err(io::Error::other("write after commit"));
+        };
+        let n = w.write(buf)?;
+        let written = w.written();
+        if let Some(len) =
+            std::num::NonZeroU64::new(written - self.kicked).filter(|l| l.get() >= WRITEBACK_STEP)
+        {
+            // Advice only: a failure changes nothing but the timing.
+            let _ = rustix::fs::fadvise(
+                w.get_ref(),
+                self.kicked,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
+            );
+            self.kicked = written;
         }
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -124,24 +124,24 @@ impl Filter {
             if act == default {
                 continue;
             }
+            let args: Vec<ScmpArgCompare> = rule
+                .args()
+                .iter()
+                .flatten()
+                .map(|a| {
+                    ScmpArgCompare::new(
+                        a.index() as u32,
+                        compare_op(a.op(), a.value_two()),
+                        a.value(),
+                    )
+                })
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            let distinct = rule.args().iter().flatten().all(|a| seen.insert(a.index()));
             for name in rule.names() {
                 let Ok(sc) = ScmpSyscall::from_name(name) else {
                     continue;
                 };
-                let args: Vec<ScmpArgCompare> = rule
-                    .args()
-                    .iter()
-                    .flatten()
-                    .map(|a| {
-                        ScmpArgCompare::new(
-                            a.index() as u32,
-                            compare_op(a.op(), a.value_two()),
-                            a.value(),
-                        )
-                    })
-                    .collect();
-                let mut seen = std::collections::HashSet::new();
-                let distinct = rule.args().iter().flatten().all(|a| seen.insert(a.index()));
                 if distinct {
                     if args.is_empty() {
                         ctx.add_rule(act, sc)

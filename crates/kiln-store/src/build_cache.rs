@@ -97,12 +97,6 @@ impl Store {
         }))
     }
 
-    /// Record what the step with `key` produced (replacing an older record).
-    pub fn build_cache_put(&self, key: &str, record: &BuildCacheRecord) -> Result<(), Error> {
-        self.meta
-            .write(|t| t.put(BUILD_CACHE, key, record).map_err(Error::from))
-    }
-
     /// Every build cache key with its record, in key order.
     pub fn build_cache(&self) -> Result<Vec<(String, BuildCacheRecord)>, Error> {
         self.meta.read(|t| Ok::<_, Error>(t.all(BUILD_CACHE)?))

@@ -183,7 +183,11 @@ impl Store {
         }
         let size = match snapshot.take() {
             Some(s) => {
-                s.publish(self, &chain, diff_id, parent, stats, tar_size)?;
+                s.publish(
+                    self,
+                    &chain,
+                    &snapshot_record(diff_id, parent, stats, tar_size),
+                )?;
                 stats.bytes
             }
             None => existing.map_or(0, |s| s.size),
@@ -343,7 +347,8 @@ impl Store {
         self.meta.write(|t| {
             lease.protect_in(t, [verified.digest()], [&chain])?;
             verified.publish()?;
-            snapshot.publish_in(t, self, &chain, &diff_id, parent, stats, tar_size)?;
+            let r = snapshot_record(&diff_id, parent, stats, tar_size);
+            snapshot.publish_in(t, self, &chain, &r)?;
             if let Some(c) = &opts.cache {
                 let r =
                     crate::build_cache::BuildCacheRecord::new(record.clone(), c.created.clone());
@@ -414,34 +419,22 @@ impl NewSnapshot {
         Ok(NewSnapshot { dir, fs: fs_dir })
     }
 
-    /// Rename into `snapshots/<hex>` and record it (the chain id must be
-    /// protected by the caller's lease already). If another process
-    /// published the same snapshot meanwhile, ours is discarded.
-    fn publish(
-        self,
-        store: &Store,
-        chain: &Digest,
-        diff_id: &Digest,
-        parent: Option<&Digest>,
-        stats: ApplyStats,
-        tar_size: u64,
-    ) -> Result<(), Error> {
+    /// Rename into `snapshots/<hex>` and record it as `record` (the chain
+    /// id must be protected by the caller's lease already). If another
+    /// process published the same snapshot meanwhile, ours is discarded.
+    fn publish(self, store: &Store, chain: &Digest, record: &SnapshotRecord) -> Result<(), Error> {
         store
             .meta
-            .write(|t| self.publish_in(t, store, chain, diff_id, parent, stats, tar_size))
+            .write(|t| self.publish_in(t, store, chain, record))
     }
 
     /// [`NewSnapshot::publish`] in the caller's write transaction.
-    #[allow(clippy::too_many_arguments)]
     fn publish_in(
         mut self,
         t: &mut Txn,
         store: &Store,
         chain: &Digest,
-        diff_id: &Digest,
-        parent: Option<&Digest>,
-        stats: ApplyStats,
-        tar_size: u64,
+        record: &SnapshotRecord,
     ) -> Result<(), Error> {
         let target = store.snapshots_dir().join(chain.hex());
         if t.get::<SnapshotRecord>(SNAPSHOTS, &chain.to_string())?
@@ -457,18 +450,25 @@ impl NewSnapshot {
         kiln_fs::atomic::sync_dir(store.snapshots_dir())
             .map_err(io_err("sync", store.snapshots_dir()))?;
         self.dir = PathBuf::new();
-        t.put(
-            SNAPSHOTS,
-            &chain.to_string(),
-            &SnapshotRecord {
-                diff_id: diff_id.clone(),
-                parent: parent.cloned(),
-                size: stats.bytes,
-                entries: stats.entries,
-                tar_size,
-            },
-        )?;
+        t.put(SNAPSHOTS, &chain.to_string(), record)?;
         Ok(())
+    }
+}
+
+/// The record of a snapshot made of a layer with DiffID `diff_id` on
+/// `parent`.
+fn snapshot_record(
+    diff_id: &Digest,
+    parent: Option<&Digest>,
+    stats: ApplyStats,
+    tar_size: u64,
+) -> SnapshotRecord {
+    SnapshotRecord {
+        diff_id: diff_id.clone(),
+        parent: parent.cloned(),
+        size: stats.bytes,
+        entries: stats.entries,
+        tar_size,
     }
 }
 

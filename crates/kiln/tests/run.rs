@@ -456,6 +456,41 @@ fn ps_is_right_after_the_monitor_is_killed() {
     assert_nothing_left(&t, id);
 }
 
+/// `inspect NAME` takes a container before an image, as Docker does: a
+/// container named like the start of an image id is the container (CI
+/// once inspected the image `c1…` for the container `c1`); `--type`
+/// chooses one kind, `image inspect` images only.
+#[test]
+fn inspect_prefers_a_container_to_an_image_id_prefix() {
+    let t = busybox();
+    let id = t.ok(&["images", "-q", "busybox"]).trim().to_string();
+    let prefix = &id[..2];
+    t.ok(&["create", "--name", prefix, "busybox", "true"]);
+    let name = format!("/{prefix}\n");
+    assert_eq!(t.ok(&["inspect", "--format", "{{.Name}}", prefix]), name);
+    assert_eq!(
+        t.ok(&[
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            "{{.Name}}",
+            prefix
+        ]),
+        name
+    );
+    for args in [
+        vec!["inspect", "--type", "image", "--format", "{{.Id}}", prefix],
+        vec!["image", "inspect", "--format", "{{.Id}}", prefix],
+    ] {
+        let out = t.ok(&args);
+        assert!(out.starts_with(&format!("sha256:{id}")), "{args:?}: {out}");
+    }
+    let out = t.output(&["inspect", "--type", "container", "busybox"]);
+    assert_ne!(code(&out), 0, "busybox is no container");
+    t.ok(&["rm", prefix]);
+}
+
 #[test]
 fn commit_makes_an_image_with_the_change() {
     let t = busybox();

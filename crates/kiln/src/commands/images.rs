@@ -317,18 +317,40 @@ fn inspect_object(store: &Store, image: &Image) -> Result<Value> {
     Ok(o)
 }
 
-fn inspect_names(cli: &Cli, names: &[String], format: Option<&str>) -> Result<u8> {
+/// What `inspect` looks a name up as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kinds {
+    /// Images only (`image inspect`, `inspect --type image`).
+    Image,
+    /// Containers only (`inspect --type container`).
+    Container,
+    /// A container, else an image: Docker's order for `inspect` (its CLI
+    /// tries containers before images), so a container's name or id
+    /// prefix is never taken for an image whose id starts the same.
+    Any,
+}
+
+fn inspect_names(cli: &Cli, names: &[String], kinds: Kinds, format: Option<&str>) -> Result<u8> {
     let store = open_store(cli)?;
     let mut objects = Vec::new();
     let mut failed = false;
     for n in names {
+        if kinds != Kinds::Image {
+            match store.container(n) {
+                Ok(c) => {
+                    objects.push(super::container::inspect_object(&store, &c));
+                    continue;
+                }
+                Err(e) if kinds == Kinds::Container => {
+                    eprintln!("error: {e}");
+                    failed = true;
+                    continue;
+                }
+                Err(_) => {}
+            }
+        }
         match store.resolve(n) {
             Ok(image) => objects.push(inspect_object(&store, &image)?),
-            // Not an image: a container (Docker's `inspect` takes either).
-            Err(_) if store.container(n).is_ok() => {
-                let c = store.container(n)?;
-                objects.push(super::container::inspect_object(&store, &c));
-            }
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
@@ -352,17 +374,18 @@ fn inspect_names(cli: &Cli, names: &[String], format: Option<&str>) -> Result<u8
 
 /// `kiln inspect`.
 pub(crate) fn inspect(cli: &Cli, args: &InspectArgs) -> Result<u8> {
-    if let Some(t) = &args.kind {
-        if t != "image" && t != "container" {
-            bail!("kiln can inspect images and containers, not {t:?}");
-        }
-    }
-    inspect_names(cli, &args.names, args.format.as_deref())
+    let kinds = match args.kind.as_deref() {
+        None => Kinds::Any,
+        Some("image") => Kinds::Image,
+        Some("container") => Kinds::Container,
+        Some(t) => bail!("kiln can inspect images and containers, not {t:?}"),
+    };
+    inspect_names(cli, &args.names, kinds, args.format.as_deref())
 }
 
 /// `kiln image inspect`.
 pub(crate) fn image_inspect(cli: &Cli, args: &ImageInspectArgs) -> Result<u8> {
-    inspect_names(cli, &args.names, args.format.as_deref())
+    inspect_names(cli, &args.names, Kinds::Image, args.format.as_deref())
 }
 
 /// Docker's `stringutils.Ellipsis`.

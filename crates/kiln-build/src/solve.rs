@@ -1493,15 +1493,14 @@ impl<'a> Builder<'a> {
             lower: None,
             source_date_epoch: self.opts.source_date_epoch,
         };
-        if source == LayerSource::Plain && self.opts.source_date_epoch.is_none() {
-            // A COPY's tree, written by kiln as its layer holds it: it
-            // becomes the snapshot as it is (see `ingest_layer_dir`).
-            if let Some(layer) =
-                self.store
-                    .ingest_layer_dir(lease, dir, parent, &layer_opts, &opts)?
-            {
-                return Ok(layer);
-            }
+        // A COPY's tree or a RUN's upper directory becomes the snapshot as
+        // it is when its tar would extract to the same (see
+        // `ingest_layer_dir`), as BuildKit keeps a RUN's upper directory.
+        if let Some(layer) = self
+            .store
+            .ingest_layer_dir(lease, dir, parent, &layer_opts, &opts)?
+        {
+            return Ok(layer);
         }
         let (out, rx) = chunk_pipe(16);
         std::thread::scope(|s| {

@@ -694,3 +694,124 @@ impl io::Read for Exact {
         Ok(n)
     }
 }
+
+/// The xattrs overlayfs keeps on an upper directory's entries for its own
+/// bookkeeping (`index=off`, `redirect_dir=off`, `metacopy=off`): they
+/// never travel in a layer and mean nothing in a lower directory.
+const OVERLAY_BOOKKEEPING: [&str; 2] = ["trusted.overlay.origin", "trusted.overlay.impure"];
+
+/// Whether extracting the layer tar written from `root` (by
+/// [`write_layer`], without a SOURCE_DATE_EPOCH clamp or a lower tree)
+/// would give `root` back as it is, so that `root` itself can serve as the
+/// layer's snapshot: `Some` total size of its regular files (a hard-linked
+/// inode counted once), or `None` when the extraction would differ:
+///
+/// - a name starting with `.wh.` (the tar makes it a whiteout);
+/// - a socket (never written), a fifo or a device other than an overlay
+///   whiteout;
+/// - from an overlay upper directory (`overlay`), an xattr the tar does not
+///   carry and the extraction would not make (an ACL, a SELinux label,
+///   `user.overlay.*`, an opaque marker other than `y`).
+///
+/// From an overlay upper directory, overlayfs's bookkeeping xattrs
+/// (`trusted.overlay.origin`, `.impure`), which the tar never carries, are
+/// removed on the way, and its marks on `root` itself, which has no entry
+/// in the tar (any other xattr there: `None`). A tree kiln staged itself
+/// (`!overlay`) is not examined for xattrs: kiln wrote only what the tar
+/// carries.
+pub fn extracts_as_is(root: &Path, overlay: bool) -> io::Result<Option<u64>> {
+    if overlay {
+        // The tar has no entry for the root: overlay's marks go, anything
+        // else could not be made again.
+        for name in xattr_names(root)? {
+            if !(OVERLAY_BOOKKEEPING.contains(&name.as_str())
+                || OPAQUE_XATTRS.contains(&name.as_str()))
+            {
+                return Ok(None);
+            }
+            remove_xattr(root, &name)?;
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_name().as_bytes().starts_with(b".wh.") {
+                return Ok(None);
+            }
+            let m = e.metadata()?;
+            let ft = m.file_type();
+            let whiteout = overlay && ft.is_char_device() && m.rdev() == 0;
+            if !(ft.is_dir() || ft.is_file() || ft.is_symlink() || whiteout) {
+                return Ok(None);
+            }
+            let path = e.path();
+            if overlay && !whiteout && !upper_xattrs_as_is(&path, ft.is_dir())? {
+                return Ok(None);
+            }
+            if ft.is_dir() {
+                stack.push(path);
+            } else if ft.is_file() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))) {
+                total += m.len();
+            }
+        }
+    }
+    Ok(Some(total))
+}
+
+/// [`extracts_as_is`] for one entry of an overlay upper directory: its
+/// xattrs are the ones the tar carries (or a directory's `y` opaque
+/// marker, which the extraction sets again); overlay's bookkeeping is
+/// removed.
+fn upper_xattrs_as_is(path: &Path, dir: bool) -> io::Result<bool> {
+    for name in xattr_names(path)? {
+        if OVERLAY_BOOKKEEPING.contains(&name.as_str()) {
+            remove_xattr(path, &name)?;
+            continue;
+        }
+        if name == OPAQUE_XATTRS[0] {
+            let mut v = [0u8; 8];
+            let opaque =
+                matches!(rustix::fs::lgetxattr(path, name.as_str(), &mut v), Ok(1) if v[0] == b'y');
+            if dir && opaque {
+                continue;
+            }
+            return Ok(false);
+        }
+        let carried = name == "security.capability"
+            || (name.starts_with("user.") && !name.starts_with("user.overlay."));
+        if !carried {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The names of `path`'s xattrs (one that is not UTF-8 as `\u{fffd}`,
+/// which no check accepts).
+fn xattr_names(path: &Path) -> io::Result<Vec<String>> {
+    let mut names = vec![0u8; 4096];
+    let n = loop {
+        match rustix::fs::llistxattr(path, &mut names) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) if names.len() < 1 << 20 => {
+                names.resize(names.len() * 4, 0);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok(names[..n]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect())
+}
+
+fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
+    match rustix::fs::lremovexattr(path, name) {
+        Ok(()) | Err(rustix::io::Errno::NODATA) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

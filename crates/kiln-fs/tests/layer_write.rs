@@ -447,3 +447,93 @@ fn diff_stacked_on_its_lower_is_the_upper() {
     rustix::mount::unmount(w.join("merged"), rustix::mount::UnmountFlags::DETACH).unwrap();
     assert_eq!(merged, expected);
 }
+
+#[test]
+fn an_upper_directory_extracts_as_it_is_unless_the_tar_cannot_say_it() {
+    use kiln_fs::layer::extracts_as_is;
+    use rustix::fs::{lgetxattr, lsetxattr, mknodat, FileType, Mode, XattrFlags, CWD};
+    if !is_root() {
+        eprintln!("skipped: needs root for whiteout devices and trusted xattrs");
+        return;
+    }
+    let set = |p: &Path, name: &str, v: &[u8]| lsetxattr(p, name, v, XattrFlags::empty()).unwrap();
+    let has = |p: &Path, name: &str| lgetxattr(p, name, &mut [0u8; 64]).is_ok();
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    fs::create_dir(r.join("opq")).unwrap();
+    fs::write(r.join("opq/new"), "new").unwrap();
+    fs::write(r.join("copied-up"), "0123456789").unwrap();
+    fs::hard_link(r.join("copied-up"), r.join("link")).unwrap();
+    symlink("copied-up", r.join("sym")).unwrap();
+    mknodat(
+        CWD,
+        r.join("gone"),
+        FileType::CharacterDevice,
+        Mode::empty(),
+        0,
+    )
+    .unwrap();
+    set(&r.join("opq"), "trusted.overlay.opaque", b"y");
+    set(&r.join("copied-up"), "trusted.overlay.origin", b"\x00\xfb");
+    set(r, "trusted.overlay.impure", b"y");
+    set(r, "trusted.overlay.opaque", b"y");
+    set(&r.join("copied-up"), "user.note", b"kept");
+    let before = layer(
+        r,
+        &WriteOptions {
+            overlay: true,
+            ..WriteOptions::default()
+        },
+    );
+    // Files' bytes, a hard-linked inode once.
+    assert_eq!(extracts_as_is(r, true).unwrap(), Some(13));
+    // Overlay's bookkeeping is gone, the opaque marker and user xattrs
+    // stay, and the tar is the same.
+    assert!(!has(&r.join("copied-up"), "trusted.overlay.origin"));
+    assert!(!has(r, "trusted.overlay.impure"));
+    assert!(!has(r, "trusted.overlay.opaque"));
+    assert!(has(&r.join("opq"), "trusted.overlay.opaque"));
+    assert!(has(&r.join("copied-up"), "user.note"));
+    let after = layer(
+        r,
+        &WriteOptions {
+            overlay: true,
+            ..WriteOptions::default()
+        },
+    );
+    assert_eq!(before.1, after.1);
+    // Not an overlay: a 0/0 device is a device, which is not kept as it is.
+    assert_eq!(extracts_as_is(r, false).unwrap(), None);
+
+    // What the tar cannot say, each alone.
+    let refused = |make: &dyn Fn(&Path)| {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("f"), "f").unwrap();
+        make(t.path());
+        assert_eq!(extracts_as_is(t.path(), true).unwrap(), None);
+    };
+    refused(&|p| fs::write(p.join(".wh.name"), "").unwrap());
+    refused(&|p| {
+        mknodat(CWD, p.join("fifo"), FileType::Fifo, Mode::RUSR, 0).unwrap();
+    });
+    refused(&|p| {
+        std::os::unix::net::UnixListener::bind(p.join("sock")).unwrap();
+    });
+    refused(&|p| {
+        mknodat(
+            CWD,
+            p.join("null"),
+            FileType::CharacterDevice,
+            Mode::RUSR,
+            0x103,
+        )
+        .unwrap();
+    });
+    refused(&|p| set(&p.join("f"), "trusted.kiln", b"x"));
+    refused(&|p| set(&p.join("f"), "user.overlay.origin", b"x"));
+    refused(&|p| set(&p.join("f"), "trusted.overlay.opaque", b"y"));
+    refused(&|p| {
+        fs::create_dir(p.join("d")).unwrap();
+        set(&p.join("d"), "trusted.overlay.opaque", b"x");
+    });
+}

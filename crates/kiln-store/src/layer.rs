@@ -229,17 +229,18 @@ impl Store {
         )
     }
 
-    /// Make a new layer from the directory tree `dir` (a COPY's staging
-    /// tree, on the store's file system), which becomes its snapshot as it
-    /// is: renamed, not extracted again from the tar (for a COPY of 20 MB,
-    /// 20 MB written and ~60 ms of CPU less). Its tar is written, hashed
-    /// and compressed into a new blob on two threads. `dir` must hold only
-    /// what extracting that tar would make again: what kiln itself wrote,
-    /// with metadata the tar keeps as it is (`opts` without a
-    /// SOURCE_DATE_EPOCH clamp, not an overlay upper directory). `None`,
-    /// with `dir` left alone, for a tree an extraction would not give back
-    /// as it is (a name starting with `.wh.`, which the tar makes a
-    /// whiteout; a device, fifo or socket): the caller goes the tar way.
+    /// Make a new layer from the directory tree `dir` on the store's file
+    /// system (a COPY's staging tree, or with `write.overlay` a RUN's
+    /// overlay upper directory), which becomes its snapshot as it is:
+    /// renamed, not extracted again from the tar (for a COPY of 20 MB, 20
+    /// MB written and ~60 ms of CPU less; for a RUN, every file it made is
+    /// not made a second time). Its tar is written, hashed and compressed
+    /// into a new blob on two threads. `None`, with `dir` left as it was,
+    /// when the extraction of that tar would not give `dir` back as it is
+    /// (see [`kiln_fs::layer::extracts_as_is`]; overlay's bookkeeping
+    /// xattrs are removed either way) or when `write` clamps times to a
+    /// SOURCE_DATE_EPOCH or diffs against a lower tree: the caller goes the
+    /// tar way.
     pub fn ingest_layer_dir(
         &self,
         lease: &Lease<'_>,
@@ -248,7 +249,11 @@ impl Store {
         opts: &NewLayerOptions,
         write: &WriteOptions,
     ) -> Result<Option<LayerRecord>, Error> {
-        let Some(bytes) = plain_tree_bytes(dir).map_err(io_err("read", dir))? else {
+        if write.source_date_epoch.is_some() || write.lower.is_some() {
+            return Ok(None);
+        }
+        let as_is = kiln_fs::layer::extracts_as_is(dir, write.overlay);
+        let Some(bytes) = as_is.map_err(io_err("read", dir))? else {
             return Ok(None);
         };
         let snapshot = NewSnapshot::create(self)?;
@@ -365,35 +370,6 @@ impl Store {
             .snapshot(chain)?
             .filter(|_| self.snapshot_path(chain).is_dir()))
     }
-}
-
-/// Bytes of regular file content under `dir`, each inode once (as an
-/// extraction of its tar writes them); `None` if it holds anything but
-/// directories, regular files and symbolic links, or a `.wh.` name.
-fn plain_tree_bytes(dir: &Path) -> io::Result<Option<u64>> {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d)? {
-            let e = e?;
-            if e.file_name().as_encoded_bytes().starts_with(b".wh.") {
-                return Ok(None);
-            }
-            let m = e.metadata()?;
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.is_file() {
-                if m.nlink() == 1 || seen.insert((m.dev(), m.ino())) {
-                    total += m.len();
-                }
-            } else if !m.file_type().is_symlink() {
-                return Ok(None);
-            }
-        }
-    }
-    Ok(Some(total))
 }
 
 /// A snapshot being extracted, in `snapshots/.tmp-PID-…/fs`; removed if

@@ -2242,3 +2242,96 @@ fn progress_tty_without_a_terminal_is_refused() {
     assert!(err.contains("--progress tty needs a terminal"), "{err}");
     assert_eq!(t.state(), before, "nothing is built");
 }
+
+/// One entry of a snapshot directory, as far as an extraction of its
+/// layer decides it (a whiteout's time is when it was made, so it is left
+/// out).
+fn snapshot_tree(root: &Path) -> BTreeMap<String, String> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let ft = m.file_type();
+            let mut names = vec![0u8; 4096];
+            let n = rustix::fs::llistxattr(&p, &mut names).unwrap();
+            let mut xattrs = Vec::new();
+            for name in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+                let name = std::str::from_utf8(name).unwrap();
+                let mut v = vec![0u8; 4096];
+                let len = rustix::fs::lgetxattr(&p, name, &mut v).unwrap();
+                xattrs.push(format!("{name}={:?}", &v[..len]));
+            }
+            let what = if ft.is_char_device() && m.rdev() == 0 {
+                "whiteout".to_string()
+            } else {
+                let kind = if ft.is_dir() {
+                    stack.push(p.clone());
+                    String::from("dir")
+                } else if ft.is_symlink() {
+                    format!("link {}", fs::read_link(&p).unwrap().display())
+                } else if ft.is_file() {
+                    format!("file {:x}", sha2::Sha256::digest(fs::read(&p).unwrap()))
+                } else {
+                    format!("other {:o} {}", m.mode(), m.rdev())
+                };
+                format!(
+                    "{kind} {:o} {}:{} mtime {} {xattrs:?}",
+                    m.mode() & 0o7777,
+                    m.uid(),
+                    m.gid(),
+                    m.mtime()
+                )
+            };
+            out.insert(p.strip_prefix(root).unwrap().display().to_string(), what);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_runs_upper_directory_becomes_the_snapshot_its_layer_extracts_to() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    // Made, then deleted (whiteouts), replaced (an opaque directory),
+    // copied up (overlay's bookkeeping xattrs), moved, re-moded; a fifo
+    // (the upper directory goes the tar way); then a step that sees it all.
+    let df = r#"FROM busybox
+RUN mkdir -p /d/sub /o && echo a > /d/a && echo b > /d/sub/b && echo keep > /k && ln /k /k2 && echo x > /o/x && ln -s k /s
+RUN rm /d/a /etc/shadow && rm -rf /o && mkdir /o && echo y > /o/y && echo more >> /k && chmod 700 /d/sub && mv /d/sub/b /d/b2 && touch /etc/passwd && ln /d/b2 /d/b3
+RUN mkfifo /p && echo fifo > /f
+RUN test ! -e /d/a && test ! -e /etc/shadow && test ! -e /o/x && test "$(cat /o/y /k /k2 /d/b3)" = "$(printf 'y\nkeep\nmore\nkeep\nb')" && test -p /p && test "$(stat -c %a /d/sub)" = 700 && echo seen-all
+"#;
+    let ctx = context(&t, "upper", &[("Dockerfile", df)]);
+    let log = build_plain(&t, &["-t", "upper", ctx.to_str().unwrap()]);
+    assert!(log.contains("seen-all"), "{log}");
+    // The same image extracted from its layers in another store.
+    let saved = t.dir.path().join("upper.tar");
+    t.ok(&["save", "-o", saved.to_str().unwrap(), "upper"]);
+    let other = TestStore::new();
+    other.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let snapshots = |s: &TestStore| -> BTreeMap<String, BTreeMap<String, String>> {
+        fs::read_dir(s.root().join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .map(|n| {
+                let tree = snapshot_tree(&s.root().join("snapshots").join(&n).join("fs"));
+                (n, tree)
+            })
+            .collect()
+    };
+    let (built, loaded) = (snapshots(&t), snapshots(&other));
+    assert_eq!(loaded.len(), 5, "{:?}", loaded.keys());
+    for (chain, tree) in &loaded {
+        assert_eq!(built.get(chain), Some(tree), "snapshot {chain}");
+    }
+    // No overlay bookkeeping left, the opaque directory marked.
+    let all = format!("{built:?}");
+    assert!(!all.contains("trusted.overlay.origin"), "{all}");
+    assert!(!all.contains("trusted.overlay.impure"), "{all}");
+    assert!(all.contains("trusted.overlay.opaque"), "{all}");
+}

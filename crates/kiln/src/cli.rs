@@ -608,9 +608,10 @@ pub(crate) struct BuildArgs {
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     pub(crate) no_cache_filter: Vec<String>,
 
-    /// Compression of new layers: gzip or zstd
-    #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
-    pub(crate) compression: String,
+    /// Compression of new layers: gzip or zstd [default: none in the
+    /// store (push compresses with gzip), gzip with --push or -o type=oci]
+    #[arg(long, value_name = "ALGORITHM")]
+    pub(crate) compression: Option<String>,
 
     /// Also write the image out: `type=docker,dest=FILE` (docker-archive),
     /// `type=oci,dest=FILE` (oci-archive), `type=local,dest=DIR` or
@@ -657,7 +658,8 @@ pub(crate) enum PushCompression {
 #[derive(Debug, Args)]
 pub(crate) struct PushArgs {
     /// Recompress layers that are not in this compression (the image
-    /// pushed then has another manifest digest)
+    /// pushed then has another manifest digest); without it, layers stored
+    /// uncompressed are pushed gzip-compressed
     #[arg(long, value_enum)]
     pub(crate) compression: Option<PushCompression>,
     /// Print only the pushed manifest's digest

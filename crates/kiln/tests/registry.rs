@@ -1409,3 +1409,83 @@ fn build_push_pushes_every_name() {
         assert_eq!(out, "built-and-pushed\n");
     }
 }
+
+#[test]
+fn a_built_image_is_stored_uncompressed_and_pushed_with_gzip() {
+    let e = Env::new();
+    e.ok(&["pull", "-q", "busybox"]);
+    let reg = fx("KILN_REGISTRY");
+    let repo = unique("uncompressed");
+    let name = format!("{reg}/{repo}:v1");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN seq 1 20000 > /numbers\n",
+    )
+    .unwrap();
+    e.ok(&["build", "-q", "-t", &name, ctx.path().to_str().unwrap()]);
+    let layer_types = |raw: &str| -> Vec<String> {
+        let m: serde_json::Value = serde_json::from_str(raw).unwrap();
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mediaType"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // In the store: busybox's layer as pulled, the RUN's as a plain tar.
+    let local = e.manifest_digest(&name);
+    let raw =
+        std::fs::read_to_string(e.store.root().join("blobs/sha256").join(&local[7..])).unwrap();
+    assert_eq!(
+        layer_types(&raw),
+        [
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar"
+        ],
+        "{raw}"
+    );
+    // Pushed: every layer gzip-compressed, so another manifest digest,
+    // which the image now lists among its repository digests.
+    let (out, err) = e.ok(&["push", &name]);
+    let pushed = out.trim().to_string();
+    assert_ne!(pushed, local, "{err}");
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{name}")));
+    assert_eq!(
+        layer_types(&raw),
+        ["application/vnd.oci.image.layer.v1.tar+gzip"; 2],
+        "{raw}"
+    );
+    let (digests, _) = e.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &name,
+    ]);
+    assert!(
+        digests.contains(&format!("{reg}/{repo}@{pushed}")),
+        "{digests}"
+    );
+    // The same image elsewhere: the same id, and it runs.
+    let mut other = Env::new();
+    other.registries_conf = None;
+    other.ok(&["pull", "-q", &name]);
+    let id = |env: &Env| {
+        let (o, _) = env.ok(&["image", "inspect", "--format", "{{.Id}}", &name]);
+        o.trim().to_string()
+    };
+    assert_eq!(id(&other), id(&e));
+    let (out, _) = other.ok(&["run", "--rm", &name, "tail", "-n1", "/numbers"]);
+    assert_eq!(out, "20000\n");
+    // Pushed again: compressed the same, so nothing is sent.
+    let log = fx("KILN_REGISTRY_LOG");
+    let before = uploads_in_log(&log, &repo);
+    let (out, err) = e.ok(&["push", &name]);
+    assert_eq!(out.trim(), pushed);
+    assert!(!err.contains("Pushed"), "{err}");
+    assert_eq!(uploads_in_log(&log, &repo), before);
+    e.check_clean();
+}

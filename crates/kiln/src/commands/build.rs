@@ -466,12 +466,19 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
             .unwrap_or_else(|| "-".into());
         options.explain = Some(format!("{ctx}\0{file}"));
     }
-    options.layer.compression = match args.compression.as_str() {
-        "gzip" => Compression::Gzip,
-        "zstd" => Compression::Zstd,
-        other => bail!("invalid --compression {other:?}: gzip or zstd"),
-    };
     let output = parse_output(args.output.as_deref())?;
+    // Layers that stay in the store are not compressed (as Docker's and
+    // Podman's stores keep them): compression is the largest cost of a
+    // commit, and `push` compresses what leaves. Layers that leave with
+    // this build (--push, an OCI archive) are compressed as they are made.
+    let leaves = args.push || matches!(output, Some((Output::Archive(SaveFormat::OciArchive), _)));
+    options.layer.compression = match args.compression.as_deref() {
+        Some("gzip") => Compression::Gzip,
+        Some("zstd") => Compression::Zstd,
+        Some(other) => bail!("invalid --compression {other:?}: gzip or zstd"),
+        None if leaves => Compression::Gzip,
+        None => Compression::None,
+    };
     if let Some((Output::Local, dest)) = &output {
         // Refused before anything is built.
         if std::fs::read_dir(dest).is_ok_and(|mut rd| rd.next().is_some()) {

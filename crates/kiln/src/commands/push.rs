@@ -70,28 +70,29 @@ pub(crate) fn run(cli: &Cli, args: &PushArgs) -> Result<u8> {
         );
     };
     media_type = doc.media_type;
-    if let Some(c) = args.compression {
-        let want = match c {
-            PushCompression::Gzip => Compression::Gzip,
-            PushCompression::Zstd => Compression::Zstd,
-        };
-        let format = if media_type == mt::DOCKER_MANIFEST {
-            ManifestFormat::Docker
-        } else {
-            ManifestFormat::Oci
-        };
-        let mut changed = false;
-        for layer in &mut manifest.layers {
-            if layer_compression(&layer.media_type) == Some(want) {
-                continue;
-            }
-            *layer = recompress(&store, &lease, layer, want, format)?;
-            changed = true;
+    // As asked; without --compression, layers the store keeps uncompressed
+    // (a build's) leave gzip-compressed, as `docker push` sends them.
+    let (want, only_uncompressed) = match args.compression {
+        Some(PushCompression::Gzip) => (Compression::Gzip, false),
+        Some(PushCompression::Zstd) => (Compression::Zstd, false),
+        None => (Compression::Gzip, true),
+    };
+    let format = if media_type == mt::DOCKER_MANIFEST {
+        ManifestFormat::Docker
+    } else {
+        ManifestFormat::Oci
+    };
+    let mut changed = false;
+    for layer in &mut manifest.layers {
+        let has = layer_compression(&layer.media_type);
+        if has == Some(want) || (only_uncompressed && has != Some(Compression::None)) {
+            continue;
         }
-        if changed {
-            manifest_bytes =
-                serde_json::to_vec(&*manifest).context("failed to write the manifest")?;
-        }
+        *layer = recompress(&store, &lease, layer, want, format)?;
+        changed = true;
+    }
+    if changed {
+        manifest_bytes = serde_json::to_vec(&*manifest).context("failed to write the manifest")?;
     }
 
     // Repositories of the same registry that have this image's blobs:
@@ -156,13 +157,14 @@ pub(crate) fn run(cli: &Cli, args: &PushArgs) -> Result<u8> {
     if !progress.quiet() {
         eprintln!("{tag}: digest: {digest} size: {}", manifest_bytes.len());
     }
-    if digest == image.record.manifest.digest {
-        let mut record = image.record.clone();
-        record
-            .repo_digests
-            .insert(format!("{}@{digest}", dest.repository()));
-        store.add_image(&record, &[])?;
-    }
+    // The repository knows the image by the digest pushed, which is the
+    // store's own unless layers were compressed on the way (the same image:
+    // the same config, and so the same ID, as Docker records it).
+    let mut record = image.record.clone();
+    record
+        .repo_digests
+        .insert(format!("{}@{digest}", dest.repository()));
+    store.add_image(&record, &[])?;
     drop(lease);
     if !args.from_build {
         println!("{digest}");

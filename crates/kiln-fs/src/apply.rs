@@ -264,7 +264,7 @@ pub fn apply_layer<R: Read>(
                     Err(err) => return Err(e(err)),
                 }
                 // The directory itself, never through a symlink or a mount.
-                let dir = rustix::fs::openat2(
+                let dir = crate::openat2(
                     &parent,
                     name,
                     OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -342,7 +342,7 @@ pub fn apply_layer<R: Read>(
                     return Err(entry_err(&shown(), "hardlink to the root"));
                 };
                 let target = target.join(&b'/');
-                let source = rustix::fs::openat2(
+                let source = crate::openat2(
                     &root,
                     target.as_slice(),
                     OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -406,7 +406,7 @@ pub fn apply_layer<R: Read>(
     drop(cache);
     // Directory mtimes last: creating their children changed them.
     for (path, mtime) in dir_times.iter().rev() {
-        if let Ok(dir) = rustix::fs::openat2(
+        if let Ok(dir) = crate::openat2(
             &root,
             path.as_slice(),
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -493,7 +493,7 @@ fn open_parent(root: &OwnedFd, parents: &[&[u8]], shown: &str) -> Result<OwnedFd
         } else {
             prefix.join(&b'/')
         };
-        rustix::fs::openat2(root, path.as_slice(), flags, Mode::empty(), in_root())
+        crate::openat2(root, path.as_slice(), flags, Mode::empty(), in_root())
     };
     match open(parents) {
         Ok(dir) => return Ok(dir),

@@ -26,7 +26,7 @@ pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
 /// component is not followed if `flags` has `NOFOLLOW`).
 pub fn open(root: &OwnedFd, path: &str, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
     let rel = path.trim_start_matches('/');
-    Ok(rustix::fs::openat2(
+    Ok(kiln_fs::openat2(
         root,
         if rel.is_empty() { "." } else { rel },
         flags | OFlags::CLOEXEC,
@@ -38,7 +38,7 @@ pub fn open(root: &OwnedFd, path: &str, flags: OFlags, mode: u32) -> io::Result<
 /// Read a regular file at `path` inside `root`, at most `limit` bytes;
 /// `None` if it does not exist.
 pub fn read_file(root: &OwnedFd, path: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    let fd = match rustix::fs::openat2(
+    let fd = match kiln_fs::openat2(
         root,
         path.trim_start_matches('/'),
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
@@ -71,7 +71,7 @@ pub fn mkdir_all(root: &OwnedFd, path: &str) -> io::Result<()> {
         let name = name
             .to_str()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"))?;
-        let parent = rustix::fs::openat2(
+        let parent = kiln_fs::openat2(
             root,
             if done.is_empty() { "." } else { done.as_str() },
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
@@ -87,7 +87,7 @@ pub fn mkdir_all(root: &OwnedFd, path: &str) -> io::Result<()> {
         }
         done.push_str(name);
         // Whatever is there now must resolve (in-root) to a directory.
-        rustix::fs::openat2(
+        kiln_fs::openat2(
             root,
             done.as_str(),
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,

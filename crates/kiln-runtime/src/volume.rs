@@ -228,7 +228,7 @@ fn copy_entry(
                     // following any symlink (a container sharing the
                     // volume could have swapped a directory for one), then
                     // linked by descriptor.
-                    let fd = rustix::fs::openat2(
+                    let fd = kiln_fs::openat2(
                         dst_root,
                         first.as_path(),
                         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,

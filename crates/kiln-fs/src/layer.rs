@@ -124,8 +124,9 @@ pub fn write_tar<W: Write>(root: &Path, out: W, opts: &WriteOptions) -> Result<W
 }
 
 /// The tar of [`write_layer`] without its hash, for a caller that hashes
-/// it elsewhere (on another thread); returns the number of entries.
-pub(crate) fn write_entries<W: Write>(
+/// it elsewhere (on another thread, or the store's ingest when the blob is
+/// the tar itself); returns the number of entries.
+pub fn write_entries<W: Write>(
     root: &Path,
     out: W,
     opts: &WriteOptions,

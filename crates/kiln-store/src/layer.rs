@@ -225,7 +225,13 @@ impl Store {
             Ok((diff_id, tar_size, stats))
         })?;
         self.publish_layer(
-            lease, ingest, snapshot, parent, opts, diff_id, stats, tar_size,
+            lease,
+            ingest,
+            snapshot,
+            parent,
+            opts,
+            Some((diff_id, tar_size)),
+            stats,
         )
     }
 
@@ -262,31 +268,28 @@ impl Store {
         // As an extraction leaves it (the staging root is private).
         fs::set_permissions(&snapshot.fs, fs::Permissions::from_mode(0o755))
             .map_err(io_err("chmod", &snapshot.fs))?;
-        let (info, ingest) = self.compressing(opts, |chunks| {
-            let (info, chunks) =
-                write_layer(&snapshot.fs, chunks, write).map_err(|e| LayerError::Compress {
-                    source: io::Error::other(e.to_string()),
-                })?;
+        let write_err = |e: kiln_fs::layer::LayerWriteError| LayerError::Compress {
+            source: io::Error::other(e.to_string()),
+        };
+        let ((entries, tar), ingest) = self.compressing(opts, |chunks| {
+            let (entries, tar, chunks) = if opts.compression == Compression::None {
+                // The blob is the tar itself: the ingest's digest is its
+                // DiffID (one SHA-256 pass over the bytes, not two).
+                let (entries, chunks) = kiln_fs::layer::write_entries(&snapshot.fs, chunks, write)
+                    .map_err(write_err)?;
+                (entries, None, chunks)
+            } else {
+                let (info, chunks) = write_layer(&snapshot.fs, chunks, write).map_err(write_err)?;
+                (info.entries, Some((info.diff_id, info.size)), chunks)
+            };
             chunks
                 .finish()
                 .map_err(|source| LayerError::Compress { source })?;
-            Ok(info)
+            Ok((entries, tar))
         })?;
-        let stats = ApplyStats {
-            entries: info.entries,
-            bytes,
-        };
-        self.publish_layer(
-            lease,
-            ingest,
-            snapshot,
-            parent,
-            opts,
-            info.diff_id,
-            stats,
-            info.size,
-        )
-        .map(Some)
+        let stats = ApplyStats { entries, bytes };
+        self.publish_layer(lease, ingest, snapshot, parent, opts, tar, stats)
+            .map(Some)
     }
 
     /// Run `produce` on this thread with a chunk writer whose bytes are
@@ -323,7 +326,8 @@ impl Store {
     /// (unless its chain has one already) into `snapshots/` and recorded,
     /// and with `opts.cache` its build cache record. The renames happen
     /// under the database lock, after the protection, so a collection never
-    /// sees them unprotected.
+    /// sees them unprotected. `tar` is the DiffID and size of the layer's
+    /// tar, or `None` when the blob is that tar.
     #[allow(clippy::too_many_arguments)]
     fn publish_layer(
         &self,
@@ -332,11 +336,12 @@ impl Store {
         snapshot: NewSnapshot,
         parent: Option<&Digest>,
         opts: &NewLayerOptions,
-        diff_id: Digest,
+        tar: Option<(Digest, u64)>,
         stats: ApplyStats,
-        tar_size: u64,
     ) -> Result<LayerRecord, Error> {
         let verified = ingest.finish()?;
+        let (diff_id, tar_size) =
+            tar.unwrap_or_else(|| (verified.digest().clone(), verified.size()));
         let chain = chain_id(parent, &diff_id);
         let record = LayerRecord {
             blob: Descriptor::new(

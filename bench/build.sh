@@ -187,7 +187,7 @@ if [ "${KILN_BENCH_NO_RESULTS:-0}" != 1 ]; then
     echo "$report"
     if [ -n "$deb_report" ]; then
       echo
-      echo "Debian case: FROM debian:bookworm-slim, apt-get install curl (from the Debian mirror, `--network host` for all three), the same COPY; $DRUNS runs each (medians)."
+      echo "Debian case: FROM debian:bookworm-slim, apt-get install curl (from the Debian mirror, \`--network host\` for all three), the same COPY; $DRUNS runs each (medians)."
       echo
       echo "$deb_report"
     fi

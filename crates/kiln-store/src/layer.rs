@@ -265,7 +265,15 @@ impl Store {
         let snapshot = NewSnapshot::create(self)?;
         fs::remove_dir(&snapshot.fs).map_err(io_err("remove", &snapshot.fs))?;
         fs::rename(dir, &snapshot.fs).map_err(io_err("rename into", &snapshot.fs))?;
-        // As an extraction leaves it (the staging root is private).
+        // The root as an extraction leaves it (the tar has no entry for
+        // it): the staging root is private, and a RUN's took the image
+        // root's owner and mode, or whatever the command made of them.
+        rustix::fs::chown(
+            &snapshot.fs,
+            Some(rustix::process::geteuid()),
+            Some(rustix::process::getegid()),
+        )
+        .map_err(|e| io_err("chown", &snapshot.fs)(e.into()))?;
         fs::set_permissions(&snapshot.fs, fs::Permissions::from_mode(0o755))
             .map_err(io_err("chmod", &snapshot.fs))?;
         let write_err = |e: kiln_fs::layer::LayerWriteError| LayerError::Compress {

@@ -2303,7 +2303,8 @@ fn a_runs_upper_directory_becomes_the_snapshot_its_layer_extracts_to() {
 RUN mkdir -p /d/sub /o && echo a > /d/a && echo b > /d/sub/b && echo keep > /k && ln /k /k2 && echo x > /o/x && ln -s k /s
 RUN rm /d/a /etc/shadow && rm -rf /o && mkdir /o && echo y > /o/y && echo more >> /k && chmod 700 /d/sub && mv /d/sub/b /d/b2 && touch /etc/passwd && ln /d/b2 /d/b3
 RUN mkfifo /p && echo fifo > /f
-RUN test ! -e /d/a && test ! -e /etc/shadow && test ! -e /o/x && test "$(cat /o/y /k /k2 /d/b3)" = "$(printf 'y\nkeep\nmore\nkeep\nb')" && test -p /p && test "$(stat -c %a /d/sub)" = 700 && echo seen-all
+RUN chmod 750 / && chown 1:1 /
+RUN test "$(stat -c '%a %u:%g' /)" = "755 0:0" && test ! -e /d/a && test ! -e /etc/shadow && test ! -e /o/x && test "$(cat /o/y /k /k2 /d/b3)" = "$(printf 'y\nkeep\nmore\nkeep\nb')" && test -p /p && test "$(stat -c %a /d/sub)" = 700 && echo seen-all
 "#;
     let ctx = context(&t, "upper", &[("Dockerfile", df)]);
     let log = build_plain(&t, &["-t", "upper", ctx.to_str().unwrap()]);
@@ -2314,18 +2315,23 @@ RUN test ! -e /d/a && test ! -e /etc/shadow && test ! -e /o/x && test "$(cat /o/
     let other = TestStore::new();
     other.ok(&["load", "-i", saved.to_str().unwrap()]);
     let snapshots = |s: &TestStore| -> BTreeMap<String, BTreeMap<String, String>> {
+        use std::os::unix::fs::MetadataExt;
         fs::read_dir(s.root().join("snapshots"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| !n.starts_with('.'))
             .map(|n| {
-                let tree = snapshot_tree(&s.root().join("snapshots").join(&n).join("fs"));
+                let root = s.root().join("snapshots").join(&n).join("fs");
+                let mut tree = snapshot_tree(&root);
+                let m = fs::metadata(&root).unwrap();
+                let own = format!("{:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid());
+                tree.insert("(root)".into(), own);
                 (n, tree)
             })
             .collect()
     };
     let (built, loaded) = (snapshots(&t), snapshots(&other));
-    assert_eq!(loaded.len(), 5, "{:?}", loaded.keys());
+    assert_eq!(loaded.len(), 6, "{:?}", loaded.keys());
     for (chain, tree) in &loaded {
         assert_eq!(built.get(chain), Some(tree), "snapshot {chain}");
     }

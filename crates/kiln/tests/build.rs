@@ -2341,3 +2341,23 @@ RUN test "$(stat -c '%a %u:%g' /)" = "755 0:0" && test ! -e /d/a && test ! -e /e
     assert!(!all.contains("trusted.overlay.impure"), "{all}");
     assert!(all.contains("trusted.overlay.opaque"), "{all}");
 }
+
+#[test]
+fn pull_and_push_refuse_progress_tty_without_a_terminal() {
+    let t = TestStore::new();
+    load_busybox(&t);
+    let before = t.state();
+    // Refused before any registry is asked (none listens on port 1).
+    for args in [
+        &["--progress", "tty", "pull", "127.0.0.1:1/x"][..],
+        &["--progress", "tty", "push", "busybox", "127.0.0.1:1/x"][..],
+    ] {
+        let err = t.fails(args);
+        assert!(
+            err.contains("--progress tty needs a terminal"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("connect"), "{args:?}: {err}");
+    }
+    assert_eq!(t.state(), before, "nothing is pulled or pushed");
+}

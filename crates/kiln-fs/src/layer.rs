@@ -628,27 +628,28 @@ fn truncated<const N: usize>(bytes: &[u8]) -> [u8; N] {
 
 /// Whether a directory is marked opaque by overlayfs.
 fn is_opaque(dir: &Path) -> bool {
-    OPAQUE_XATTRS.iter().any(|name| {
-        let mut buf = [0u8; 8];
-        matches!(rustix::fs::lgetxattr(dir, *name, &mut buf), Ok(n) if buf[..n] == *b"y")
-    })
+    OPAQUE_XATTRS.iter().any(|name| xattr_is_y(dir, name))
+}
+
+/// Whether `path`'s xattr `name` is overlayfs's `y`.
+fn xattr_is_y(path: &Path, name: &str) -> bool {
+    let mut buf = [0u8; 8];
+    matches!(rustix::fs::lgetxattr(path, name, &mut buf), Ok(n) if buf[..n] == *b"y")
+}
+
+/// Whether the xattr `name` travels in a layer (as a PAX record).
+fn carried(name: &str) -> bool {
+    (name == "security.capability" || name.starts_with("user.")) && !OPAQUE_XATTRS.contains(&name)
 }
 
 /// The xattrs of `path` that belong in a layer.
 fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut names = vec![0u8; 4096];
-    let Ok(n) = rustix::fs::llistxattr(path, &mut names) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for raw in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
-        let Ok(name) = std::str::from_utf8(raw) else {
+    for raw in xattr_names(path).unwrap_or_default() {
+        let Ok(name) = std::str::from_utf8(&raw) else {
             continue;
         };
-        if name != "security.capability" && !name.starts_with("user.") {
-            continue;
-        }
-        if OPAQUE_XATTRS.contains(&name) {
+        if !carried(name) {
             continue;
         }
         let mut value = vec![0u8; 65536];
@@ -724,13 +725,14 @@ pub fn extracts_as_is(root: &Path, overlay: bool) -> io::Result<Option<u64>> {
     if overlay {
         // The tar has no entry for the root: overlay's marks go, anything
         // else could not be made again.
-        for name in xattr_names(root)? {
-            if !(OVERLAY_BOOKKEEPING.contains(&name.as_str())
-                || OPAQUE_XATTRS.contains(&name.as_str()))
-            {
+        for raw in xattr_names(root)? {
+            let Ok(name) = std::str::from_utf8(&raw) else {
+                return Ok(None);
+            };
+            if !(OVERLAY_BOOKKEEPING.contains(&name) || OPAQUE_XATTRS.contains(&name)) {
                 return Ok(None);
             }
-            remove_xattr(root, &name)?;
+            remove_xattr(root, name)?;
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -763,36 +765,33 @@ pub fn extracts_as_is(root: &Path, overlay: bool) -> io::Result<Option<u64>> {
 }
 
 /// [`extracts_as_is`] for one entry of an overlay upper directory: its
-/// xattrs are the ones the tar carries (or a directory's `y` opaque
-/// marker, which the extraction sets again); overlay's bookkeeping is
-/// removed.
+/// xattrs are the ones the tar carries (but not overlay's own in userxattr
+/// mode) or a directory's `y` opaque marker, which the extraction sets
+/// again; overlay's bookkeeping is removed.
 fn upper_xattrs_as_is(path: &Path, dir: bool) -> io::Result<bool> {
-    for name in xattr_names(path)? {
-        if OVERLAY_BOOKKEEPING.contains(&name.as_str()) {
-            remove_xattr(path, &name)?;
+    for raw in xattr_names(path)? {
+        let Ok(name) = std::str::from_utf8(&raw) else {
+            return Ok(false);
+        };
+        if OVERLAY_BOOKKEEPING.contains(&name) {
+            remove_xattr(path, name)?;
             continue;
         }
         if name == OPAQUE_XATTRS[0] {
-            let mut v = [0u8; 8];
-            let opaque =
-                matches!(rustix::fs::lgetxattr(path, name.as_str(), &mut v), Ok(1) if v[0] == b'y');
-            if dir && opaque {
+            if dir && xattr_is_y(path, name) {
                 continue;
             }
             return Ok(false);
         }
-        let carried = name == "security.capability"
-            || (name.starts_with("user.") && !name.starts_with("user.overlay."));
-        if !carried {
+        if !carried(name) || name.starts_with("user.overlay.") {
             return Ok(false);
         }
     }
     Ok(true)
 }
 
-/// The names of `path`'s xattrs (one that is not UTF-8 as `\u{fffd}`,
-/// which no check accepts).
-fn xattr_names(path: &Path) -> io::Result<Vec<String>> {
+/// The names of `path`'s xattrs.
+fn xattr_names(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     let mut names = vec![0u8; 4096];
     let n = loop {
         match rustix::fs::llistxattr(path, &mut names) {
@@ -806,7 +805,7 @@ fn xattr_names(path: &Path) -> io::Result<Vec<String>> {
     Ok(names[..n]
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .map(<[u8]>::to_vec)
         .collect())
 }
 

@@ -976,6 +976,24 @@ impl Plan {
     /// metadata taken from `image` where they exist), into the empty
     /// directory `stage`.
     pub fn stage(&self, image: &dyn Tree, stage: &Path) -> Result<(), CopyError> {
+        self.stage_reusing(image, stage, None)
+    }
+
+    /// [`Plan::stage`], hard-linking from `reuse` (the snapshot a previous
+    /// run of the same step made) every file that is there unchanged:
+    /// same content (by the source's hash), mode, owner and mtime, checked
+    /// against what that run recorded and what the old file's `lstat`
+    /// says now. Snapshots are never written in place, so a link is the
+    /// same as a copy, without the copy; a file that is gone or differs is
+    /// copied. Each old inode is linked at most once, so no hard link
+    /// appears in the layer that the sources did not have.
+    pub fn stage_reusing(
+        &self,
+        image: &dyn Tree,
+        stage: &Path,
+        reuse: Option<&Reuse>,
+    ) -> Result<(), CopyError> {
+        let mut linked = std::collections::HashSet::new();
         let mut made: BTreeMap<String, Item> = BTreeMap::new();
         for item in self.items.values() {
             // The directories above it.
@@ -1027,6 +1045,11 @@ impl Plan {
                 }
                 ItemKind::File(src) => {
                     remove_existing(&host)?;
+                    if reuse.is_some_and(|r| self.link_unchanged(r, item, src, &host, &mut linked))
+                    {
+                        // Its metadata is the item's already.
+                        continue;
+                    }
                     fs::copy(src, &host).map_err(io_err("copy", &item.dest))?;
                 }
                 ItemKind::Hardlink(target) => {
@@ -1085,6 +1108,96 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+impl Plan {
+    /// What [`Plan::stage_reusing`] needs to know of this plan's files in a
+    /// later build: per destination, the content hash of its source, mode,
+    /// owner and mtime. Files of a pinned checkout (no content hash) are
+    /// left out.
+    pub fn file_signatures(&self) -> Result<BTreeMap<String, FileSig>, CopyError> {
+        let mut out = BTreeMap::new();
+        for item in self.items.values() {
+            let ItemKind::File(src) = &item.kind else {
+                continue;
+            };
+            if self.pinned.iter().any(|(r, _)| src.starts_with(r)) {
+                continue;
+            }
+            out.insert(
+                item.dest.clone(),
+                FileSig {
+                    sha256: hex(&self.sha256(src)?),
+                    mode: item.mode,
+                    uid: item.uid,
+                    gid: item.gid,
+                    mtime: item.mtime,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Hard-link `item` from `reuse` to `host` when the old file is the
+    /// same (see [`Plan::stage_reusing`]); false when it was not linked.
+    fn link_unchanged(
+        &self,
+        reuse: &Reuse,
+        item: &Item,
+        src: &Path,
+        host: &Path,
+        linked: &mut std::collections::HashSet<(u64, u64)>,
+    ) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(sig) = reuse.files.get(&item.dest) else {
+            return false;
+        };
+        if (sig.mode, sig.uid, sig.gid, sig.mtime) != (item.mode, item.uid, item.gid, item.mtime)
+            || self.pinned.iter().any(|(r, _)| src.starts_with(r))
+        {
+            return false;
+        }
+        if !self.sha256(src).is_ok_and(|h| hex(&h) == sig.sha256) {
+            return false;
+        }
+        let old = host_path(&reuse.root, &item.dest);
+        let Ok(m) = fs::symlink_metadata(&old) else {
+            return false;
+        };
+        let same = m.file_type().is_file()
+            && m.mode() & 0o7777 == item.mode
+            && (m.uid(), m.gid()) == (item.uid, item.gid)
+            && (m.mtime(), m.mtime_nsec()) == item.mtime;
+        if !same || !linked.insert((m.dev(), m.ino())) {
+            return false;
+        }
+        fs::hard_link(&old, host).is_ok()
+    }
+}
+
+/// One copied file as [`Plan::file_signatures`] records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileSig {
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// Mode bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time.
+    pub mtime: (i64, i64),
+}
+
+/// A snapshot an earlier run of a copy step made, and what it copied
+/// there ([`Plan::stage_reusing`]).
+#[derive(Debug, Clone)]
+pub struct Reuse {
+    /// The snapshot's root directory.
+    pub root: PathBuf,
+    /// Its copied files by destination.
+    pub files: BTreeMap<String, FileSig>,
 }
 
 fn ensure_real_parents(stage: &Path, dest: &str) -> Result<(), CopyError> {

@@ -27,6 +27,7 @@ pub mod config;
 pub mod copy;
 pub mod hashes;
 pub mod key;
+pub mod lineage;
 pub mod perms;
 pub mod remote;
 pub mod solve;

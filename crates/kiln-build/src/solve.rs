@@ -56,6 +56,7 @@ use crate::cachemount::{self, CacheInit, CacheSpec};
 use crate::config::{self, StageConfig, HISTORY_COMMENT};
 use crate::copy::{self, CopyError, CopySpec};
 use crate::key::KeyHasher;
+use crate::lineage::Lineage;
 use crate::perms::{self, Chmod, PermsError};
 use crate::tree::{ContextTree, LayeredTree, Tree};
 
@@ -1700,10 +1701,32 @@ impl<'a> Builder<'a> {
         } else {
             link_key.clone()
         };
+        // A miss after a source changed: the files that did not change are
+        // linked from what the last run of this step made (lineage.rs;
+        // not with --no-cache, which asks for a build from nothing).
+        let lineage = Lineage::new(
+            self.store.root(),
+            kind,
+            (!linked).then_some(parent_key),
+            &describe(&step.instruction),
+            &workdir,
+        );
+        let mut made = false;
         let (layer, created) = self.layer_step(cx, &link_key, &notes, layers, linked, |dir| {
-            plan.stage(&image_tree, dir)?;
+            let reuse = if cx.use_cache {
+                lineage.load(self.store)
+            } else {
+                None
+            };
+            plan.stage_reusing(&image_tree, dir, reuse.as_ref())?;
+            made = true;
             Ok(LayerSource::Plain)
         })?;
+        if made {
+            if let Ok(files) = plan.file_signatures() {
+                lineage.save(&layer.chain_id, files);
+            }
+        }
         let created_by = copy_created_by(
             if add { "ADD" } else { "COPY" },
             true,

@@ -151,6 +151,8 @@ pub fn create(
     init: bool,
     seccomp: Option<crate::bpf::Seccomp>,
 ) -> Result<(Container, i32), EngineError> {
+    // No other thread may run while libcontainer clones.
+    crate::cgroup_warm::settle();
     let err = |e: libcontainer::error::LibcontainerError| EngineError::Create(error_chain(&e));
     let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_executor(KilnExecutor { init, seccomp })
@@ -190,6 +192,7 @@ pub fn exec(
     stdio: Stdio,
     seccomp: Option<crate::bpf::Seccomp>,
 ) -> Result<i32, EngineError> {
+    crate::cgroup_warm::settle();
     let err = |e: libcontainer::error::LibcontainerError| EngineError::Create(error_chain(&e));
     let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_executor(KilnExecutor {

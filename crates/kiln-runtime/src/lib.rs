@@ -11,6 +11,7 @@
 //! here (signals, fork, ioctl), each block under a `// SAFETY:` comment.
 
 pub mod bpf;
+pub mod cgroup_warm;
 pub mod engine;
 pub mod freeze;
 pub mod init;

@@ -394,6 +394,8 @@ fn prepare_and_run(
     // signals are blocked from here on, and its create starts
     // it with the default mask (runc and crun reset it).
     let mut container = None;
+    // Before any signal is blocked: the thread must not outlive that.
+    crate::cgroup_warm::settle();
     let pid = match &external {
         Some(ext) => {
             if opts.init {

@@ -318,6 +318,10 @@ pub(crate) struct MonitorArgs {
     /// Report readiness on this inherited descriptor
     #[arg(long, value_name = "FD")]
     pub(crate) ready_fd: Option<i32>,
+    /// Take over the cgroup-warming helper whose pipe is this inherited
+    /// descriptor (kiln_runtime::cgroup_warm)
+    #[arg(long, value_name = "FD")]
+    pub(crate) warm_fd: Option<i32>,
     /// Only these streams are attached (stdin, stdout, stderr; default all)
     #[arg(long, value_delimiter = ',')]
     pub(crate) streams: Vec<String>,

@@ -2361,3 +2361,117 @@ fn pull_and_push_refuse_progress_tty_without_a_terminal() {
     }
     assert_eq!(t.state(), before, "nothing is pulled or pushed");
 }
+
+/// The snapshot directories of `t` whose tree has `path`, by chain id.
+fn snapshots_with(t: &TestStore, path: &str) -> BTreeMap<String, PathBuf> {
+    fs::read_dir(t.root().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| {
+            let fs_dir = t.root().join("snapshots").join(&n).join("fs");
+            (n, fs_dir)
+        })
+        .filter(|(_, d)| d.join(path).exists())
+        .collect()
+}
+
+#[test]
+fn a_changed_copy_links_the_files_that_did_not_change() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = TestStore::new();
+    let mut files: Vec<(String, String)> = (0..6)
+        .map(|i| (format!("files/f{i}"), format!("content {i}\n").repeat(200)))
+        .collect();
+    files.push((
+        "Dockerfile".into(),
+        "FROM scratch\nCOPY files/ /app/files/\n".into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let ctx = context(&t, "lineage", &refs);
+    let c = ctx.to_str().unwrap();
+    build(&t, &["-t", "x", c]);
+    let first = snapshots_with(&t, "app/files/f0");
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (old_chain, old) = first.into_iter().next().unwrap();
+    let ino = |root: &Path, f: &str| fs::metadata(root.join("app/files").join(f)).unwrap().ino();
+    // f2's content, f3's mode and f4's mtime change; f0, f1 and f5 do not.
+    fs::write(ctx.join("files/f2"), "changed\n").unwrap();
+    fs::set_permissions(ctx.join("files/f3"), fs::Permissions::from_mode(0o600)).unwrap();
+    let f = fs::File::options()
+        .write(true)
+        .open(ctx.join("files/f4"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    drop(f);
+    let log = build_plain(&t, &["-t", "x", c]);
+    assert_eq!(cached_steps(&log), 0, "{log}");
+    let now = snapshots_with(&t, "app/files/f0");
+    let (new_chain, new) = now
+        .into_iter()
+        .find(|(k, _)| *k != old_chain)
+        .expect("a second snapshot");
+    for f in ["f0", "f1", "f5"] {
+        assert_eq!(ino(&old, f), ino(&new, f), "{f} is linked");
+    }
+    for f in ["f2", "f3", "f4"] {
+        assert_ne!(ino(&old, f), ino(&new, f), "{f} is copied");
+    }
+    // The old snapshot is as it was, the new one is what its layer
+    // extracts to (as `kiln load` makes it in another store).
+    assert_eq!(
+        fs::read_to_string(old.join("app/files/f2")).unwrap(),
+        "content 2\n".repeat(200)
+    );
+    let saved = t.dir.path().join("lineage.tar");
+    t.ok(&["save", "-o", saved.to_str().unwrap(), "x"]);
+    let other = TestStore::new();
+    other.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let loaded = other.root().join("snapshots").join(&new_chain).join("fs");
+    assert_eq!(snapshot_tree(&new), snapshot_tree(&loaded));
+    let (files, layers) = saved_files(&t, "x");
+    assert_eq!(layers.len(), 1);
+    assert_eq!(files["app/files/f2"].data, b"changed\n");
+    assert_eq!(
+        files["app/files/f1"].data,
+        "content 1\n".repeat(200).as_bytes()
+    );
+    // A file of the layer is one tar entry, not a hard link to itself.
+    let out = t.dir.path().join("x.tar");
+    let mut a = tar::Archive::new(fs::File::open(&out).unwrap());
+    let mut links = 0;
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        if p.ends_with(".tar") || p.starts_with("blobs/") {
+            let mut data = Vec::new();
+            let mut e = e;
+            e.read_to_end(&mut data).unwrap();
+            if let Ok(mut inner) = tar::Archive::new(&data[..]).entries() {
+                links += inner
+                    .by_ref()
+                    .filter_map(|x| x.ok())
+                    .filter(|x| x.header().entry_type() == tar::EntryType::Link)
+                    .count();
+            }
+        }
+    }
+    assert_eq!(links, 0);
+    // Without the old snapshot (collected), the next change copies.
+    t.ok(&["rmi", "x"]);
+    t.ok(&["builder", "prune", "-f"]);
+    t.ok(&["system", "prune", "-f"]);
+    assert!(!old.exists() && !new.exists());
+    fs::write(ctx.join("files/f0"), "changed too\n").unwrap();
+    build(&t, &["-t", "x", c]);
+    let (files, _) = saved_files(&t, "x");
+    assert_eq!(files["app/files/f0"].data, b"changed too\n");
+    assert_eq!(
+        files["app/files/f5"].data,
+        "content 5\n".repeat(200).as_bytes()
+    );
+    t.ok(&["system", "check"]);
+}

@@ -313,6 +313,8 @@ pub(crate) fn child(args: &BuildStepArgs) -> Result<u8> {
         eprintln!("kiln: cannot run a build step from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
+    // Overlaps the cgroup attach's wait with the step's preparation.
+    kiln_runtime::cgroup_warm::start();
     // The step ends with the build: a build killed takes its step along
     // (the signal waits, blocked, until the step can stop its container:
     // kiln_runtime::step::run). A build that was gone before this line

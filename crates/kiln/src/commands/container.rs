@@ -559,6 +559,14 @@ fn start_detached(
 /// `kiln run`.
 pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     report((|| {
+        // The cgroup attach's wait, paid from here on, across the exec
+        // into the monitor, which takes the helper over (a detached
+        // monitor starts its own).
+        let warm = if args.detach {
+            None
+        } else {
+            kiln_runtime::cgroup_warm::start_for_exec()
+        };
         let store = open_store(cli)?;
         crate::commands::pull::ensure_image(
             cli,
@@ -585,6 +593,9 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         }
         let exe = kiln_runtime::memfd::SealedExe::open();
         let mut c = monitor_command(&exe, cli, &record.id, true, None);
+        if let Some(fd) = warm {
+            c.arg("--warm-fd").arg(fd.to_string());
+        }
         if !args.attach.is_empty() {
             let streams: Vec<String> = args.attach.iter().map(|a| a.to_ascii_lowercase()).collect();
             c.arg("--streams").arg(streams.join(","));
@@ -718,6 +729,11 @@ pub(crate) fn monitor(cli: &Cli, args: &MonitorArgs) -> Result<u8> {
     if let Err(e) = kiln_runtime::memfd::ensure_sealed() {
         eprintln!("kiln: cannot run the monitor from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
+    }
+    // Overlaps the cgroup attach's wait with the preparation below.
+    match args.warm_fd {
+        Some(fd) => kiln_runtime::cgroup_warm::adopt(fd),
+        None => kiln_runtime::cgroup_warm::start(),
     }
     let ready = args.ready_fd.and_then(monitor::inherited_fd);
     if !args.attach {
@@ -1228,6 +1244,7 @@ pub(crate) fn exec(cli: &Cli, args: &ExecArgs) -> Result<u8> {
         eprintln!("kiln: cannot run from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
+    kiln_runtime::cgroup_warm::start();
     let store = open_store(cli)?;
     let c = match store.container(&args.container) {
         Ok(c) => c,

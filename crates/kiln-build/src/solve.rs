@@ -286,6 +286,11 @@ pub enum SecretSource {
 pub trait StepRunner: Send + Sync {
     /// Run one step; output goes to `output` as it comes.
     fn run(&self, req: &RunRequest<'_>, output: &mut dyn FnMut(&[u8])) -> Result<(), RunError>;
+
+    /// A step is being built (a cache miss) and a RUN step follows it in
+    /// its stage: whatever a run needs that takes time and can be had
+    /// ahead may start now. Nothing by default.
+    fn prepare(&self) {}
 }
 
 /// How a vertex ended up.
@@ -775,6 +780,8 @@ struct StepCtx<'x> {
     use_cache: bool,
     /// Where step inputs are remembered, with this step's name there.
     explain: Option<(&'x Explainer, String)>,
+    /// A RUN is this step or comes after it in the stage.
+    run_ahead: bool,
 }
 
 /// How a copied path changed, from its notes (`file <hash>, mode 644,
@@ -1181,7 +1188,10 @@ impl<'a> Builder<'a> {
                 stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string()
             });
         let all_steps: Vec<&Step> = trigger_steps.iter().chain(stage.steps.iter()).collect();
-        for step in all_steps {
+        let last_run = all_steps
+            .iter()
+            .rposition(|s| matches!(s.instruction, Instruction::Run(_)));
+        for (n, step) in all_steps.into_iter().enumerate() {
             let is_trigger = step.span == stage.span && !trigger_steps.is_empty();
             let id = if is_layer_step(&step.instruction) && !is_trigger {
                 vertex.next().copied()
@@ -1207,6 +1217,7 @@ impl<'a> Builder<'a> {
                     (Some(ex), Some(n)) => Some((ex, format!("{}#{n}", stage.display_name()))),
                     _ => None,
                 },
+                run_ahead: last_run.is_some_and(|r| n <= r),
             };
             match &step.instruction {
                 Instruction::Workdir(w) => {
@@ -1449,6 +1460,11 @@ impl<'a> Builder<'a> {
         let started = Instant::now();
         if let Some(id) = id {
             self.report(graph, id, Status::Started, outcomes);
+        }
+        if cx.run_ahead {
+            if let Some(r) = self.runner {
+                r.prepare();
+            }
         }
         let result = (|| {
             let staging = StagingDir::new(self.store)?;

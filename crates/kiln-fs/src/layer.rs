@@ -698,9 +698,14 @@ impl io::Read for Exact {
 }
 
 /// The xattrs overlayfs keeps on an upper directory's entries for its own
-/// bookkeeping (`index=off`, `redirect_dir=off`, `metacopy=off`): they
-/// never travel in a layer and mean nothing in a lower directory.
-const OVERLAY_BOOKKEEPING: [&str; 2] = ["trusted.overlay.origin", "trusted.overlay.impure"];
+/// bookkeeping (`index=off`, `redirect_dir=off`, `metacopy=off`; and, on
+/// the upper root since Linux 6.6, the file system's `uuid`): they never
+/// travel in a layer and mean nothing in a lower directory.
+const OVERLAY_BOOKKEEPING: [&str; 3] = [
+    "trusted.overlay.origin",
+    "trusted.overlay.impure",
+    "trusted.overlay.uuid",
+];
 
 /// Whether extracting the layer tar written from `root` (by
 /// [`write_layer`], without a SOURCE_DATE_EPOCH clamp or a lower tree)

@@ -477,6 +477,8 @@ fn an_upper_directory_extracts_as_it_is_unless_the_tar_cannot_say_it() {
     set(&r.join("copied-up"), "trusted.overlay.origin", b"\x00\xfb");
     set(r, "trusted.overlay.impure", b"y");
     set(r, "trusted.overlay.opaque", b"y");
+    // What overlayfs (Linux >= 6.6) stores on the upper root.
+    set(r, "trusted.overlay.uuid", &[0xab; 16]);
     set(&r.join("copied-up"), "user.note", b"kept");
     let before = layer(
         r,
@@ -491,6 +493,7 @@ fn an_upper_directory_extracts_as_it_is_unless_the_tar_cannot_say_it() {
     // stay, and the tar is the same.
     assert!(!has(&r.join("copied-up"), "trusted.overlay.origin"));
     assert!(!has(r, "trusted.overlay.impure"));
+    assert!(!has(r, "trusted.overlay.uuid"));
     assert!(!has(r, "trusted.overlay.opaque"));
     assert!(has(&r.join("opq"), "trusted.overlay.opaque"));
     assert!(has(&r.join("copied-up"), "user.note"));

@@ -68,6 +68,57 @@ pub fn start_for_exec() -> Option<RawFd> {
     Some(fd.into_raw_fd())
 }
 
+/// Make `cmd`'s process inherit `fd` (a [`Helper::share`]d descriptor)
+/// and name it with `--warm-fd N` (appended: the command's subcommand
+/// must take that option, and [`adopt`] it).
+pub fn hand_to(cmd: &mut std::process::Command, fd: &OwnedFd) {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    cmd.arg("--warm-fd").arg(raw.to_string());
+    // SAFETY: between fork and exec the closure only clears the
+    // close-on-exec flag of a descriptor the caller keeps open until the
+    // spawn returned (fcntl is async-signal-safe).
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = BorrowedFd::borrow_raw(raw);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+}
+
+/// A helper a multi-threaded process (the build) keeps for the children it
+/// starts: it runs while this handle or a descriptor [`Helper::share`]d
+/// from it is open (and a second at most).
+#[derive(Debug)]
+pub struct Helper {
+    stop: OwnedFd,
+    started: Instant,
+}
+
+impl Helper {
+    /// Start one; `None` when no `cgroup.procs` is writable.
+    pub fn spawn() -> Option<Helper> {
+        Some(Helper {
+            stop: spawn()?,
+            started: Instant::now(),
+        })
+    }
+
+    /// Whether it is about to end by itself (started most of a second
+    /// ago): a caller that needs it for longer starts another.
+    pub fn ending(&self) -> bool {
+        self.started.elapsed() >= LIMIT.mul_f32(0.8)
+    }
+
+    /// A copy of its pipe for a child to [`adopt`] (close-on-exec: the
+    /// child's side must clear that flag between fork and exec).
+    pub fn share(&self) -> Option<OwnedFd> {
+        rustix::io::fcntl_dupfd_cloexec(&self.stop, 3).ok()
+    }
+}
+
 /// Take over the helper a previous program of this process started
 /// ([`start_for_exec`]), by its pipe's descriptor number. A number that is
 /// not an open pipe is ignored.
@@ -88,8 +139,7 @@ pub fn adopt(fd: RawFd) {
 
 /// Tell the helper to stop: it ends after its current write. Never waits
 /// (the container's own attach waits for what is left of a grace period
-/// the helper is still in); the helper, a child of this process, is
-/// reaped with the others.
+/// the helper is still in); the helper is not this process's child.
 pub fn settle() {
     if let Ok(mut slot) = HELPER.lock() {
         slot.take();
@@ -100,15 +150,25 @@ pub fn settle() {
 fn spawn() -> Option<OwnedFd> {
     let file = own_procs_file()?;
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-    // SAFETY: the child only makes system calls (getpid, write, poll,
-    // clock reads, _exit) and touches no lock or allocator state, so it is
-    // sound even when the parent has other threads.
+    // SAFETY: the children only make system calls (fork, close, getpid,
+    // write, poll, clock reads, _exit) and touch no lock or allocator
+    // state, so this is sound even when the parent has other threads.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(write);
-            helper(&file, &read);
+            // The helper is this child's child: this one ends at once and
+            // is reaped below, and the helper, orphaned, is never left a
+            // zombie of the caller (a long build starts many).
+            match unsafe { nix::unistd::fork() } {
+                Ok(nix::unistd::ForkResult::Child) => helper(&file, &read),
+                // SAFETY: as in helper().
+                _ => unsafe { nix::libc::_exit(0) },
+            }
         }
-        Ok(nix::unistd::ForkResult::Parent { .. }) => Some(write),
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            let _ = nix::sys::wait::waitpid(child, None);
+            Some(write)
+        }
         Err(_) => None,
     }
 }
@@ -116,6 +176,10 @@ fn spawn() -> Option<OwnedFd> {
 /// The helper's whole life: write its pid, wait 2 ms or for the pipe to
 /// close, again, until told or a second has passed.
 fn helper(file: &File, stop: &OwnedFd) -> ! {
+    use std::os::fd::AsRawFd;
+    // Nothing of the parent's stays open here: not its store's lock, nor a
+    // pipe (its stdout) someone reads until every writer is gone.
+    close_all_but(file.as_raw_fd(), stop.as_raw_fd());
     let mut buf = [0u8; 20];
     let pid = decimal(
         rustix::process::getpid().as_raw_nonzero().get() as u32,
@@ -139,6 +203,28 @@ fn helper(file: &File, stop: &OwnedFd) -> ! {
             // SAFETY: _exit ends the process at once, without running
             // anything of the parent's copied state.
             unsafe { nix::libc::_exit(0) }
+        }
+    }
+}
+
+/// Close every descriptor of this process but `a` and `b` (system calls
+/// only: it runs between fork and exit).
+fn close_all_but(a: RawFd, b: RawFd) {
+    let (lo, hi) = (a.min(b) as u32, a.max(b) as u32);
+    let ranges = [
+        (Some(0), lo.checked_sub(1)),
+        (lo.checked_add(1), hi.checked_sub(1)),
+        (hi.checked_add(1), Some(u32::MAX)),
+    ];
+    for (first, last) in ranges {
+        if let (Some(first), Some(last)) = (first, last) {
+            if first <= last {
+                // SAFETY: closing descriptors this process will not use
+                // again (the helper only uses `a` and `b`).
+                unsafe {
+                    nix::libc::close_range(first, last, 0);
+                }
+            }
         }
     }
 }
@@ -255,6 +341,17 @@ mod tests {
         };
         drop(read);
         std::thread::sleep(Duration::from_millis(20));
+        // It keeps only its two descriptors (the cgroup.procs file and
+        // its pipe): not this process's stdio, nor anything else.
+        let fds: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(fds.len(), 2, "{fds:?}");
+        assert!(
+            !fds.iter().any(|f| f == "0" || f == "1" || f == "2"),
+            "{fds:?}"
+        );
         assert_eq!(
             nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap(),
             nix::sys::wait::WaitStatus::StillAlive,

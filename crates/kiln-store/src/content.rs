@@ -156,11 +156,10 @@ impl ContentStore {
         let (file, path) =
             atomic::create_temp(&self.ingest).map_err(io_err("create", &self.ingest))?;
         Ok(Ingest {
-            writer: Some(HashingWriter::new(file)),
+            writer: Some(HashingWriter::new(BlobFile::new(file))),
             path,
             store: self.clone(),
             expected,
-            kicked: 0,
         })
     }
 
@@ -272,21 +271,117 @@ impl std::error::Error for TooLongMarker {}
 #[derive(Debug)]
 pub struct Ingest {
     /// Taken by `commit`.
-    writer: Option<HashingWriter<File>>,
+    writer: Option<HashingWriter<BlobFile>>,
     path: PathBuf,
     store: ContentStore,
     expected: Option<(Digest, u64)>,
-    /// Bytes whose writeback was started ([`WRITEBACK_STEP`]).
-    kicked: u64,
 }
 
-/// Every this many bytes, an ingest starts the writeback of what it wrote
-/// (`fadvise(DONTNEED)` on the new range: Linux queues its dirty pages for
-/// writing and keeps them cached), so the disk writes while the producer
-/// still hashes and compresses, and the `fsync` that publishes the blob
-/// waits for the tail only (a 20 MB layer: ~14-45 ms of fsync on this VM's
-/// disk otherwise).
-const WRITEBACK_STEP: u64 = 8 << 20;
+/// Alignment of `O_DIRECT` writes (memory, offset, length).
+const DIRECT_ALIGN: usize = 4096;
+
+/// Bytes gathered before one `O_DIRECT` write.
+const DIRECT_CHUNK: usize = 1 << 20;
+
+/// A new blob's file, written around the page cache (`O_DIRECT`) in whole
+/// aligned 1 MiB chunks where the file system allows it, the tail (less
+/// than a chunk: all of a small blob) through it.
+///
+/// Why: a blob is written once, synced, and rarely read soon after; going
+/// through the page cache costs a fresh page per 4 KiB and then the
+/// writeback the `fsync` waits for. Measured on this project's VM, 20 MB:
+/// buffered write + fsync 16-63 ms (growing with the page cache), direct
+/// 9-10 ms. The digest is unchanged: the bytes are the same.
+struct BlobFile {
+    file: File,
+    /// `DIRECT_CHUNK + DIRECT_ALIGN` bytes, allocated at the first write
+    /// while direct; the chunk starts at `start` (aligned).
+    buf: Vec<u8>,
+    start: usize,
+    /// Bytes waiting in the chunk.
+    len: usize,
+    direct: bool,
+}
+
+impl std::fmt::Debug for BlobFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobFile")
+            .field("file", &self.file)
+            .field("pending", &self.len)
+            .field("direct", &self.direct)
+            .finish()
+    }
+}
+
+impl BlobFile {
+    fn new(file: File) -> BlobFile {
+        let direct = rustix::fs::fcntl_getfl(&file)
+            .and_then(|fl| rustix::fs::fcntl_setfl(&file, fl | rustix::fs::OFlags::DIRECT))
+            .is_ok();
+        BlobFile {
+            file,
+            buf: Vec::new(),
+            start: 0,
+            len: 0,
+            direct,
+        }
+    }
+
+    /// Leave direct mode (the tail, a short write, a flush): what follows
+    /// goes through the page cache.
+    fn buffered(&mut self) -> io::Result<()> {
+        if self.direct {
+            let fl = rustix::fs::fcntl_getfl(&self.file)?;
+            rustix::fs::fcntl_setfl(&self.file, fl - rustix::fs::OFlags::DIRECT)?;
+            self.direct = false;
+        }
+        Ok(())
+    }
+
+    /// Write the pending bytes: directly when they are a whole chunk.
+    fn drain(&mut self) -> io::Result<()> {
+        let mut done = 0;
+        while done < self.len {
+            if self.direct && (self.len - done) % DIRECT_ALIGN != 0 {
+                self.buffered()?;
+            }
+            let range = self.start + done..self.start + self.len;
+            match self.file.write(&self.buf[range]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.len = 0;
+        Ok(())
+    }
+}
+
+impl Write for BlobFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.direct {
+            return self.file.write(data);
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; DIRECT_CHUNK + DIRECT_ALIGN];
+            self.start = self.buf.as_ptr().align_offset(DIRECT_ALIGN);
+        }
+        let n = (DIRECT_CHUNK - self.len).min(data.len());
+        let at = self.start + self.len;
+        self.buf[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        if self.len == DIRECT_CHUNK {
+            self.drain()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
+        self.file.flush()
+    }
+}
 
 impl Ingest {
     fn too_long(&self) -> StoreError {
@@ -315,7 +410,7 @@ impl Ingest {
         let Some(writer) = self.writer.take() else {
             unreachable!("finish consumes the ingest, so the writer is still there");
         };
-        let (digest, size, mut file) = writer.finish();
+        let (digest, size, mut blob) = writer.finish();
         let cleanup = |e: StoreError| {
             let _ = fs::remove_file(&path);
             e
@@ -330,10 +425,11 @@ impl Ingest {
                 }));
             }
         }
-        file.flush()
-            .and_then(|()| file.sync_all())
+        blob.flush()
+            .and_then(|()| blob.file.sync_all())
             .map_err(io_err("sync", &path))
             .map_err(cleanup)?;
+        let file = blob.file;
         // Blobs are immutable: read-only for everyone.
         let mut perms = file
             .metadata()
@@ -407,21 +503,7 @@ impl Write for Ingest {
         let Some(w) = &mut self.writer else {
             return Err(io::Error::other("write after commit"));
         };
-        let n = w.write(buf)?;
-        let written = w.written();
-        if let Some(len) =
-            std::num::NonZeroU64::new(written - self.kicked).filter(|l| l.get() >= WRITEBACK_STEP)
-        {
-            // Advice only: a failure changes nothing but the timing.
-            let _ = rustix::fs::fadvise(
-                w.get_ref(),
-                self.kicked,
-                Some(len),
-                rustix::fs::Advice::DontNeed,
-            );
-            self.kicked = written;
-        }
-        Ok(n)
+        w.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -175,6 +175,10 @@ pub(crate) struct BuildStepArgs {
     /// The step, as JSON (`kiln_runtime::step::StepConfig`)
     #[arg(value_name = "FILE")]
     pub(crate) request: PathBuf,
+    /// Take over the cgroup-warming helper whose pipe is this inherited
+    /// descriptor (kiln_runtime::cgroup_warm)
+    #[arg(long, value_name = "FD")]
+    pub(crate) warm_fd: Option<i32>,
 }
 
 /// `kiln image …`

@@ -2475,3 +2475,28 @@ fn a_changed_copy_links_the_files_that_did_not_change() {
     );
     t.ok(&["system", "check"]);
 }
+
+#[test]
+fn a_plain_runs_upper_directory_is_renamed_into_its_snapshot() {
+    use std::os::unix::fs::MetadataExt;
+    let t = TestStore::new();
+    load_busybox(&t);
+    // The file's inode as the step sees it (overlay shows an upper file's
+    // own inode number) is the snapshot's: the upper directory was renamed,
+    // not extracted again from the layer's tar.
+    let df = "FROM busybox\nRUN echo made > /made && echo \"inode=$(stat -c %i /made)\"\n";
+    let ctx = context(&t, "renamed", &[("Dockerfile", df)]);
+    let log = build_plain(&t, &["-t", "renamed", ctx.to_str().unwrap()]);
+    let inode: u64 = log
+        .lines()
+        .find_map(|l| l.split_once(' ')?.1.strip_prefix("inode=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no inode in {log}"));
+    let snaps = snapshots_with(&t, "made");
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let (_, root) = snaps.into_iter().next().unwrap();
+    assert_eq!(fs::metadata(root.join("made")).unwrap().ino(), inode);
+    // And nothing of overlay's is left on it.
+    let mut names = vec![0u8; 4096];
+    let n = rustix::fs::llistxattr(&root, &mut names).unwrap();
+    assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&names[..n]));
+}

@@ -504,6 +504,7 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
             "off".into()
         },
         exe: std::sync::Arc::new(kiln_runtime::memfd::SealedExe::open()),
+        warm: Default::default(),
     };
     // Started last: the live view owns the terminal's last lines until
     // the build ends.

@@ -50,6 +50,21 @@ pub(crate) struct ContainerSteps {
     /// kiln's sealed copy, opened once per build, that step processes
     /// start from (so they need not re-execute themselves).
     pub(crate) exe: std::sync::Arc<kiln_runtime::memfd::SealedExe>,
+    /// The helper that keeps the cgroup attach warm while RUN steps are
+    /// near ([`StepRunner::prepare`]; kiln_runtime::cgroup_warm).
+    pub(crate) warm: std::sync::Arc<std::sync::Mutex<Option<kiln_runtime::cgroup_warm::Helper>>>,
+}
+
+impl ContainerSteps {
+    /// A descriptor of a running helper for a step process, starting one
+    /// if none runs (or the one running is about to end).
+    fn warm_fd(&self) -> Option<OwnedFd> {
+        let mut slot = self.warm.lock().ok()?;
+        if slot.as_ref().is_none_or(|h| h.ending()) {
+            *slot = kiln_runtime::cgroup_warm::Helper::spawn();
+        }
+        slot.as_ref()?.share()
+    }
 }
 
 /// The network of `RUN --network=default` (or no `--network`): the step's
@@ -180,6 +195,10 @@ impl Drop for Scratch {
 }
 
 impl StepRunner for ContainerSteps {
+    fn prepare(&self) {
+        drop(self.warm_fd());
+    }
+
     fn run(&self, req: &RunRequest<'_>, output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
         let ingest = self.root.join("ingest");
         let path = kiln_fs::atomic::temp_path(&ingest);
@@ -215,20 +234,25 @@ impl StepRunner for ContainerSteps {
         let text = serde_json::to_vec(&cfg).map_err(|e| setup(e.to_string()))?;
         fs::write(&request, text)
             .map_err(|e| setup(format!("failed to write {}: {e}", request.display())))?;
-        let mut child = self
-            .exe
-            .command()
-            .arg("--root")
+        let mut cmd = self.exe.command();
+        cmd.arg("--root")
             .arg(&self.root)
             .args(["--log-level", &self.log_level])
             .arg("__build-step")
-            .arg(&request)
+            .arg(&request);
+        let warm = self.warm_fd();
+        if let Some(fd) = &warm {
+            kiln_runtime::cgroup_warm::hand_to(&mut cmd, fd);
+        }
+        let spawned = cmd
             .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| setup(format!("failed to start kiln __build-step: {e}")))?;
+            .spawn();
+        drop(warm);
+        let mut child =
+            spawned.map_err(|e| setup(format!("failed to start kiln __build-step: {e}")))?;
         let mut stderr = child.stderr.take();
         let errors = std::thread::spawn(move || {
             let mut text = String::new();
@@ -313,8 +337,12 @@ pub(crate) fn child(args: &BuildStepArgs) -> Result<u8> {
         eprintln!("kiln: cannot run a build step from a sealed copy of kiln: {e}");
         return Ok(EXIT_KILN);
     }
-    // Overlaps the cgroup attach's wait with the step's preparation.
-    kiln_runtime::cgroup_warm::start();
+    // Overlaps the cgroup attach's wait with the step's preparation (the
+    // build's helper, else one of its own).
+    match args.warm_fd {
+        Some(fd) => kiln_runtime::cgroup_warm::adopt(fd),
+        None => kiln_runtime::cgroup_warm::start(),
+    }
     // The step ends with the build: a build killed takes its step along
     // (the signal waits, blocked, until the step can stop its container:
     // kiln_runtime::step::run). A build that was gone before this line

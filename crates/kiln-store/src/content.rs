@@ -350,6 +350,13 @@ impl BlobFile {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A file system that took the flag but not the write.
+                Err(e)
+                    if self.direct
+                        && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
+                    self.buffered()?;
+                }
                 Err(e) => return Err(e),
             }
         }

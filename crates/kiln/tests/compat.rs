@@ -42,10 +42,11 @@ fn sh(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The fixture cache (busybox archives), made once per test process.
+/// The fixture cache (busybox archives, and those `docker save` wrote),
+/// made once per test process: any test may be the first to need them.
 fn fixtures() -> &'static PathBuf {
     static CACHE: OnceLock<PathBuf> = OnceLock::new();
-    CACHE.get_or_init(|| PathBuf::from(sh("base-images.sh", &[]).trim()))
+    CACHE.get_or_init(|| PathBuf::from(sh("docker-save.sh", &[]).trim()))
 }
 
 /// Config and per-layer listings (path → type, mode, owner, size, link,
@@ -109,7 +110,6 @@ impl Docker {
         static D: OnceLock<Docker> = OnceLock::new();
         D.get_or_init(|| {
             let cache = fixtures();
-            sh("docker-save.sh", &[]);
             sh("dockerd.sh", &["start"]);
             let host = sh("dockerd.sh", &["env"])
                 .trim()

@@ -130,7 +130,10 @@ pub fn run(cfg: &MonitorConfig, rec: &mut dyn Recorder, ready: Option<OwnedFd>) 
     let mut overlay = Overlay::in_dir(&cfg.dir, cfg.lowers.clone());
     overlay.volatile = cfg.opts.auto_remove;
     let mut net = Net::default();
-    let out = match prepare_and_run(cfg, &overlay, rec, ready.as_ref(), &mut net) {
+    // Ok: the container's process ended and was reaped.
+    let result = prepare_and_run(cfg, &overlay, rec, ready.as_ref(), &mut net);
+    let reaped = result.is_ok();
+    let out = match result {
         Ok(code) => Outcome { code, error: None },
         Err((code, msg)) => {
             if let Some(fd) = &ready {
@@ -144,7 +147,7 @@ pub fn run(cfg: &MonitorConfig, rec: &mut dyn Recorder, ready: Option<OwnedFd>) 
         }
     };
     net.release(cfg);
-    cleanup(cfg, &overlay);
+    cleanup(cfg, &overlay, reaped);
     out
 }
 
@@ -178,8 +181,12 @@ pub fn cleanup_dir(id: &str, dir: &Path) {
     let _ = Overlay::in_dir(dir, Vec::new()).unmount();
 }
 
-fn cleanup(cfg: &MonitorConfig, overlay: &Overlay) {
-    let _ = engine::delete(&state_root(&cfg.dir), &cfg.id);
+fn cleanup(cfg: &MonitorConfig, overlay: &Overlay, reaped: bool) {
+    if reaped {
+        let _ = engine::delete_exited(&state_root(&cfg.dir), &cfg.id, &cgroup_path(&cfg.id));
+    } else {
+        let _ = engine::delete(&state_root(&cfg.dir), &cfg.id);
+    }
     if let Some(p) = &cfg.opts.runtime {
         let ext = engine::External {
             path: PathBuf::from(p),

@@ -191,7 +191,12 @@ pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
     };
     let mut targets: Vec<String> = Vec::new();
     let result = prepare_and_run(cfg, &overlay, output, &mut targets);
-    let _ = engine::delete(&cfg.scratch.join("state"), &cfg.id);
+    // Ok: the step's init ended and was reaped.
+    let state = cfg.scratch.join("state");
+    let _ = match result {
+        Ok(_) => engine::delete_exited(&state, &cfg.id, &monitor::cgroup_path(&cfg.id)),
+        Err(_) => engine::delete(&state, &cfg.id),
+    };
     let _ = overlay.unmount();
     for (i, _) in cfg.mounts.iter().enumerate() {
         let _ = Overlay::in_dir(&cfg.scratch.join(format!("mounts/{i}")), Vec::new()).unmount();

@@ -1,6 +1,6 @@
 //! Which snapshot the last run of a copy step made, so the next run of the
-//! same step (after a context file changed: a cache miss) hard-links the
-//! files that did not change instead of copying them
+//! same step (after a context file changed, or under `--no-cache`: a miss)
+//! hard-links the files that did not change instead of copying them
 //! ([`crate::copy::Plan::stage_reusing`]). A one-file change of a 100-file,
 //! 20 MB COPY then writes one file, not 100.
 //!

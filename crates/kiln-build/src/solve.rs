@@ -1717,9 +1717,12 @@ impl<'a> Builder<'a> {
         } else {
             link_key.clone()
         };
-        // A miss after a source changed: the files that did not change are
-        // linked from what the last run of this step made (lineage.rs;
-        // not with --no-cache, which asks for a build from nothing).
+        // A miss (a source changed, or --no-cache): the files that did not
+        // change are linked from what the last run of this step made
+        // (lineage.rs). Not a cache hit: the step runs and makes its layer;
+        // a link is how an identical file is copied (BuildKit clones them
+        // where the file system can, and re-sends only changed context
+        // files).
         let lineage = Lineage::new(
             self.store.root(),
             kind,
@@ -1729,11 +1732,7 @@ impl<'a> Builder<'a> {
         );
         let mut made = false;
         let (layer, created) = self.layer_step(cx, &link_key, &notes, layers, linked, |dir| {
-            let reuse = if cx.use_cache {
-                lineage.load(self.store)
-            } else {
-                None
-            };
+            let reuse = lineage.load(self.store);
             plan.stage_reusing(&image_tree, dir, reuse.as_ref())?;
             made = true;
             Ok(LayerSource::Plain)

@@ -918,7 +918,7 @@ impl Plan {
                     } else {
                         let h = self.sha256(host)?;
                         key.field("file", &h);
-                        format!("file {}", hex(&h))
+                        format!("file {}", hex_prefix(&h))
                     }
                 }
                 ItemKind::Symlink(t) => {
@@ -927,12 +927,12 @@ impl Plan {
                 }
                 ItemKind::Inline(data) => {
                     key.field("inline", data);
-                    format!("heredoc {}", hex(&Sha256::digest(data)))
+                    format!("heredoc {}", hex_prefix(&Sha256::digest(data)))
                 }
                 ItemKind::Unpack(host) => {
                     let h = self.sha256(host)?;
                     key.field("unpack", &h);
-                    format!("archive {}", hex(&h))
+                    format!("archive {}", hex_prefix(&h))
                 }
                 ItemKind::Hardlink(target) => {
                     key.field("hardlink", target.as_bytes());
@@ -1127,7 +1127,7 @@ impl Plan {
             out.insert(
                 item.dest.clone(),
                 FileSig {
-                    sha256: hex(&self.sha256(src)?),
+                    sha256: crate::hashes::hex(&self.sha256(src)?),
                     mode: item.mode,
                     uid: item.uid,
                     gid: item.gid,
@@ -1157,7 +1157,10 @@ impl Plan {
         {
             return false;
         }
-        if !self.sha256(src).is_ok_and(|h| hex(&h) == sig.sha256) {
+        if !self
+            .sha256(src)
+            .is_ok_and(|h| crate::hashes::hex(&h) == sig.sha256)
+        {
             return false;
         }
         let old = host_path(&reuse.root, &item.dest);
@@ -1280,8 +1283,9 @@ fn set_meta(host: &Path, item: &Item) -> Result<(), CopyError> {
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+/// The first 8 bytes of a hash in hex, as the cache explanations show it.
+fn hex_prefix(bytes: &[u8]) -> String {
+    crate::hashes::hex(&bytes[..bytes.len().min(8)])
 }
 
 fn file_sha256(host: &Path) -> Result<Vec<u8>, CopyError> {
@@ -1501,5 +1505,24 @@ mod tests {
         fs::write(ctx.join("a"), "2").unwrap();
         fs::set_permissions(ctx.join("a"), fs::Permissions::from_mode(0o600)).unwrap();
         assert_ne!(h(), second, "content is");
+    }
+
+    /// A file's signature holds its source's whole SHA-256, not the short
+    /// form the cache explanations show.
+    #[test]
+    fn file_signatures_hold_the_whole_content_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("a"), "abc").unwrap();
+        let img = LayeredTree::new(vec![]);
+        let src = ContextTree::new(ctx, None);
+        let sources = vec!["a".to_string()];
+        let p = plan(&spec(&sources, "/a"), &src, &img).unwrap();
+        let sigs = p.file_signatures().unwrap();
+        assert_eq!(
+            sigs["/a"].sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -76,9 +76,7 @@ impl KeyHasher {
 
     /// The key: `sha256:<hex>`.
     pub fn finish(self) -> String {
-        let d = self.h.finalize();
-        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        format!("sha256:{}", crate::hashes::hex(&self.h.finalize()))
     }
 }
 

@@ -26,8 +26,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::copy::{FileSig, Reuse};
 
-/// Version of the hint's format.
-const VERSION: u32 = 1;
+/// Version of the hint's format (1 recorded only a prefix of each hash).
+const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Hint {
@@ -56,7 +56,7 @@ impl Lineage {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
-        let name: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::hashes::hex(&h.finalize());
         Lineage {
             path: root.join("cache/copy-lineage").join(name),
         }

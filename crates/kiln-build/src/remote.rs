@@ -390,7 +390,7 @@ impl Hasher {
             Hasher::Sha384(h) => h.finalize().to_vec(),
             Hasher::Sha512(h) => h.finalize().to_vec(),
         };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        crate::hashes::hex(&bytes)
     }
 }
 

@@ -281,32 +281,11 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
             if fstype != "cgroup" && fstype != "cgroup2" {
                 return None;
             }
-            Some(PathBuf::from(unescape_octal(left.split(' ').nth(4)?)))
+            Some(PathBuf::from(crate::rootfs::unescape_mountinfo(
+                left.split(' ').nth(4)?,
+            )))
         })
         .collect()
-}
-
-/// mountinfo's `\NNN` escapes (space, tab, newline, backslash) undone.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = u16::from(b[i + 1] - b'0') * 64
-                + u16::from(b[i + 2] - b'0') * 8
-                + u16::from(b[i + 3] - b'0');
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -287,23 +287,29 @@ pub fn is_mount_point(path: &Path) -> bool {
     let want = path.display().to_string();
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| unescape(m) == want)
+        .any(|m| unescape_mountinfo(m) == want)
 }
 
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
+/// A path field of `/proc/self/mountinfo` with its `\NNN` escapes (space,
+/// tab, newline, backslash) undone, byte by byte.
+pub(crate) fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v as char);
-                i += 4;
-                continue;
-            }
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = u16::from(b[i + 1] - b'0') * 64
+                + u16::from(b[i + 2] - b'0') * 8
+                + u16::from(b[i + 3] - b'0');
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
         }
-        out.push(b[i] as char);
-        i += 1;
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -2316,12 +2316,9 @@ RUN test "$(stat -c '%a %u:%g' /)" = "755 0:0" && test ! -e /d/a && test ! -e /e
     other.ok(&["load", "-i", saved.to_str().unwrap()]);
     let snapshots = |s: &TestStore| -> BTreeMap<String, BTreeMap<String, String>> {
         use std::os::unix::fs::MetadataExt;
-        fs::read_dir(s.root().join("snapshots"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .map(|n| {
-                let root = s.root().join("snapshots").join(&n).join("fs");
+        snapshot_dirs(s)
+            .into_iter()
+            .map(|(n, root)| {
                 let mut tree = snapshot_tree(&root);
                 let m = fs::metadata(&root).unwrap();
                 let own = format!("{:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid());
@@ -2362,8 +2359,8 @@ fn pull_and_push_refuse_progress_tty_without_a_terminal() {
     assert_eq!(t.state(), before, "nothing is pulled or pushed");
 }
 
-/// The snapshot directories of `t` whose tree has `path`, by chain id.
-fn snapshots_with(t: &TestStore, path: &str) -> BTreeMap<String, PathBuf> {
+/// The snapshot directories (`snapshots/CHAIN/fs`) of `t`, by chain id.
+fn snapshot_dirs(t: &TestStore) -> BTreeMap<String, PathBuf> {
     fs::read_dir(t.root().join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -2372,6 +2369,13 @@ fn snapshots_with(t: &TestStore, path: &str) -> BTreeMap<String, PathBuf> {
             let fs_dir = t.root().join("snapshots").join(&n).join("fs");
             (n, fs_dir)
         })
+        .collect()
+}
+
+/// The snapshot directories of `t` whose tree has `path`, by chain id.
+fn snapshots_with(t: &TestStore, path: &str) -> BTreeMap<String, PathBuf> {
+    snapshot_dirs(t)
+        .into_iter()
         .filter(|(_, d)| d.join(path).exists())
         .collect()
 }

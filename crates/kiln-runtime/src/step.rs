@@ -17,6 +17,10 @@
 //! - The process first moves into a private mount namespace of its own, so
 //!   every mount it makes (the overlay, the mounts of a bind from a stage,
 //!   the tmpfs of the secrets) disappears with it, however it ends.
+//! - The container's run-time files (bundle, runtime state, generated
+//!   files, the root's mount point) are in a tmpfs of that namespace, on
+//!   the step's scratch directory: only the overlay's work directory and
+//!   upper directory are on disk.
 //! - Mount points the runtime had to create in the upper directory (the
 //!   generated files, `/proc`, the targets of `RUN --mount`, and the
 //!   parents made for them) are removed from it after the step when they
@@ -61,10 +65,16 @@ pub const HOSTNAME: &str = "buildkitsandbox";
 pub struct StepConfig {
     /// A container id (unique on this host while it runs).
     pub id: String,
-    /// A private, empty directory for the container's work files (overlay
-    /// work directory, mount point, runtime state, generated files); the
-    /// caller removes it afterwards. Must be on the file system of `upper`.
+    /// A private, empty directory for the container's run-time files (the
+    /// root's mount point, the runtime's state, the bundle, the generated
+    /// `/etc` files). The step mounts a tmpfs on it in its own mount
+    /// namespace, so none of them reaches the disk and it is empty again
+    /// when the step ends; the caller removes it afterwards.
     pub scratch: PathBuf,
+    /// A private, empty directory on the file system of `upper`: the
+    /// overlay's work directory, and the throw-away layers of `rw` binds
+    /// from a stage or the context. The caller removes it afterwards.
+    pub work: PathBuf,
     /// The parent layers' snapshot directories, bottom first.
     pub lowers: Vec<PathBuf>,
     /// The (empty) overlay upper directory where the changes are left.
@@ -185,7 +195,7 @@ pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
     let overlay = Overlay {
         lowers: cfg.lowers.clone(),
         upper: cfg.upper.clone(),
-        work: cfg.scratch.join("work"),
+        work: cfg.work.clone(),
         target: cfg.scratch.join("rootfs"),
         volatile: true,
     };
@@ -199,7 +209,7 @@ pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
     };
     let _ = overlay.unmount();
     for (i, _) in cfg.mounts.iter().enumerate() {
-        let _ = Overlay::in_dir(&cfg.scratch.join(format!("mounts/{i}")), Vec::new()).unmount();
+        let _ = Overlay::in_dir(&layers_mount_dir(cfg, i), Vec::new()).unmount();
     }
     let secrets = cfg.scratch.join("secrets");
     if crate::rootfs::is_mount_point(&secrets) {
@@ -210,6 +220,12 @@ pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
         Ok(code) => StepOutcome::Exited(code),
         Err(e) => StepOutcome::Failed(e),
     }
+}
+
+/// Where the `index`th mount, a [`StepMount::Layers`], keeps its overlay
+/// (on disk: its `rw` writes can be large).
+fn layers_mount_dir(cfg: &StepConfig, index: usize) -> PathBuf {
+    cfg.work.join(format!("mounts/{index}"))
 }
 
 fn err<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> String {
@@ -230,6 +246,18 @@ fn prepare_and_run(
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .map_err(err("failed to make the mounts private"))?;
+    // The run-time files live in memory: a build makes and removes them
+    // for every RUN, and on a file system such as ext4 without a journal
+    // each inode freed slows every allocation for a minute after
+    // (`recently_deleted`), the next step's own files among them.
+    rustix::mount::mount(
+        "tmpfs",
+        &cfg.scratch,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        c"mode=0700,size=64m",
+    )
+    .map_err(err("failed to mount the step's run-time tmpfs"))?;
     // The merged root takes the upper directory's owner and mode: those of
     // the image's root, not of the build's private staging directory.
     let (mode, uid, gid) = cfg
@@ -271,7 +299,7 @@ fn prepare_and_run(
                 target,
                 readonly,
             } => {
-                let dir = cfg.scratch.join(format!("mounts/{i}"));
+                let dir = layers_mount_dir(cfg, i);
                 let mut o = Overlay::in_dir(&dir, lowers.clone());
                 o.volatile = true;
                 o.mount()

@@ -262,8 +262,7 @@ impl Store {
         let Some(bytes) = as_is.map_err(io_err("read", dir))? else {
             return Ok(None);
         };
-        let snapshot = NewSnapshot::create(self)?;
-        fs::remove_dir(&snapshot.fs).map_err(io_err("remove", &snapshot.fs))?;
+        let snapshot = NewSnapshot::without_fs(self)?;
         fs::rename(dir, &snapshot.fs).map_err(io_err("rename into", &snapshot.fs))?;
         // The root as an extraction leaves it (the tar has no entry for
         // it): the staging root is private, and a RUN's took the image
@@ -395,17 +394,23 @@ struct NewSnapshot {
 
 impl NewSnapshot {
     fn create(store: &Store) -> Result<NewSnapshot, Error> {
+        let snapshot = NewSnapshot::without_fs(store)?;
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&snapshot.fs)
+            .map_err(io_err("create", &snapshot.fs))?;
+        Ok(snapshot)
+    }
+
+    /// One whose `fs` is still to be put in place (renamed into it).
+    fn without_fs(store: &Store) -> Result<NewSnapshot, Error> {
         let dir = kiln_fs::atomic::temp_path(store.snapshots_dir());
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .map_err(io_err("create", &dir))?;
-        let fs_dir = dir.join("fs");
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&fs_dir)
-            .map_err(io_err("create", &fs_dir))?;
-        Ok(NewSnapshot { dir, fs: fs_dir })
+        let fs = dir.join("fs");
+        Ok(NewSnapshot { dir, fs })
     }
 
     /// Rename into `snapshots/<hex>` and record it as `record` (the chain

@@ -114,6 +114,7 @@ fn large_blobs_in_odd_pieces_are_stored_exactly() {
         mib + 1,
         3 * mib + 4096,
         3 * mib + 17,
+        9 * mib + 123,
     ] {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
         let mut w = store.ingest(None).unwrap();

@@ -172,9 +172,6 @@ pub(crate) struct CompletionArgs {
 /// The hidden build-step subcommand.
 #[derive(Debug, Args)]
 pub(crate) struct BuildStepArgs {
-    /// The step, as JSON (`kiln_runtime::step::StepConfig`)
-    #[arg(value_name = "FILE")]
-    pub(crate) request: PathBuf,
     /// Take over the cgroup-warming helper whose pipe is this inherited
     /// descriptor (kiln_runtime::cgroup_warm)
     #[arg(long, value_name = "FD")]

@@ -1553,6 +1553,87 @@ fn ctrl_c_at_any_moment_leaves_no_step_process() {
     t.ok(&["system", "check"]);
 }
 
+/// A RUN step's run-time files (bundle, runtime state, generated /etc
+/// files, the root's mount point) are in a tmpfs of the step's own mount
+/// namespace: on disk its private directories hold only the overlay's work
+/// directory.
+#[test]
+fn a_steps_run_time_files_stay_in_memory() {
+    use std::os::unix::process::CommandExt;
+    let t = TestStore::new();
+    load_busybox(&t);
+    let marker = format!("kiln-tmpfs-{}", std::process::id());
+    let df = format!("FROM busybox\nRUN exec sh -c 'while :; do sleep 1; done' {marker}\n");
+    let ctx = context(&t, "inmemory", &[("Dockerfile", &df)]);
+    let mut child = t
+        .cmd()
+        .args(["build", "-q", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let step = loop {
+        let steps = processes_with("__build-step");
+        let step = steps
+            .iter()
+            .find(|p| p.contains(&*t.root().to_string_lossy()));
+        if let (Some(p), false) = (step, processes_with(&marker).is_empty()) {
+            break p.split(':').next().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "the RUN never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let ingest = t.root().join("ingest");
+    let mounts = fs::read_to_string(format!("/proc/{step}/mountinfo")).unwrap();
+    let tmpfs: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&*ingest.to_string_lossy()) && l.contains(" - tmpfs "))
+        .collect();
+    // Seen from outside the step: the files on disk under ingest/.
+    let mut on_disk = Vec::new();
+    let mut stack = vec![ingest.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            on_disk.push(p.strip_prefix(&ingest).unwrap().display().to_string());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGINT).unwrap();
+    child.wait().unwrap();
+    assert_eq!(tmpfs.len(), 1, "{mounts}");
+    // (The upper directory holds the mount points of /etc/hosts & co.)
+    for name in [
+        "config.json",
+        "state.json",
+        "youki_config.json",
+        "notify.sock",
+        "rootfs",
+    ] {
+        assert!(
+            !on_disk.iter().any(|p| p.ends_with(name)),
+            "{name} on disk: {on_disk:#?}"
+        );
+    }
+    assert!(
+        on_disk.iter().any(|p| p.ends_with("/work")),
+        "the overlay's work directory: {on_disk:#?}"
+    );
+    let scratch_on_disk = on_disk
+        .iter()
+        .filter(|p| !p.contains('/'))
+        .any(|top| !on_disk.iter().any(|p| p.starts_with(&format!("{top}/"))));
+    assert!(
+        scratch_on_disk,
+        "the tmpfs's directory is empty on disk: {on_disk:#?}"
+    );
+}
+
 /// `sharing=` between two stages that run at the same time: `locked` runs
 /// the steps one after the other on one directory; `private` gives each a
 /// directory of its own (they meet in a shared cache, so both are running

@@ -2,14 +2,15 @@
 //! hidden `__build-step` subcommand it starts for each step.
 //!
 //! The build scheduler is multi-threaded, so a step's container is never
-//! made by forking it: the runner writes the step as JSON into a private
-//! scratch directory under the store's `ingest/`, and spawns kiln itself
-//! (`/proc/self/exe __build-step FILE`), which re-executes from a sealed
-//! copy and runs [`kiln_runtime::step::run`] single threaded. The child's
-//! stdout carries the container's output (stdout and stderr, in order),
-//! streamed to the build's progress a line at a time; its result is
-//! written as JSON beside the request; its stderr carries only kiln's own
-//! diagnostics, shown when it fails.
+//! made by forking it: the runner spawns kiln itself (`__build-step`, from
+//! the sealed copy the build opened), which runs
+//! [`kiln_runtime::step::run`] single threaded. The step's request goes in
+//! and its result comes back as JSON in a memory file that is the child's
+//! stdin ([`Exchange`]). The child's stdout carries the container's output
+//! (stdout and stderr, in order), streamed to the build's progress a line
+//! at a time; its stderr carries only kiln's own diagnostics, shown when it
+//! fails. The step's two private directories (kiln_runtime's `scratch` and
+//! `work`) are made under the store's `ingest/` and removed after it.
 //!
 //! Decisions: `RUN --network=default` is a namespace of its own on kiln's
 //! bridge with outbound NAT, like `docker build` (see [`default_network`]).
@@ -17,7 +18,7 @@
 //! the step (`kiln-build` seeds them and applies `sharing`).
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -185,12 +186,28 @@ fn mounts(req: &RunRequest<'_>) -> Result<Vec<StepMount>, RunError> {
     Ok(out)
 }
 
-/// The scratch directory of one step, removed when dropped.
-struct Scratch(PathBuf);
+/// The private directories of one step (its scratch and overlay work
+/// directories: kiln_runtime::step::StepConfig), removed when dropped.
+struct Scratch(Vec<PathBuf>);
+
+impl Scratch {
+    /// A new private directory in `dir`, removed with the others.
+    fn add(&mut self, dir: &Path) -> Result<PathBuf, RunError> {
+        let path = kiln_fs::atomic::temp_path(dir);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| setup(format!("failed to create {}: {e}", path.display())))?;
+        self.0.push(path.clone());
+        Ok(path)
+    }
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        for d in &self.0 {
+            let _ = fs::remove_dir_all(d);
+        }
     }
 }
 
@@ -201,21 +218,18 @@ impl StepRunner for ContainerSteps {
 
     fn run(&self, req: &RunRequest<'_>, output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
         let ingest = self.root.join("ingest");
-        let path = kiln_fs::atomic::temp_path(&ingest);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| setup(format!("failed to create {}: {e}", path.display())))?;
-        let scratch = Scratch(path);
+        let mut dirs = Scratch(Vec::new());
+        let scratch = dirs.add(&ingest)?;
+        let work = dirs.add(&ingest)?;
         let id = scratch
-            .0
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let id: String = format!("build-{}", sanitize(&id));
         let cfg = StepConfig {
             id,
-            scratch: scratch.0.clone(),
+            scratch,
+            work,
             lowers: req.lower.to_vec(),
             upper: req.upper.to_path_buf(),
             args: req.argv.to_vec(),
@@ -230,23 +244,25 @@ impl StepRunner for ContainerSteps {
             mounts: mounts(req)?,
             seccomp_cache: Some(kiln_store::Store::seccomp_cache(&self.root)),
         };
-        let request = scratch.0.join("step.json");
         let text = serde_json::to_vec(&cfg).map_err(|e| setup(e.to_string()))?;
-        fs::write(&request, text)
-            .map_err(|e| setup(format!("failed to write {}: {e}", request.display())))?;
+        let mut exchange = Exchange::new(&text)
+            .map_err(|e| setup(format!("failed to pass the step to its process: {e}")))?;
         let mut cmd = self.exe.command();
         cmd.arg("--root")
             .arg(&self.root)
             .args(["--log-level", &self.log_level])
-            .arg("__build-step")
-            .arg(&request);
+            .arg("__build-step");
         let warm = self.warm_fd();
         if let Some(fd) = &warm {
             kiln_runtime::cgroup_warm::hand_to(&mut cmd, fd);
         }
         let spawned = cmd
             .env(PARENT_ENV, std::process::id().to_string())
-            .stdin(Stdio::null())
+            .stdin(
+                exchange
+                    .for_child()
+                    .map_err(|e| setup(format!("failed to pass the step to its process: {e}")))?,
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn();
@@ -268,9 +284,8 @@ impl StepRunner for ContainerSteps {
             .wait()
             .map_err(|e| setup(format!("failed to wait for kiln __build-step: {e}")))?;
         let diagnostics = errors.join().unwrap_or_default();
-        let result = fs::read(scratch.0.join("result.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<StepOutcome>(&b).ok());
+        let result = exchange.outcome();
+        drop(dirs);
         match result {
             Some(StepOutcome::Exited(0)) => Ok(()),
             Some(StepOutcome::Exited(code)) => Err(RunError::Exit {
@@ -289,6 +304,50 @@ impl StepRunner for ContainerSteps {
             ))),
         }
     }
+}
+
+/// The step's request and outcome, in a memory file that is the step
+/// process's standard input: the process reads the request (a
+/// [`StepConfig`] as JSON) from it and, when the step has ended, replaces
+/// it with the outcome (a [`StepOutcome`] as JSON). Nothing on disk, and
+/// nothing for the build to block on if the process ends early.
+struct Exchange(fs::File);
+
+impl Exchange {
+    fn new(request: &[u8]) -> std::io::Result<Exchange> {
+        let fd = rustix::fs::memfd_create("kiln-build-step", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let mut file = fs::File::from(fd);
+        file.write_all(request)?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Exchange(file))
+    }
+
+    /// The child's standard input (the same open file).
+    fn for_child(&self) -> std::io::Result<Stdio> {
+        Ok(Stdio::from(self.0.try_clone()?))
+    }
+
+    /// The outcome the process left, if it left one.
+    fn outcome(&mut self) -> Option<StepOutcome> {
+        let mut bytes = Vec::new();
+        self.0.seek(SeekFrom::Start(0)).ok()?;
+        self.0.read_to_end(&mut bytes).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// In the step process: replace the request on standard input (an
+/// [`Exchange`]) with `outcome`.
+fn answer(outcome: &StepOutcome) -> Result<()> {
+    let bytes = serde_json::to_vec(outcome)?;
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    rustix::fs::ftruncate(fd, 0)?;
+    let mut done = 0;
+    while done < bytes.len() {
+        done += rustix::io::pwrite(fd, &bytes[done..], done as u64)?;
+    }
+    Ok(())
 }
 
 /// Characters of a temporary name fit for a container id.
@@ -331,7 +390,8 @@ fn stream_lines(input: &mut dyn Read, output: &mut dyn FnMut(&[u8])) {
     }
 }
 
-/// `kiln __build-step FILE`: run one step (see the module docs).
+/// `kiln __build-step`: run the step on standard input (see the module
+/// docs and [`Exchange`]).
 pub(crate) fn child(args: &BuildStepArgs) -> Result<u8> {
     if let Err(e) = kiln_runtime::memfd::ensure_sealed() {
         eprintln!("kiln: cannot run a build step from a sealed copy of kiln: {e}");
@@ -356,21 +416,18 @@ pub(crate) fn child(args: &BuildStepArgs) -> Result<u8> {
         eprintln!("kiln: the build that started this step is gone");
         return Ok(EXIT_KILN);
     }
-    let text = fs::read(&args.request)
-        .with_context(|| format!("failed to read {}", args.request.display()))?;
-    let cfg: StepConfig = serde_json::from_slice(&text)
-        .with_context(|| format!("invalid build step {}", args.request.display()))?;
+    let mut text = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut text)
+        .context("failed to read the build step from standard input")?;
+    let cfg: StepConfig =
+        serde_json::from_slice(&text).context("invalid build step on standard input")?;
     let out: OwnedFd = std::io::stdout()
         .as_fd()
         .try_clone_to_owned()
         .context("failed to duplicate standard output")?;
     let outcome = kiln_runtime::step::run(&cfg, out);
-    let result = result_path(&args.request);
-    let bytes = serde_json::to_vec(&outcome)?;
-    fs::write(&result, bytes).with_context(|| format!("failed to write {}", result.display()))?;
+    answer(&outcome).context("failed to leave the build step's outcome on standard input")?;
     Ok(0)
-}
-
-fn result_path(request: &Path) -> PathBuf {
-    request.with_file_name("result.json")
 }

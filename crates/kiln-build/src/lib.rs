@@ -29,6 +29,7 @@ pub mod hashes;
 pub mod key;
 pub mod lineage;
 pub mod perms;
+mod pipeline;
 pub mod remote;
 pub mod solve;
 pub mod tree;

@@ -58,6 +58,7 @@ use crate::copy::{self, CopyError, CopySpec};
 use crate::key::KeyHasher;
 use crate::lineage::Lineage;
 use crate::perms::{self, Chmod, PermsError};
+use crate::pipeline::{AfterPublish, StageLayers};
 use crate::tree::{ContextTree, LayeredTree, Tree};
 
 /// A build that failed.
@@ -217,6 +218,21 @@ pub struct RunRequest<'a> {
     pub platform: &'a Platform,
     /// The Dockerfile line, for messages.
     pub line: usize,
+    /// Called (from any thread) once the step no longer needs the `lower`
+    /// directories by path, its root being mounted: the build may then
+    /// move them. The build calls it itself when `run` returns, so a
+    /// runner need not.
+    pub lowers_mounted: Option<Callback<'a>>,
+}
+
+/// A function a runner may call from any thread.
+#[derive(Clone, Copy)]
+pub struct Callback<'a>(pub &'a (dyn Fn() + Sync));
+
+impl std::fmt::Debug for Callback<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Callback")
+    }
 }
 
 /// A `RUN --mount` with its target and source worked out by the build.
@@ -960,6 +976,20 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        // Under --no-cache every RUN runs: its preparation may start now
+        // (on a miss otherwise, see StepCtx::run_ahead).
+        if self.opts.no_cache
+            && build.needed.iter().any(|&si| {
+                build.stages[si]
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s.instruction, Instruction::Run(_)))
+            })
+        {
+            if let Some(r) = self.runner {
+                r.prepare();
+            }
+        }
         let graph = Graph::new(build);
         self.reporter.event(&Event::Plan {
             total: graph.vertices.len(),
@@ -1133,7 +1163,7 @@ impl<'a> Builder<'a> {
             }
         };
         let from_err = step_err(stage.line, format!("FROM {}", stage.base_name));
-        let (mut image, mut layers, mut key, triggers) = match &stage.base {
+        let (mut image, layers, mut key, triggers) = match &stage.base {
             Base::Scratch => {
                 let mut k = KeyHasher::new("scratch", None);
                 k.field("platform", stage.platform.to_string().as_bytes());
@@ -1181,127 +1211,155 @@ impl<'a> Builder<'a> {
         };
         self.report(graph, from_id, Status::Done(started.elapsed()), outcomes);
         let trigger_steps = self.onbuild_steps(stage, &image, &triggers, build)?;
-        let mut st = StageConfig::default();
-        let mut vertex = ids.iter().skip(1);
-        let use_cache = !self.opts.no_cache
-            && !self.opts.no_cache_filter.iter().any(|f| {
-                stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string()
-            });
-        let all_steps: Vec<&Step> = trigger_steps.iter().chain(stage.steps.iter()).collect();
-        let last_run = all_steps
-            .iter()
-            .rposition(|s| matches!(s.instruction, Instruction::Run(_)));
-        for (n, step) in all_steps.into_iter().enumerate() {
-            let is_trigger = step.span == stage.span && !trigger_steps.is_empty();
-            let id = if is_layer_step(&step.instruction) && !is_trigger {
-                vertex.next().copied()
-            } else {
-                None
-            };
-            let name = describe(&step.instruction);
-            let err = step_err(step.line, name.clone());
-            // Wait for the stages it takes files from before it shows as
-            // started (its time is its own work).
-            for j in step_stages(build, step) {
-                if deps.get(j).is_none() {
-                    return Err(BuildError::Panicked);
-                }
-            }
-            let cx = StepCtx {
-                graph,
-                id,
-                lease,
-                outcomes,
-                use_cache,
-                explain: match (explain, id.and_then(|i| graph.vertices[i].step)) {
-                    (Some(ex), Some(n)) => Some((ex, format!("{}#{n}", stage.display_name()))),
-                    _ => None,
-                },
-                run_ahead: last_run.is_some_and(|r| n <= r),
-            };
-            match &step.instruction {
-                Instruction::Workdir(w) => {
-                    let c = config::container(&mut image);
-                    let wd = config::workdir(c.working_dir.as_deref(), w);
-                    c.working_dir = Some(wd.clone());
-                    let user = c.user.clone().unwrap_or_default();
-                    if wd == "/" {
-                        image.history.push(history(format!("WORKDIR {wd}"), false));
-                        continue;
+        // Each layer's tar is written beside the next step (pipeline.rs).
+        std::thread::scope(|scope| {
+            let mut layers = StageLayers::new(layers);
+            let mut st = StageConfig::default();
+            let mut vertex = ids.iter().skip(1);
+            let use_cache = !self.opts.no_cache
+                && !self.opts.no_cache_filter.iter().any(|f| {
+                    stage.name.as_deref() == Some(f.as_str()) || *f == stage.index.to_string()
+                });
+            let all_steps: Vec<&Step> = trigger_steps.iter().chain(stage.steps.iter()).collect();
+            let last_run = all_steps
+                .iter()
+                .rposition(|s| matches!(s.instruction, Instruction::Run(_)));
+            for (n, step) in all_steps.into_iter().enumerate() {
+                let is_trigger = step.span == stage.span && !trigger_steps.is_empty();
+                let id = if is_layer_step(&step.instruction) && !is_trigger {
+                    vertex.next().copied()
+                } else {
+                    None
+                };
+                let name = describe(&step.instruction);
+                let err = step_err(step.line, name.clone());
+                // Wait for the stages it takes files from before it shows as
+                // started (its time is its own work).
+                for j in step_stages(build, step) {
+                    if deps.get(j).is_none() {
+                        return Err(BuildError::Panicked);
                     }
-                    let tree = layers_tree(self.store, &layers);
-                    let owner = perms::resolve_user(&tree, &user).map_err(|e| err(e.into()))?;
-                    let mut k = KeyHasher::new("workdir", Some(&key));
-                    k.field("path", wd.as_bytes());
-                    k.field("owner", format!("{}:{}", owner.0, owner.1).as_bytes());
-                    k.note("WORKDIR", wd.clone());
-                    k.note("owner", format!("{}:{}", owner.0, owner.1));
-                    let notes = k.notes().clone();
-                    let new_key = k.finish();
-                    let now = now_secs();
-                    let (layer, created) = self
-                        .layer_step(&cx, &new_key, &notes, &layers, false, |dir| {
-                            mkdir_layer(&tree, &wd, owner, now, dir)
-                        })
-                        .map_err(&err)?;
-                    key = new_key;
-                    layers.push(layer);
-                    image.history.push(History {
-                        created: Some(created),
-                        ..history(format!("WORKDIR {wd}"), true)
-                    });
                 }
-                Instruction::Copy(_) | Instruction::Add(_) => {
-                    let (new_key, layer, created, created_by) = self
-                        .copy_step(&cx, step, &image, &layers, &key, deps, context, build)
-                        .map_err(&err)?;
-                    key = new_key;
-                    layers.push(layer);
-                    image.history.push(History {
-                        created: Some(created),
-                        ..history(created_by, true)
-                    });
-                }
-                Instruction::Run(run) => {
-                    let (new_key, layer, created, created_by) = self
-                        .run_step(&cx, run, step, &image, &layers, &key, deps, context, build)
-                        .map_err(&err)?;
-                    key = new_key;
-                    layers.push(layer);
-                    image.history.push(History {
-                        created: Some(created),
-                        ..history(created_by, true)
-                    });
-                }
-                other => {
-                    let value = |name: &str, default: Option<&str>| -> Option<String> {
-                        self.opts
-                            .build_args
-                            .get(name)
-                            .cloned()
-                            .or_else(|| default.map(str::to_string))
-                            .or_else(|| {
-                                build
-                                    .meta_args
-                                    .iter()
-                                    .find(|m| m.name == name)
-                                    .and_then(|m| m.value.clone())
+                let cx = StepCtx {
+                    graph,
+                    id,
+                    lease,
+                    outcomes,
+                    use_cache,
+                    explain: match (explain, id.and_then(|i| graph.vertices[i].step)) {
+                        (Some(ex), Some(n)) => Some((ex, format!("{}#{n}", stage.display_name()))),
+                        _ => None,
+                    },
+                    run_ahead: last_run.is_some_and(|r| n <= r),
+                };
+                match &step.instruction {
+                    Instruction::Workdir(w) => {
+                        let c = config::container(&mut image);
+                        let wd = config::workdir(c.working_dir.as_deref(), w);
+                        c.working_dir = Some(wd.clone());
+                        let user = c.user.clone().unwrap_or_default();
+                        if wd == "/" {
+                            image.history.push(history(format!("WORKDIR {wd}"), false));
+                            continue;
+                        }
+                        let tree = LayeredTree::new(layers.dirs(self.store));
+                        let owner = perms::resolve_user(&tree, &user).map_err(|e| err(e.into()))?;
+                        let mut k = KeyHasher::new("workdir", Some(&key));
+                        k.field("path", wd.as_bytes());
+                        k.field("owner", format!("{}:{}", owner.0, owner.1).as_bytes());
+                        k.note("WORKDIR", wd.clone());
+                        k.note("owner", format!("{}:{}", owner.0, owner.1));
+                        let notes = k.notes().clone();
+                        let new_key = k.finish();
+                        let now = now_secs();
+                        let created = self
+                            .layer_step(scope, &cx, &new_key, &notes, &mut layers, false, |dir| {
+                                mkdir_layer(&tree, &wd, owner, now, dir)?;
+                                Ok((LayerSource::Plain, None))
                             })
-                    };
-                    if let Some(by) = config::apply(&mut image, &mut st, other, &value)
-                        .map_err(|e| err(e.into()))?
-                    {
-                        image.history.push(history(by, false));
+                            .map_err(&err)?;
+                        key = new_key;
+                        image.history.push(History {
+                            created: Some(created),
+                            ..history(format!("WORKDIR {wd}"), true)
+                        });
+                    }
+                    Instruction::Copy(_) | Instruction::Add(_) => {
+                        let (new_key, created, created_by) = self
+                            .copy_step(
+                                scope,
+                                &cx,
+                                step,
+                                &image,
+                                &mut layers,
+                                &key,
+                                deps,
+                                context,
+                                build,
+                            )
+                            .map_err(&err)?;
+                        key = new_key;
+                        image.history.push(History {
+                            created: Some(created),
+                            ..history(created_by, true)
+                        });
+                    }
+                    Instruction::Run(run) => {
+                        let (new_key, created, created_by) = self
+                            .run_step(
+                                scope,
+                                &cx,
+                                run,
+                                step,
+                                &image,
+                                &mut layers,
+                                &key,
+                                deps,
+                                context,
+                                build,
+                            )
+                            .map_err(&err)?;
+                        key = new_key;
+                        image.history.push(History {
+                            created: Some(created),
+                            ..history(created_by, true)
+                        });
+                    }
+                    other => {
+                        let value = |name: &str, default: Option<&str>| -> Option<String> {
+                            self.opts
+                                .build_args
+                                .get(name)
+                                .cloned()
+                                .or_else(|| default.map(str::to_string))
+                                .or_else(|| {
+                                    build
+                                        .meta_args
+                                        .iter()
+                                        .find(|m| m.name == name)
+                                        .and_then(|m| m.value.clone())
+                                })
+                        };
+                        if let Some(by) = config::apply(&mut image, &mut st, other, &value)
+                            .map_err(|e| err(e.into()))?
+                        {
+                            image.history.push(history(by, false));
+                        }
                     }
                 }
             }
-        }
-        image.architecture = stage.platform.architecture.clone();
-        image.os = stage.platform.os.clone();
-        Ok(StageResult {
-            config: image,
-            layers,
-            key,
+            image.architecture = stage.platform.architecture.clone();
+            image.os = stage.platform.os.clone();
+            let layers = layers.finish().map_err(|e| BuildError::Step {
+                line: stage.line,
+                instruction: format!("FROM {}", stage.base_name),
+                source: Box::new(e),
+            })?;
+            Ok(StageResult {
+                config: image,
+                layers,
+                key,
+            })
         })
     }
 
@@ -1387,18 +1445,18 @@ impl<'a> Builder<'a> {
     /// Run a layer step through the cache: a hit reuses the recorded
     /// layer; a miss stages the step's files with `make` and commits them.
     #[allow(clippy::too_many_arguments)]
-    #[allow(clippy::too_many_arguments)]
-    fn layer_step(
-        &self,
-        cx: &StepCtx<'_>,
+    fn layer_step<'s, 'e: 's>(
+        &'e self,
+        scope: &'s std::thread::Scope<'s, 'e>,
+        cx: &StepCtx<'e>,
         key: &str,
         notes: &BTreeMap<String, String>,
-        layers: &[LayerRecord],
+        layers: &mut StageLayers<'s>,
         rebase: bool,
-        make: impl FnOnce(&Path) -> Result<LayerSource, StepError>,
-    ) -> Result<(LayerRecord, String), StepError> {
-        let result = self.layer_step_inner(cx, key, layers, rebase, make);
-        if let (Some((ex, name)), Ok((_, _, cached))) = (&cx.explain, &result) {
+        make: impl FnOnce(&Path) -> Result<(LayerSource, Option<AfterPublish<'s>>), StepError>,
+    ) -> Result<String, StepError> {
+        let result = self.layer_step_inner(scope, cx, key, layers, rebase, make);
+        if let (Some((ex, name)), Ok((_, cached))) = (&cx.explain, &result) {
             if !cached {
                 if let Some(id) = cx.id {
                     let reasons = ex.reasons(name, key, notes, cx.use_cache);
@@ -1410,29 +1468,37 @@ impl<'a> Builder<'a> {
             }
             ex.record(name.clone(), key, notes);
         }
-        result.map(|(l, c, _)| (l, c))
+        result.map(|(c, _)| c)
     }
 
     /// [`Builder::layer_step`] without the explanations; also says whether
-    /// the result came from the cache.
-    fn layer_step_inner(
-        &self,
-        cx: &StepCtx<'_>,
+    /// the result came from the cache. The new layer goes on `layers`
+    /// (in flight: see pipeline.rs).
+    fn layer_step_inner<'s, 'e: 's>(
+        &'e self,
+        scope: &'s std::thread::Scope<'s, 'e>,
+        cx: &StepCtx<'e>,
         key: &str,
-        layers: &[LayerRecord],
+        layers: &mut StageLayers<'s>,
         rebase: bool,
-        make: impl FnOnce(&Path) -> Result<LayerSource, StepError>,
-    ) -> Result<(LayerRecord, String, bool), StepError> {
+        make: impl FnOnce(&Path) -> Result<(LayerSource, Option<AfterPublish<'s>>), StepError>,
+    ) -> Result<(String, bool), StepError> {
         let (graph, id, lease, outcomes) = (cx.graph, cx.id, cx.lease, cx.outcomes);
-        let parent = layers.last().map(|l| &l.chain_id);
         if cx.use_cache {
             // (protected by the lease as it is read)
-            if let Some(rec) = self.store.build_cache_use(key, lease)? {
+            let found = self.store.build_cache_use(key, lease)?;
+            // A record made on the parent step's earlier result is used
+            // only on that result: not while the parent, made again, is
+            // still being written (a COPY --link's layer goes on any).
+            if let Some(rec) = found.filter(|_| rebase || layers.latch().is_none()) {
+                layers.settle()?;
+                let parent = layers.records().last().map(|l| &l.chain_id);
                 if chain_id(parent, &rec.layer.diff_id) == rec.layer.chain_id {
                     if let Some(id) = id {
                         self.report(graph, id, Status::Cached, outcomes);
                     }
-                    return Ok((rec.layer, rec.created, true));
+                    layers.push(rec.layer)?;
+                    return Ok((rec.created, true));
                 }
                 if rebase {
                     // `COPY --link`: the same layer, put on another parent
@@ -1453,7 +1519,8 @@ impl<'a> Builder<'a> {
                     if let Some(id) = id {
                         self.report(graph, id, Status::Cached, outcomes);
                     }
-                    return Ok((layer, rec.created, true));
+                    layers.push(layer)?;
+                    return Ok((rec.created, true));
                 }
             }
         }
@@ -1468,7 +1535,10 @@ impl<'a> Builder<'a> {
         }
         let result = (|| {
             let staging = StagingDir::new(self.store)?;
-            let overlay = make(&staging.path)?;
+            let made = make(&staging.path);
+            // The step no longer reads the layers below by path.
+            layers.release();
+            let (source, after) = made?;
             let created = match self.opts.source_date_epoch {
                 Some(e) => format_rfc3339(UNIX_EPOCH + Duration::from_secs(e)),
                 None => format_rfc3339(SystemTime::now()),
@@ -1478,8 +1548,8 @@ impl<'a> Builder<'a> {
                 key: key.to_string(),
                 created: created.clone(),
             };
-            let layer = self.commit(&staging.path, overlay, parent, lease, entry)?;
-            Ok((layer, created, false))
+            self.commit(scope, layers, staging, source, lease, entry, after)?;
+            Ok((created, false))
         })();
         if let Some(id) = id {
             let status = match &result {
@@ -1491,16 +1561,20 @@ impl<'a> Builder<'a> {
         result
     }
 
-    /// Write the staged directory as a layer into the store, recorded in
-    /// the build cache as `cache`.
-    fn commit(
-        &self,
-        dir: &Path,
+    /// Make the staged directory a layer on top of `layers`, recorded in
+    /// the build cache as `cache`: in flight when it can become its
+    /// snapshot as it is, else written as a tar here.
+    #[allow(clippy::too_many_arguments)]
+    fn commit<'s, 'e: 's>(
+        &'e self,
+        scope: &'s std::thread::Scope<'s, 'e>,
+        layers: &mut StageLayers<'s>,
+        staging: StagingDir,
         source: LayerSource,
-        parent: Option<&Digest>,
-        lease: &Lease<'_>,
+        lease: &'e Lease<'e>,
         cache: CacheEntry,
-    ) -> Result<LayerRecord, StepError> {
+        after: Option<AfterPublish<'s>>,
+    ) -> Result<(), StepError> {
         let layer_opts = NewLayerOptions {
             cache: Some(cache),
             ..self.opts.layer.clone()
@@ -1513,14 +1587,16 @@ impl<'a> Builder<'a> {
         // A COPY's tree or a RUN's upper directory becomes the snapshot as
         // it is when its tar would extract to the same (see
         // `ingest_layer_dir`), as BuildKit keeps a RUN's upper directory.
-        if let Some(layer) = self
-            .store
-            .ingest_layer_dir(lease, dir, parent, &layer_opts, &opts)?
-        {
-            return Ok(layer);
+        if let Some(dir) = self.store.layer_dir(&staging.path, &opts)? {
+            return layers.start(
+                scope, self.store, lease, dir, staging, layer_opts, opts, after,
+            );
         }
+        layers.settle()?;
+        let parent = layers.records().last().map(|l| l.chain_id.clone());
+        let dir = staging.path.as_path();
         let (out, rx) = chunk_pipe(16);
-        std::thread::scope(|s| {
+        let layer = std::thread::scope(|s| {
             let writer = s.spawn(move || {
                 let out = write_tar(dir, out, &opts)?;
                 out.finish()
@@ -1533,29 +1609,34 @@ impl<'a> Builder<'a> {
             let reader = ChunkReader::new(rx);
             let result = self
                 .store
-                .ingest_layer_tar(lease, reader, parent, &layer_opts);
+                .ingest_layer_tar(lease, reader, parent.as_ref(), &layer_opts);
             let written = writer.join().map_err(|_| StepError::Io {
                 action: "write a layer from",
                 path: dir.to_path_buf(),
                 source: io::Error::other("the layer writer panicked"),
             })?;
             written?;
-            Ok(result?)
-        })
+            Ok::<_, StepError>(result?)
+        })?;
+        if let Some(after) = after {
+            after(&layer);
+        }
+        layers.push(layer)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn copy_step(
-        &self,
-        cx: &StepCtx<'_>,
+    fn copy_step<'s, 'e: 's>(
+        &'e self,
+        scope: &'s std::thread::Scope<'s, 'e>,
+        cx: &StepCtx<'e>,
         step: &Step,
         image: &ImageConfig,
-        layers: &[LayerRecord],
+        layers: &mut StageLayers<'s>,
         parent_key: &str,
         deps: &StageDeps<'_>,
         context: &dyn Tree,
         build: &Build,
-    ) -> Result<(String, LayerRecord, String, String), StepError> {
+    ) -> Result<(String, String, String), StepError> {
         let (add, sources, contents, dest, chown, chmod, parents, exclude, unpack, from, link) =
             match &step.instruction {
                 Instruction::Copy(c) => (
@@ -1594,7 +1675,7 @@ impl<'a> Builder<'a> {
         let image_tree = if linked {
             LayeredTree::new(Vec::new())
         } else {
-            layers_tree(self.store, layers)
+            LayeredTree::new(layers.dirs(self.store))
         };
         // The source tree: the context, a stage, or an image.
         let stage_tree;
@@ -1730,18 +1811,16 @@ impl<'a> Builder<'a> {
             &describe(&step.instruction),
             &workdir,
         );
-        let mut made = false;
-        let (layer, created) = self.layer_step(cx, &link_key, &notes, layers, linked, |dir| {
+        let created = self.layer_step(scope, cx, &link_key, &notes, layers, linked, |dir| {
             let reuse = lineage.load(self.store);
             plan.stage_reusing(&image_tree, dir, reuse.as_ref())?;
-            made = true;
-            Ok(LayerSource::Plain)
+            // The hint names the snapshot: written once it is published.
+            let after = plan.file_signatures().ok().map(|files| {
+                Box::new(move |layer: &LayerRecord| lineage.save(&layer.chain_id, files))
+                    as AfterPublish<'s>
+            });
+            Ok((LayerSource::Plain, after))
         })?;
-        if made {
-            if let Ok(files) = plan.file_signatures() {
-                lineage.save(&layer.chain_id, files);
-            }
-        }
         let created_by = copy_created_by(
             if add { "ADD" } else { "COPY" },
             true,
@@ -1752,22 +1831,23 @@ impl<'a> Builder<'a> {
             contents,
             dest,
         );
-        Ok((new_key, layer, created, created_by))
+        Ok((new_key, created, created_by))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run_step(
-        &self,
-        cx: &StepCtx<'_>,
+    fn run_step<'s, 'e: 's>(
+        &'e self,
+        scope: &'s std::thread::Scope<'s, 'e>,
+        cx: &StepCtx<'e>,
         run: &Run,
         step: &Step,
         image: &ImageConfig,
-        layers: &[LayerRecord],
+        layers: &mut StageLayers<'s>,
         parent_key: &str,
         deps: &StageDeps<'_>,
         context: &dyn Tree,
         build: &Build,
-    ) -> Result<(String, LayerRecord, String, String), StepError> {
+    ) -> Result<(String, String, String), StepError> {
         let runner = self.runner.ok_or(StepError::RunUnsupported)?;
         let c = image.config.clone().unwrap_or_default();
         let argv = config::run_argv(&c.shell, &run.command);
@@ -1824,13 +1904,18 @@ impl<'a> Builder<'a> {
         }
         let notes = k.notes().clone();
         let new_key = k.finish();
-        let lower: Vec<PathBuf> = layers
-            .iter()
-            .map(|l| self.store.snapshot_path(&l.chain_id))
-            .collect();
+        let lower = layers.dirs(self.store);
+        // Once the step's root is mounted, the layer below may be published.
+        let latch = layers.latch();
+        let in_flight = latch.is_some();
+        let mounted = move || {
+            if let Some(l) = &latch {
+                l.release();
+            }
+        };
         let id = cx.id;
         let script = config::heredoc_script(&run.command);
-        let (layer, created) = self.layer_step(cx, &new_key, &notes, layers, false, |upper| {
+        let created = self.layer_step(scope, cx, &new_key, &notes, layers, false, |upper| {
             // Cache directories only now that the step runs (`locked` may
             // wait for one), held until it ends.
             let (mut resolved, _held) = acquire_caches(self.store.root(), pending)?;
@@ -1855,6 +1940,7 @@ impl<'a> Builder<'a> {
                 network: run.network,
                 platform: &platform,
                 line: step.line,
+                lowers_mounted: in_flight.then_some(Callback(&mounted)),
             };
             let mut out = |data: &[u8]| {
                 if let Some(id) = id {
@@ -1862,14 +1948,9 @@ impl<'a> Builder<'a> {
                 }
             };
             runner.run(&req, &mut out)?;
-            Ok(LayerSource::OverlayUpper)
+            Ok((LayerSource::OverlayUpper, None))
         })?;
-        Ok((
-            new_key,
-            layer,
-            created,
-            run_created_by(&argv, &run.build_args),
-        ))
+        Ok((new_key, created, run_created_by(&argv, &run.build_args)))
     }
 
     /// Targets and sources of a RUN's mounts, and their part of its key:

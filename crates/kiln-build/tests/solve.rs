@@ -712,3 +712,100 @@ fn cache_mount_sources_must_be_directories_of_a_from() {
     }
     assert!(runner.seen.lock().unwrap().is_empty());
 }
+
+/// A runner that checks, at the start of each step and again after the
+/// layer below has had time to be written, that every lower directory it
+/// was given is still there with the files of the steps before; then says
+/// its root is mounted and leaves a file.
+#[derive(Default)]
+struct LowerChecker {
+    /// Per step: told it could say when mounted; lowers complete at the
+    /// start; still complete after the wait.
+    seen: Mutex<Vec<(bool, bool, bool)>>,
+}
+
+impl LowerChecker {
+    /// Whether the lower directories hold every file written below.
+    fn complete(req: &RunRequest<'_>) -> bool {
+        let mut found = 0;
+        for dir in req.lower {
+            if !dir.is_dir() {
+                return false;
+            }
+            if dir.join("big/f9").is_file() {
+                found += 1;
+            }
+            if let Ok(rd) = fs::read_dir(dir.join("out")) {
+                found += rd.count();
+            }
+        }
+        let below = req.argv.last().unwrap().parse::<usize>().unwrap();
+        found == below
+    }
+}
+
+impl StepRunner for LowerChecker {
+    fn run(&self, req: &RunRequest<'_>, _output: &mut dyn FnMut(&[u8])) -> Result<(), RunError> {
+        let at_start = Self::complete(req);
+        std::thread::sleep(Duration::from_millis(300));
+        let later = Self::complete(req);
+        self.seen
+            .lock()
+            .unwrap()
+            .push((req.lowers_mounted.is_some(), at_start, later));
+        if let Some(mounted) = req.lowers_mounted {
+            (mounted.0)();
+        }
+        let n = req.argv.last().unwrap();
+        fs::create_dir_all(req.upper.join("out")).unwrap();
+        fs::write(req.upper.join("out").join(n), n).unwrap();
+        Ok(())
+    }
+}
+
+/// A layer's tar is written while the next step runs (pipeline.rs): the
+/// next step still finds the layer's directory where it was told, however
+/// long it takes, and the image and the cache have every layer.
+#[test]
+fn a_layer_being_written_stays_where_the_next_step_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(ctx.join("big")).unwrap();
+    for i in 0..10 {
+        let data: Vec<u8> = (0..1_000_000u32).map(|b| (b * 7 + i) as u8).collect();
+        fs::write(ctx.join(format!("big/f{i}")), data).unwrap();
+    }
+    let text = "FROM scratch\nCOPY big/ /big/\nRUN [\"step\", \"1\"]\nRUN [\"step\", \"2\"]\n\
+                RUN [\"step\", \"3\"]\n";
+    let build = lowered(text, &BTreeMap::new(), None);
+    let mut opts = BuildOptions {
+        context: Some(ctx.clone()),
+        no_cache: true,
+        ..BuildOptions::default()
+    };
+    opts.layer.compression = kiln_oci::media_types::Compression::None;
+    let runner = LowerChecker::default();
+    let result = Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&build)
+        .unwrap();
+    let seen = runner.seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![(true, true, true); 3]);
+    // Every layer is in the image and in the cache.
+    let image = &result.image;
+    assert_eq!(image.layers.len(), 4);
+    for l in &image.layers {
+        assert!(store.snapshot_path(&l.chain_id).is_dir(), "{l:?}");
+        assert!(store.content().contains(&l.blob.digest), "{l:?}");
+    }
+    opts.no_cache = false;
+    let again = Builder::new(&store, &opts, &Silent, Some(&runner))
+        .build(&build)
+        .unwrap();
+    assert_eq!(again.image.layers, result.image.layers);
+    assert_eq!(runner.seen.lock().unwrap().len(), 3, "all cached");
+    let ingest: Vec<_> = fs::read_dir(store.root().join("ingest"))
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(ingest.is_empty(), "{ingest:?}");
+}

@@ -72,20 +72,9 @@ pub fn start_for_exec() -> Option<RawFd> {
 /// and name it with `--warm-fd N` (appended: the command's subcommand
 /// must take that option, and [`adopt`] it).
 pub fn hand_to(cmd: &mut std::process::Command, fd: &OwnedFd) {
-    use std::os::fd::{AsRawFd, BorrowedFd};
-    use std::os::unix::process::CommandExt;
-    let raw = fd.as_raw_fd();
+    use std::os::fd::AsFd;
+    let raw = crate::monitor::pass_fd(cmd, fd.as_fd());
     cmd.arg("--warm-fd").arg(raw.to_string());
-    // SAFETY: between fork and exec the closure only clears the
-    // close-on-exec flag of a descriptor the caller keeps open until the
-    // spawn returned (fcntl is async-signal-safe).
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = BorrowedFd::borrow_raw(raw);
-            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
-            Ok(())
-        });
-    }
 }
 
 /// A helper a multi-threaded process (the build) keeps for the children it

@@ -110,6 +110,26 @@ pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Make `cmd`'s process inherit `fd` (by the same number, which the caller
+/// passes on, for [`inherited_fd`] there). The caller keeps `fd` open until
+/// the spawn returned; only the child's copy loses close-on-exec.
+pub fn pass_fd(cmd: &mut std::process::Command, fd: std::os::fd::BorrowedFd<'_>) -> RawFd {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    // SAFETY: between fork and exec the closure only clears the
+    // close-on-exec flag of a descriptor the caller keeps open until the
+    // spawn returned (fcntl is async-signal-safe).
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = std::os::fd::BorrowedFd::borrow_raw(raw);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+    raw
+}
+
 /// Paths inside the container directory.
 pub fn log_path(dir: &Path) -> PathBuf {
     dir.join("container.log")

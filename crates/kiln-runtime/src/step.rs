@@ -190,7 +190,11 @@ pub enum StepOutcome {
 /// (it is PID 1 of its namespace: a terminal's SIGINT does not kill it).
 /// One pending when the container is ready stops the step before it
 /// starts; one arriving later kills the container (see [`wait`]).
-pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
+///
+/// `mounted`, when given, is closed as soon as the root's overlay is
+/// mounted: from then on the step no longer opens its lower directories
+/// by path (the build may rename them).
+pub fn run(cfg: &StepConfig, output: OwnedFd, mounted: Option<OwnedFd>) -> StepOutcome {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&termination()), None);
     let overlay = Overlay {
         lowers: cfg.lowers.clone(),
@@ -200,7 +204,7 @@ pub fn run(cfg: &StepConfig, output: OwnedFd) -> StepOutcome {
         volatile: true,
     };
     let mut targets: Vec<String> = Vec::new();
-    let result = prepare_and_run(cfg, &overlay, output, &mut targets);
+    let result = prepare_and_run(cfg, &overlay, output, mounted, &mut targets);
     // Ok: the step's init ended and was reaped.
     let state = cfg.scratch.join("state");
     let _ = match result {
@@ -236,6 +240,7 @@ fn prepare_and_run(
     cfg: &StepConfig,
     overlay: &Overlay,
     output: OwnedFd,
+    mounted: Option<OwnedFd>,
     targets: &mut Vec<String>,
 ) -> Result<i32, String> {
     // Mounts made from here on are this process's alone.
@@ -274,7 +279,9 @@ fn prepare_and_run(
     .map_err(err("failed to set the owner of the root directory"))?;
     fs::set_permissions(&cfg.upper, fs::Permissions::from_mode(mode))
         .map_err(err("failed to set the mode of the root directory"))?;
-    overlay.mount().map_err(|e| e.to_string())?;
+    let mounting = overlay.mount();
+    drop(mounted);
+    mounting.map_err(|e| e.to_string())?;
     let rootfs = &overlay.target;
     let u = user::resolve_in_root(rootfs, &cfg.user).map_err(|e| e.to_string())?;
     let root = inroot::open_root(rootfs).map_err(err("failed to open the root file system"))?;

@@ -255,6 +255,25 @@ impl Store {
         opts: &NewLayerOptions,
         write: &WriteOptions,
     ) -> Result<Option<LayerRecord>, Error> {
+        let Some(layer) = self.layer_dir(dir, write)? else {
+            return Ok(None);
+        };
+        layer
+            .write(self, opts, write)?
+            .publish(self, lease, parent, opts)
+            .map(Some)
+    }
+
+    /// The first part of [`Store::ingest_layer_dir`]: whether `dir` can
+    /// become its layer's snapshot as it is (`None`, with `dir` left as it
+    /// was, when not). Overlay's bookkeeping xattrs are removed and the
+    /// root takes the owner and mode an extraction leaves (the tar has no
+    /// entry for it: the staging root is private, and a RUN's took the
+    /// image root's owner and mode, or whatever the command made of them).
+    /// From here on `dir` is what the layer's snapshot will be: it may be
+    /// read, as the next build step's lower directory say, while
+    /// [`LayerDir::write`] writes its tar.
+    pub fn layer_dir(&self, dir: &Path, write: &WriteOptions) -> Result<Option<LayerDir>, Error> {
         if write.source_date_epoch.is_some() || write.lower.is_some() {
             return Ok(None);
         }
@@ -262,41 +281,18 @@ impl Store {
         let Some(bytes) = as_is.map_err(io_err("read", dir))? else {
             return Ok(None);
         };
-        let snapshot = NewSnapshot::without_fs(self)?;
-        fs::rename(dir, &snapshot.fs).map_err(io_err("rename into", &snapshot.fs))?;
-        // The root as an extraction leaves it (the tar has no entry for
-        // it): the staging root is private, and a RUN's took the image
-        // root's owner and mode, or whatever the command made of them.
         rustix::fs::chown(
-            &snapshot.fs,
+            dir,
             Some(rustix::process::geteuid()),
             Some(rustix::process::getegid()),
         )
-        .map_err(|e| io_err("chown", &snapshot.fs)(e.into()))?;
-        fs::set_permissions(&snapshot.fs, fs::Permissions::from_mode(0o755))
-            .map_err(io_err("chmod", &snapshot.fs))?;
-        let write_err = |e: kiln_fs::layer::LayerWriteError| LayerError::Compress {
-            source: io::Error::other(e.to_string()),
-        };
-        let ((entries, tar), ingest) = self.compressing(opts, |chunks| {
-            let (entries, tar, chunks) = if opts.compression == Compression::None {
-                // The blob is the tar itself: the ingest's digest is its
-                // DiffID (one SHA-256 pass over the bytes, not two).
-                let (entries, chunks) = kiln_fs::layer::write_entries(&snapshot.fs, chunks, write)
-                    .map_err(write_err)?;
-                (entries, None, chunks)
-            } else {
-                let (info, chunks) = write_layer(&snapshot.fs, chunks, write).map_err(write_err)?;
-                (info.entries, Some((info.diff_id, info.size)), chunks)
-            };
-            chunks
-                .finish()
-                .map_err(|source| LayerError::Compress { source })?;
-            Ok((entries, tar))
-        })?;
-        let stats = ApplyStats { entries, bytes };
-        self.publish_layer(lease, ingest, snapshot, parent, opts, tar, stats)
-            .map(Some)
+        .map_err(|e| io_err("chown", dir)(e.into()))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(io_err("chmod", dir))?;
+        Ok(Some(LayerDir {
+            dir: dir.to_path_buf(),
+            bytes,
+        }))
     }
 
     /// Run `produce` on this thread with a chunk writer whose bytes are
@@ -446,6 +442,97 @@ impl NewSnapshot {
         self.dir = PathBuf::new();
         t.put(SNAPSHOTS, &chain.to_string(), record)?;
         Ok(())
+    }
+}
+
+/// A directory on its way to becoming a layer and its snapshot as it is
+/// ([`Store::layer_dir`]).
+#[derive(Debug)]
+pub struct LayerDir {
+    dir: PathBuf,
+    /// Bytes of file content.
+    bytes: u64,
+}
+
+impl LayerDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Write its tar, hashed and compressed on two threads, into a new
+    /// blob (not published yet). Only reads the directory.
+    pub fn write(
+        self,
+        store: &Store,
+        opts: &NewLayerOptions,
+        write: &WriteOptions,
+    ) -> Result<WrittenLayerDir, Error> {
+        let write_err = |e: kiln_fs::layer::LayerWriteError| LayerError::Compress {
+            source: io::Error::other(e.to_string()),
+        };
+        let dir = &self.dir;
+        let ((entries, tar), ingest) = store.compressing(opts, |chunks| {
+            let (entries, tar, chunks) = if opts.compression == Compression::None {
+                // The blob is the tar itself: the ingest's digest is its
+                // DiffID (one SHA-256 pass over the bytes, not two).
+                let (entries, chunks) =
+                    kiln_fs::layer::write_entries(dir, chunks, write).map_err(write_err)?;
+                (entries, None, chunks)
+            } else {
+                let (info, chunks) = write_layer(dir, chunks, write).map_err(write_err)?;
+                (info.entries, Some((info.diff_id, info.size)), chunks)
+            };
+            chunks
+                .finish()
+                .map_err(|source| LayerError::Compress { source })?;
+            Ok((entries, tar))
+        })?;
+        Ok(WrittenLayerDir {
+            dir: self.dir,
+            ingest,
+            tar,
+            stats: ApplyStats {
+                entries,
+                bytes: self.bytes,
+            },
+        })
+    }
+}
+
+/// A [`LayerDir`] whose blob is written: [`WrittenLayerDir::publish`]
+/// makes it a layer of the store. Dropped unpublished, its blob is
+/// removed (the directory stays where it was).
+#[derive(Debug)]
+pub struct WrittenLayerDir {
+    dir: PathBuf,
+    ingest: Ingest,
+    tar: Option<(Digest, u64)>,
+    stats: ApplyStats,
+}
+
+impl WrittenLayerDir {
+    /// Rename the directory into `snapshots/` and publish the layer on
+    /// `parent`, with its blob, protected by `lease` (see
+    /// [`Store::ingest_layer_dir`]).
+    pub fn publish(
+        self,
+        store: &Store,
+        lease: &Lease<'_>,
+        parent: Option<&Digest>,
+        opts: &NewLayerOptions,
+    ) -> Result<LayerRecord, Error> {
+        let snapshot = NewSnapshot::without_fs(store)?;
+        fs::rename(&self.dir, &snapshot.fs).map_err(io_err("rename into", &snapshot.fs))?;
+        store.publish_layer(
+            lease,
+            self.ingest,
+            snapshot,
+            parent,
+            opts,
+            self.tar,
+            self.stats,
+        )
     }
 }
 

@@ -176,6 +176,9 @@ pub(crate) struct BuildStepArgs {
     /// descriptor (kiln_runtime::cgroup_warm)
     #[arg(long, value_name = "FD")]
     pub(crate) warm_fd: Option<i32>,
+    /// Close this inherited descriptor once the step's root is mounted
+    #[arg(long, value_name = "FD")]
+    pub(crate) mounted_fd: Option<i32>,
 }
 
 /// `kiln image …`

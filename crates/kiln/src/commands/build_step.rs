@@ -256,6 +256,19 @@ impl StepRunner for ContainerSteps {
         if let Some(fd) = &warm {
             kiln_runtime::cgroup_warm::hand_to(&mut cmd, fd);
         }
+        // The child closes its end once its root is mounted: the build may
+        // then move the lower directories (RunRequest::lowers_mounted).
+        let mounted = match req.lowers_mounted {
+            Some(_) => {
+                let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                    .map_err(|e| setup(format!("failed to make a pipe: {e}")))?;
+                let read = fs::File::from(read);
+                let raw = kiln_runtime::monitor::pass_fd(&mut cmd, write.as_fd());
+                cmd.arg("--mounted-fd").arg(raw.to_string());
+                Some((read, write))
+            }
+            None => None,
+        };
         let spawned = cmd
             .env(PARENT_ENV, std::process::id().to_string())
             .stdin(
@@ -267,6 +280,10 @@ impl StepRunner for ContainerSteps {
             .stderr(Stdio::piped())
             .spawn();
         drop(warm);
+        let mounted = mounted.map(|(read, write)| {
+            drop(write);
+            read
+        });
         let mut child =
             spawned.map_err(|e| setup(format!("failed to start kiln __build-step: {e}")))?;
         let mut stderr = child.stderr.take();
@@ -277,12 +294,20 @@ impl StepRunner for ContainerSteps {
             }
             text
         });
-        if let Some(mut out) = child.stdout.take() {
-            stream_lines(&mut out, output);
-        }
-        let status = child
-            .wait()
-            .map_err(|e| setup(format!("failed to wait for kiln __build-step: {e}")))?;
+        let status = std::thread::scope(|scope| {
+            if let (Some(mut read), Some(tell)) = (mounted, req.lowers_mounted) {
+                scope.spawn(move || {
+                    // End of file: mounted, or the child is gone.
+                    let _ = read.read_to_end(&mut Vec::new());
+                    (tell.0)();
+                });
+            }
+            if let Some(mut out) = child.stdout.take() {
+                stream_lines(&mut out, output);
+            }
+            child.wait()
+        })
+        .map_err(|e| setup(format!("failed to wait for kiln __build-step: {e}")))?;
         let diagnostics = errors.join().unwrap_or_default();
         let result = exchange.outcome();
         drop(dirs);
@@ -427,7 +452,10 @@ pub(crate) fn child(args: &BuildStepArgs) -> Result<u8> {
         .as_fd()
         .try_clone_to_owned()
         .context("failed to duplicate standard output")?;
-    let outcome = kiln_runtime::step::run(&cfg, out);
+    let mounted = args
+        .mounted_fd
+        .and_then(kiln_runtime::monitor::inherited_fd);
+    let outcome = kiln_runtime::step::run(&cfg, out, mounted);
     answer(&outcome).context("failed to leave the build step's outcome on standard input")?;
     Ok(0)
 }

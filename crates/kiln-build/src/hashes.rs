@@ -9,9 +9,10 @@
 //! file whose content changed never matches its old entry; a rename or
 //! copy over it is another inode. Racy entries are never recorded: a file
 //! changed while it was read (its stat differs before and after), or
-//! changed so recently (change time within two seconds of now) that a
-//! second write could still come within the same clock tick and leave the
-//! same stat behind (git's "racily clean" problem).
+//! changed so recently (change time within 100 ms of now, or within
+//! three seconds on a file system that keeps whole seconds only: see
+//! `settled`) that a second write could still come within the same clock
+//! tick and leave the same stat behind (git's "racily clean" problem).
 //!
 //! The cache is a JSON file in the store (`cache/context-hashes.json`),
 //! read when a build opens its context and written back, atomically, when
@@ -127,10 +128,7 @@ impl HashCache {
         }
         let digest = h.finalize().to_vec();
         let after = Stat::of(&f.metadata()?);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if before == opened && opened == after && after.ctime.0 < now - 2 {
+        if before == opened && opened == after && settled(after.ctime, SystemTime::now()) {
             if let Ok(mut u) = self.used.lock() {
                 u.0.insert(
                     key,
@@ -192,6 +190,25 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Whether a file last changed at `ctime` (seconds, nanoseconds) is no
+/// longer racy at `now`: a write from now on gets a later change time. The
+/// kernel stamps files from its coarse clock, which moves on every tick
+/// (10 ms at most: HZ >= 100); a file system with sub-second times shows
+/// them (a change time of exactly a whole second is taken for one that
+/// keeps whole seconds only, and gets git's margin: the next seconds).
+fn settled(ctime: (i64, i64), now: SystemTime) -> bool {
+    let (Ok(secs), Ok(nanos)) = (u64::try_from(ctime.0), u32::try_from(ctime.1)) else {
+        return false;
+    };
+    let margin = if nanos != 0 {
+        std::time::Duration::from_millis(100)
+    } else {
+        std::time::Duration::from_secs(3)
+    };
+    let changed = UNIX_EPOCH + std::time::Duration::new(secs, nanos.min(999_999_999));
+    now.duration_since(changed).is_ok_and(|d| d > margin)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -199,6 +216,20 @@ mod tests {
 
     fn sha(data: &[u8]) -> Vec<u8> {
         Sha256::digest(data).to_vec()
+    }
+
+    #[test]
+    fn racy_changes_are_those_within_a_tick_or_a_whole_second() {
+        let at = |s: u64, n: u32| UNIX_EPOCH + std::time::Duration::new(s, n);
+        // Sub-second times: 100 ms.
+        assert!(!settled((1000, 5), at(1000, 50_000_000)));
+        assert!(settled((1000, 5), at(1000, 200_000_000)));
+        // Whole seconds only: three seconds.
+        assert!(!settled((1000, 0), at(1002, 0)));
+        assert!(settled((1000, 0), at(1003, 1)));
+        // The future, or nonsense, is never settled.
+        assert!(!settled((2000, 1), at(1000, 0)));
+        assert!(!settled((-1, 0), at(1000, 0)));
     }
 
     #[test]
@@ -242,6 +273,14 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&f, b"two").unwrap();
         assert_eq!(c.sha256(&f).unwrap(), sha(b"two"));
+        // A file with sub-second times, changed more than a tick or two
+        // ago, is remembered.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let c = HashCache::open(cache_path.clone());
+        assert_eq!(c.sha256(&f).unwrap(), sha(b"two"));
+        c.save();
+        let saved = fs::read_to_string(&cache_path).unwrap();
+        assert!(saved.contains(&hex(&sha(b"two"))), "{saved}");
         // A corrupt cache file is an empty cache.
         fs::write(&cache_path, b"{not json").unwrap();
         let c = HashCache::open(cache_path);

@@ -35,6 +35,7 @@ pub mod solve;
 pub mod tree;
 
 pub use cachemount::{prune as prune_cache_mounts, usage as cache_mounts_usage, Pruned};
+pub use pipeline::publish_in_flight;
 pub use solve::{
     export_rootfs, export_rootfs_tar, BuildError, BuildOptions, BuildResult, Builder, Event, Graph,
     MountSource, Reporter, ResolvedMount, RunError, RunRequest, SecretSource, Silent, Status,

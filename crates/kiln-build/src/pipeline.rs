@@ -18,11 +18,13 @@
 //! before it is [`StageLayers::settle`]d (its record is needed as the new
 //! one's parent). A stage that ends, or fails, releases its layer in
 //! flight; a failed stage's layer is still published (the step finished,
-//! and stays in the cache).
+//! and stays in the cache). A build ending on a signal calls
+//! [`publish_in_flight`] before it exits, for the same reason.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{Scope, ScopedJoinHandle};
+use std::time::{Duration, Instant};
 
 use kiln_fs::layer::WriteOptions;
 use kiln_store::layer::{LayerDir, NewLayerOptions};
@@ -58,6 +60,83 @@ impl Latch {
             }
         }
     }
+}
+
+/// The layers in flight in this process, for [`publish_in_flight`].
+struct Registry {
+    state: Mutex<Flights>,
+    changed: Condvar,
+}
+
+struct Flights {
+    /// Threads writing or publishing a layer.
+    running: usize,
+    /// [`publish_in_flight`] was called: layers started from now on do
+    /// not wait for their next step.
+    stopping: bool,
+    latches: Vec<Weak<Latch>>,
+}
+
+static FLIGHTS: Registry = Registry {
+    state: Mutex::new(Flights {
+        running: 0,
+        stopping: false,
+        latches: Vec::new(),
+    }),
+    changed: Condvar::new(),
+};
+
+/// Counts a layer thread in [`FLIGHTS`] until dropped.
+struct Flight;
+
+impl Flight {
+    fn enter(latch: &Arc<Latch>) -> Flight {
+        if let Ok(mut f) = FLIGHTS.state.lock() {
+            f.running += 1;
+            f.latches.retain(|l| l.strong_count() > 0);
+            f.latches.push(Arc::downgrade(latch));
+            if f.stopping {
+                latch.release();
+            }
+        }
+        Flight
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if let Ok(mut f) = FLIGHTS.state.lock() {
+            f.running -= 1;
+            FLIGHTS.changed.notify_all();
+        }
+    }
+}
+
+/// For a build about to end on a signal: let every layer in flight be
+/// published without waiting for the step after it (which may then fail:
+/// its lower directory moves), and wait up to `limit` for them. The steps
+/// that finished stay in the cache, as when the build ended between
+/// steps. Whether all were published in time.
+pub fn publish_in_flight(limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let Ok(mut f) = FLIGHTS.state.lock() else {
+        return false;
+    };
+    f.stopping = true;
+    for l in f.latches.iter().filter_map(Weak::upgrade) {
+        l.release();
+    }
+    while f.running > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match FLIGHTS.changed.wait_timeout(f, left) {
+            Ok((g, _)) => f = g,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Something run with the layer's record once it is published (on the
@@ -164,7 +243,9 @@ impl<'s> StageLayers<'s> {
         let latch = Arc::new(Latch::default());
         let gate = Arc::clone(&latch);
         let dir = layer.path().to_path_buf();
+        let flight = Flight::enter(&latch);
         let thread = scope.spawn(move || {
+            let _flight = flight;
             let _staging = staging;
             let written = layer.write(store, &opts, &write)?;
             gate.wait();

@@ -139,6 +139,36 @@ fn located(src: &Source, e: &dyn Located) -> anyhow::Error {
     anyhow::anyhow!("{}", render(&src.name, &src.text, e.span(), &e.to_string()))
 }
 
+/// SIGINT, SIGTERM and SIGHUP end the build as before, but not before the
+/// layers of the steps that finished are in the store: a thread takes
+/// them (blocked in this thread before any other starts, so every thread
+/// of the build inherits the block; children start with none), lets the
+/// layers still being written be published
+/// ([`kiln_build::publish_in_flight`]), and exits with 128 + the signal.
+/// A RUN's step process gets a terminal's signal itself, and the others
+/// when the build is gone (their parent-death signal).
+fn end_on_signals() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = set.wait() {
+                kiln_build::publish_in_flight(std::time::Duration::from_secs(60));
+                std::process::exit(128 + sig as i32);
+            }
+        });
+    if spawned.is_err() {
+        let _ = set.thread_unblock();
+    }
+}
+
 pub(crate) fn run(cli: &Cli, args: &BuildArgs) -> Result<u8> {
     let Some(call) = args.call else {
         return build(cli, args);
@@ -358,6 +388,7 @@ fn build(cli: &Cli, args: &BuildArgs) -> Result<u8> {
             args.context.display()
         );
     }
+    end_on_signals();
     let quiet = args.quiet || cli.progress == Progress::Quiet;
     // Refused before anything is read, pulled or built.
     let mode = progress::mode(cli, quiet)?;

@@ -92,6 +92,35 @@ pub struct ContentStore {
     ingest: PathBuf,
 }
 
+/// Mark `dir` as the top of a hierarchy (`FS_TOPDIR_FL`, `chattr +T`):
+/// ext4 then places each directory made in it in a block group of its own
+/// choosing (Orlov's allocator, as for directories at the root), not beside
+/// its parent. Best effort: file systems without the flag ignore it.
+///
+/// Why: `ingest/` holds the directories layers are made in (a RUN's upper
+/// directory, a COPY's staging), and every file a step creates is
+/// allocated in its directory's group. On ext4 without a journal an
+/// allocation skips each inode of that group freed in the last minute or
+/// more (`recently_deleted`), and the store's own removals (an old store,
+/// a pruned cache) sit right there. Measured on this project's VM, cold
+/// builds of the benchmark just after a store was removed: median 91 and
+/// 97 ms with the flag, 109 and 106 ms without.
+fn spread_subdirectories(dir: &Path) {
+    use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags, Mode, OFlags};
+    let Ok(fd) = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    if let Ok(flags) = ioctl_getflags(&fd) {
+        if !flags.contains(IFlags::TOPDIR) {
+            let _ = ioctl_setflags(&fd, flags | IFlags::TOPDIR);
+        }
+    }
+}
+
 impl ContentStore {
     /// Open (creating, mode 0700) the content store under `root`.
     pub fn open(root: &Path) -> Result<ContentStore, StoreError> {
@@ -107,6 +136,7 @@ impl ContentStore {
         // The root may have existed already: it is 0700 all the same.
         fs::set_permissions(root, fs::Permissions::from_mode(0o700))
             .map_err(io_err("chmod", root))?;
+        spread_subdirectories(&ingest);
         Ok(ContentStore { blobs, ingest })
     }
 

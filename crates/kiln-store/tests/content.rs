@@ -133,3 +133,19 @@ fn large_blobs_in_odd_pieces_are_stored_exactly() {
     }
     assert!(files_in(&root.path().join("ingest")).is_empty());
 }
+
+/// On ext4 (the test machines' file system) `ingest/` is marked to spread
+/// the directories layers are made in across block groups (see
+/// `spread_subdirectories`).
+#[test]
+fn ingest_spreads_the_directories_made_in_it() {
+    use rustix::fs::{ioctl_getflags, IFlags};
+    let root = tempfile::tempdir().unwrap();
+    ContentStore::open(root.path()).unwrap();
+    let ext4 = rustix::fs::statfs(root.path()).unwrap().f_type == 0xEF53;
+    if !ext4 {
+        return;
+    }
+    let ingest = std::fs::File::open(root.path().join("ingest")).unwrap();
+    assert!(ioctl_getflags(&ingest).unwrap().contains(IFlags::TOPDIR));
+}

@@ -962,32 +962,27 @@ impl<'a> Builder<'a> {
 
     /// Build the target of `build`, record the image and tag it.
     pub fn build(&self, build: &Build) -> Result<BuildResult, BuildError> {
-        // Without a runtime, a RUN fails before anything is built.
-        if self.runner.is_none() {
-            for &si in &build.needed {
-                for step in &build.stages[si].steps {
-                    if let Instruction::Run(r) = &step.instruction {
-                        return Err(BuildError::Step {
-                            line: step.line,
-                            instruction: describe(&Instruction::Run(r.clone())),
-                            source: Box::new(StepError::RunUnsupported),
-                        });
-                    }
-                }
-            }
-        }
-        // Under --no-cache every RUN runs: its preparation may start now
-        // (on a miss otherwise, see StepCtx::run_ahead).
-        if self.opts.no_cache
-            && build.needed.iter().any(|&si| {
-                build.stages[si]
-                    .steps
-                    .iter()
-                    .any(|s| matches!(s.instruction, Instruction::Run(_)))
-            })
-        {
-            if let Some(r) = self.runner {
-                r.prepare();
+        let first_run = build
+            .needed
+            .iter()
+            .flat_map(|&si| &build.stages[si].steps)
+            .find_map(|s| match &s.instruction {
+                Instruction::Run(r) => Some((s, r)),
+                _ => None,
+            });
+        if let Some((step, r)) = first_run {
+            // Without a runtime, a RUN fails before anything is built.
+            let Some(runner) = self.runner else {
+                return Err(BuildError::Step {
+                    line: step.line,
+                    instruction: describe(&Instruction::Run(r.clone())),
+                    source: Box::new(StepError::RunUnsupported),
+                });
+            };
+            // Under --no-cache every RUN runs: its preparation may start
+            // now (on a miss otherwise, see StepCtx::run_ahead).
+            if self.opts.no_cache {
+                runner.prepare();
             }
         }
         let graph = Graph::new(build);
@@ -1284,29 +1279,9 @@ impl<'a> Builder<'a> {
                             ..history(format!("WORKDIR {wd}"), true)
                         });
                     }
-                    Instruction::Copy(_) | Instruction::Add(_) => {
-                        let (new_key, created, created_by) = self
-                            .copy_step(
-                                scope,
-                                &cx,
-                                step,
-                                &image,
-                                &mut layers,
-                                &key,
-                                deps,
-                                context,
-                                build,
-                            )
-                            .map_err(&err)?;
-                        key = new_key;
-                        image.history.push(History {
-                            created: Some(created),
-                            ..history(created_by, true)
-                        });
-                    }
-                    Instruction::Run(run) => {
-                        let (new_key, created, created_by) = self
-                            .run_step(
+                    Instruction::Copy(_) | Instruction::Add(_) | Instruction::Run(_) => {
+                        let made = match &step.instruction {
+                            Instruction::Run(run) => self.run_step(
                                 scope,
                                 &cx,
                                 run,
@@ -1317,8 +1292,20 @@ impl<'a> Builder<'a> {
                                 deps,
                                 context,
                                 build,
-                            )
-                            .map_err(&err)?;
+                            ),
+                            _ => self.copy_step(
+                                scope,
+                                &cx,
+                                step,
+                                &image,
+                                &mut layers,
+                                &key,
+                                deps,
+                                context,
+                                build,
+                            ),
+                        };
+                        let (new_key, created, created_by) = made.map_err(&err)?;
                         key = new_key;
                         image.history.push(History {
                             created: Some(created),
@@ -1586,7 +1573,7 @@ impl<'a> Builder<'a> {
         };
         // A COPY's tree or a RUN's upper directory becomes the snapshot as
         // it is when its tar would extract to the same (see
-        // `ingest_layer_dir`), as BuildKit keeps a RUN's upper directory.
+        // `Store::layer_dir`), as BuildKit keeps a RUN's upper directory.
         if let Some(dir) = self.store.layer_dir(&staging.path, &opts)? {
             return layers.start(
                 scope, self.store, lease, dir, staging, layer_opts, opts, after,

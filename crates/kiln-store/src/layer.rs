@@ -235,44 +235,24 @@ impl Store {
         )
     }
 
-    /// Make a new layer from the directory tree `dir` on the store's file
-    /// system (a COPY's staging tree, or with `write.overlay` a RUN's
-    /// overlay upper directory), which becomes its snapshot as it is:
-    /// renamed, not extracted again from the tar (for a COPY of 20 MB, 20
-    /// MB written and ~60 ms of CPU less; for a RUN, every file it made is
-    /// not made a second time). Its tar is written, hashed and compressed
-    /// into a new blob on two threads. `None`, with `dir` left as it was,
-    /// when the extraction of that tar would not give `dir` back as it is
-    /// (see [`kiln_fs::layer::extracts_as_is`]; overlay's bookkeeping
-    /// xattrs are removed either way) or when `write` clamps times to a
+    /// Whether the directory tree `dir` on the store's file system (a
+    /// COPY's staging tree, or with `write.overlay` a RUN's overlay upper
+    /// directory) can become its layer's snapshot as it is: renamed, not
+    /// extracted again from the tar (for a COPY of 20 MB, 20 MB written and
+    /// ~60 ms of CPU less; for a RUN, every file it made is not made a
+    /// second time). `None`, with `dir` left as it was, when the extraction
+    /// of its tar would not give `dir` back as it is (see
+    /// [`kiln_fs::layer::extracts_as_is`]; overlay's bookkeeping xattrs are
+    /// removed either way) or when `write` clamps times to a
     /// SOURCE_DATE_EPOCH or diffs against a lower tree: the caller goes the
-    /// tar way.
-    pub fn ingest_layer_dir(
-        &self,
-        lease: &Lease<'_>,
-        dir: &Path,
-        parent: Option<&Digest>,
-        opts: &NewLayerOptions,
-        write: &WriteOptions,
-    ) -> Result<Option<LayerRecord>, Error> {
-        let Some(layer) = self.layer_dir(dir, write)? else {
-            return Ok(None);
-        };
-        layer
-            .write(self, opts, write)?
-            .publish(self, lease, parent, opts)
-            .map(Some)
-    }
-
-    /// The first part of [`Store::ingest_layer_dir`]: whether `dir` can
-    /// become its layer's snapshot as it is (`None`, with `dir` left as it
-    /// was, when not). Overlay's bookkeeping xattrs are removed and the
-    /// root takes the owner and mode an extraction leaves (the tar has no
-    /// entry for it: the staging root is private, and a RUN's took the
-    /// image root's owner and mode, or whatever the command made of them).
-    /// From here on `dir` is what the layer's snapshot will be: it may be
-    /// read, as the next build step's lower directory say, while
-    /// [`LayerDir::write`] writes its tar.
+    /// tar way. Otherwise the root takes the owner and mode an extraction
+    /// leaves (the tar has no entry for it: the staging root is private,
+    /// and a RUN's took the image root's owner and mode, or whatever the
+    /// command made of them), and from here on `dir` is what the layer's
+    /// snapshot will be: it may be read, as the next build step's lower
+    /// directory say, while [`LayerDir::write`] writes its tar, hashed and
+    /// compressed into a new blob on two threads;
+    /// [`WrittenLayerDir::publish`] then makes it a layer of the store.
     pub fn layer_dir(&self, dir: &Path, write: &WriteOptions) -> Result<Option<LayerDir>, Error> {
         if write.source_date_epoch.is_some() || write.lower.is_some() {
             return Ok(None);
@@ -514,7 +494,7 @@ pub struct WrittenLayerDir {
 impl WrittenLayerDir {
     /// Rename the directory into `snapshots/` and publish the layer on
     /// `parent`, with its blob, protected by `lease` (see
-    /// [`Store::ingest_layer_dir`]).
+    /// [`Store::layer_dir`]).
     pub fn publish(
         self,
         store: &Store,
@@ -653,10 +633,15 @@ mod tests {
         tree(&src);
         let expected = listing(&src);
         let (_, tar) = write_layer(&src, Vec::new(), &WriteOptions::default()).unwrap();
+        let w = WriteOptions::default();
         let by_dir = store_a
-            .ingest_layer_dir(&lease_a, &src, None, &opts, &WriteOptions::default())
+            .layer_dir(&src, &w)
             .unwrap()
-            .expect("a plain tree");
+            .expect("a plain tree")
+            .write(&store_a, &opts, &w)
+            .unwrap()
+            .publish(&store_a, &lease_a, None, &opts)
+            .unwrap();
         assert!(!src.exists(), "the tree was moved into the store");
         // …and its tar extracted into another.
         let b = tempfile::tempdir().unwrap();
@@ -680,19 +665,10 @@ mod tests {
     fn a_tree_a_tar_would_change_is_left_for_the_tar_way() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();
-        let lease = store.lease().unwrap();
         let src = root.path().join("ingest/tree");
         tree(&src);
         fs::write(src.join("app/.wh.gone"), b"").unwrap();
-        let r = store
-            .ingest_layer_dir(
-                &lease,
-                &src,
-                None,
-                &NewLayerOptions::default(),
-                &WriteOptions::default(),
-            )
-            .unwrap();
+        let r = store.layer_dir(&src, &WriteOptions::default()).unwrap();
         assert!(r.is_none());
         assert!(src.join("app/.wh.gone").exists(), "left alone");
     }
